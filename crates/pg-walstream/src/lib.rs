@@ -1,0 +1,9 @@
+//! pg-walstream: PostgreSQL's replication protocol for Rust.
+//!
+//! This facade re-exports the workspace's crates under one name. It holds no code of its own.
+//!
+//! | module | crate | what it does |
+//! |---|---|---|
+//! | [`codec`] | `pg-walstream-codec` | sans-IO parsers and encoders of replication messages |
+
+pub use pg_walstream_codec as codec;
