@@ -1,0 +1,297 @@
+use bytes::{BufMut, BytesMut};
+
+use super::*;
+use crate::message::SqlState;
+
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn all(buf: &mut BytesMut) -> Vec<BackendMessage> {
+    let mut out = Vec::new();
+    while let Some(m) = parse(buf, DEFAULT_MAX_FRAME_LEN).expect("valid") {
+        out.push(m);
+    }
+    out
+}
+
+/// The tail of a successful startup as a PG 17 server sends it in one packet.
+#[test]
+fn startup_tail_many_frames_per_read() {
+    let mut wire = Vec::new();
+    wire.extend(frame(b'R', &0i32.to_be_bytes()));
+    wire.extend(frame(b'S', b"server_version\x0017.10\0"));
+    wire.extend(frame(b'S', b"client_encoding\0UTF8\0"));
+    wire.extend(frame(b'K', &[0, 0, 0x30, 0x39, 0xde, 0xad, 0xbe, 0xef]));
+    wire.extend(frame(b'Z', b"I"));
+    let mut buf = BytesMut::from(&wire[..]);
+    let msgs = all(&mut buf);
+    assert!(buf.is_empty());
+    assert_eq!(
+        msgs,
+        vec![
+            BackendMessage::Authentication(Authentication::Ok),
+            BackendMessage::ParameterStatus {
+                name: "server_version".into(),
+                value: "17.10".into()
+            },
+            BackendMessage::ParameterStatus {
+                name: "client_encoding".into(),
+                value: "UTF8".into()
+            },
+            BackendMessage::BackendKeyData {
+                process_id: 12345,
+                secret_key: Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef])
+            },
+            BackendMessage::ReadyForQuery(b'I'),
+        ]
+    );
+}
+
+#[test]
+fn partial_frames_wait_for_more() {
+    let wire = frame(b'd', b"0123456789");
+    for cut in 0..wire.len() {
+        let mut buf = BytesMut::from(&wire[..cut]);
+        assert_eq!(
+            parse(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap(),
+            None,
+            "cut {cut}"
+        );
+        assert_eq!(buf.len(), cut, "nothing consumed at cut {cut}");
+        buf.put_slice(&wire[cut..]);
+        assert_eq!(
+            parse(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap(),
+            Some(BackendMessage::CopyData(Bytes::from_static(b"0123456789")))
+        );
+    }
+}
+
+#[test]
+fn copy_data_is_zero_copy() {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_slice(&frame(b'd', b"walbytes"));
+    let base = buf.as_ptr() as usize;
+    let Some(BackendMessage::CopyData(data)) = parse(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap()
+    else {
+        panic!("expected CopyData");
+    };
+    assert_eq!(
+        data.as_ptr() as usize,
+        base + 5,
+        "payload points into the read buffer"
+    );
+}
+
+/// Captured: `IDENTIFY_SYSTEM` response from PG 15 (RowDescription, DataRow, CommandComplete).
+#[test]
+fn identify_system_result() {
+    let mut t = Vec::new();
+    t.extend_from_slice(&4i16.to_be_bytes());
+    for (name, oid) in [
+        ("systemid", 25u32),
+        ("timeline", 23),
+        ("xlogpos", 25),
+        ("dbname", 25),
+    ] {
+        t.extend_from_slice(name.as_bytes());
+        t.push(0);
+        t.extend_from_slice(&0u32.to_be_bytes());
+        t.extend_from_slice(&0i16.to_be_bytes());
+        t.extend_from_slice(&oid.to_be_bytes());
+        t.extend_from_slice(&(-1i16).to_be_bytes());
+        t.extend_from_slice(&0i32.to_be_bytes());
+        t.extend_from_slice(&0i16.to_be_bytes());
+    }
+    let mut d = Vec::new();
+    d.extend_from_slice(&4i16.to_be_bytes());
+    for v in [
+        Some(&b"7300000000000000001"[..]),
+        Some(b"1"),
+        Some(b"0/1A2B3C4"),
+        None,
+    ] {
+        match v {
+            Some(v) => {
+                d.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                d.extend_from_slice(v);
+            }
+            None => d.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    let mut wire = frame(b'T', &t);
+    wire.extend(frame(b'D', &d));
+    wire.extend(frame(b'C', b"IDENTIFY_SYSTEM\0"));
+    let mut buf = BytesMut::from(&wire[..]);
+    let msgs = all(&mut buf);
+    let BackendMessage::RowDescription(desc) = &msgs[0] else {
+        panic!("{msgs:?}")
+    };
+    assert_eq!(
+        desc.column_names().unwrap(),
+        ["systemid", "timeline", "xlogpos", "dbname"]
+    );
+    let BackendMessage::DataRow(row) = &msgs[1] else {
+        panic!("{msgs:?}")
+    };
+    let values = row.values().unwrap();
+    assert_eq!(values[2].as_deref(), Some(&b"0/1A2B3C4"[..]));
+    assert_eq!(values[3], None);
+    assert_eq!(
+        msgs[2],
+        BackendMessage::CommandComplete("IDENTIFY_SYSTEM".into())
+    );
+}
+
+#[test]
+fn auth_requests() {
+    let cases: Vec<(Vec<u8>, Authentication)> = vec![
+        (
+            3i32.to_be_bytes().to_vec(),
+            Authentication::CleartextPassword,
+        ),
+        (
+            [&5i32.to_be_bytes()[..], b"salt"].concat(),
+            Authentication::Md5Password { salt: *b"salt" },
+        ),
+        (
+            [
+                &10i32.to_be_bytes()[..],
+                b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0",
+            ]
+            .concat(),
+            Authentication::Sasl {
+                mechanisms: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()],
+            },
+        ),
+        (
+            [&11i32.to_be_bytes()[..], b"r=abc"].concat(),
+            Authentication::SaslContinue(Bytes::from_static(b"r=abc")),
+        ),
+        (
+            [&12i32.to_be_bytes()[..], b"v=xyz"].concat(),
+            Authentication::SaslFinal(Bytes::from_static(b"v=xyz")),
+        ),
+        (7i32.to_be_bytes().to_vec(), Authentication::Unsupported(7)),
+    ];
+    for (body, expected) in cases {
+        let mut buf = BytesMut::from(&frame(b'R', &body)[..]);
+        assert_eq!(
+            parse(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap(),
+            Some(BackendMessage::Authentication(expected))
+        );
+    }
+}
+
+#[test]
+fn error_response_typed() {
+    let body = b"SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed for user \"md5\"\0\0";
+    let mut buf = BytesMut::from(&frame(b'E', body)[..]);
+    let Some(BackendMessage::ErrorResponse(e)) = parse(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap()
+    else {
+        panic!("expected error")
+    };
+    assert_eq!(e.code, SqlState::INVALID_PASSWORD);
+    assert_eq!(
+        e.to_string(),
+        "FATAL: password authentication failed for user \"md5\""
+    );
+}
+
+#[test]
+fn copy_responses() {
+    let mut wire = frame(b'W', &[0, 0, 0]);
+    wire.extend(frame(b'H', &[0, 0, 1, 0, 0]));
+    wire.extend(frame(b'c', b""));
+    let mut buf = BytesMut::from(&wire[..]);
+    assert_eq!(
+        all(&mut buf),
+        vec![
+            BackendMessage::CopyBothResponse,
+            BackendMessage::CopyOutResponse,
+            BackendMessage::CopyDone
+        ]
+    );
+}
+
+#[test]
+fn absurd_lengths_rejected_without_consuming() {
+    let cases: Vec<(Vec<u8>, MessageError)> = vec![
+        (
+            b"d\0\0\0\x03".to_vec(),
+            MessageError::BadLength { tag: b'd', len: 3 },
+        ),
+        (
+            b"d\x7f\xff\xff\xff".to_vec(),
+            MessageError::TooLarge {
+                tag: b'd',
+                len: 0x7fff_ffff,
+            },
+        ),
+        (
+            b"Z\0\x20\0\0".to_vec(),
+            MessageError::TooLarge {
+                tag: b'Z',
+                len: 0x0020_0000,
+            },
+        ),
+        (frame(b'?', b""), MessageError::UnknownTag(b'?')),
+    ];
+    for (wire, expected) in cases {
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(parse(&mut buf, DEFAULT_MAX_FRAME_LEN), Err(expected));
+        assert_eq!(buf.len(), wire.len());
+    }
+    let mut buf = BytesMut::from(&frame(b'd', &[0; 100])[..]);
+    assert_eq!(
+        parse(&mut buf, 50),
+        Err(MessageError::TooLarge {
+            tag: b'd',
+            len: 104
+        })
+    );
+}
+
+#[test]
+fn malformed_bodies_rejected() {
+    let cases: Vec<Vec<u8>> = vec![
+        frame(b'Z', b""),
+        frame(b'Z', b"II"),
+        frame(b'C', b"no nul"),
+        frame(b'S', b"name\0"),
+        frame(b'K', &[0, 0, 0, 1]),
+        frame(b'R', &[0, 0]),
+        frame(b'R', &[0, 0, 0, 5, 1, 2]),
+        frame(b'R', &[0, 0, 0, 10, b'x']),
+        frame(b'W', &[0, 0, 2, 0, 0]),
+        frame(b'I', b"x"),
+        frame(b'E', b"SERROR\0"),
+    ];
+    for wire in cases {
+        let mut buf = BytesMut::from(&wire[..]);
+        assert!(
+            matches!(
+                parse(&mut buf, DEFAULT_MAX_FRAME_LEN),
+                Err(MessageError::Malformed { .. })
+            ),
+            "{wire:?}"
+        );
+    }
+    let bad_rows = [
+        DataRow(Bytes::from_static(&[0, 1, 0, 0, 0, 5, b'a'])),
+        DataRow(Bytes::from_static(&[0, 1, 0xff, 0xff, 0xff, 0xfe])),
+        DataRow(Bytes::from_static(&[0xff, 0xff])),
+        DataRow(Bytes::from_static(&[0, 0, 1])),
+    ];
+    for row in bad_rows {
+        assert!(row.values().is_err(), "{row:?}");
+    }
+    assert!(
+        RowDescription(Bytes::from_static(&[0, 1, b'a', 0, 1]))
+            .column_names()
+            .is_err()
+    );
+}
