@@ -1,1 +1,62 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, so that a fresh machine needs two commands.
+//!
+//! - `cargo xtask pg install [--versions 14,15,16,17,18]`: fetch missing server binaries.
+//! - `cargo xtask pg start --version N`: run a throwaway server and print how to connect.
+//! - `cargo xtask test [--versions …] [-- ARGS]`: install what is missing, start one server per
+//!   version, run every test of the workspace against them, stop them and check nothing leaked.
+//! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions.
+//! - `cargo xtask demo`: stream changes from a throwaway server (once the stream lands).
+
+mod ci;
+mod pg;
+mod process;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Command-line arguments of `cargo xtask`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "pg-walstream project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+/// What `cargo xtask` can do.
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Manage PostgreSQL server binaries and throwaway servers.
+    Pg {
+        #[command(subcommand)]
+        command: pg::PgCommand,
+    },
+    /// Run the whole workspace's tests against real servers of each requested version.
+    Test(test::TestArgs),
+    /// Everything CI checks: fmt, clippy, docs, no_std build, tests on all versions.
+    Ci,
+    /// Stream changes from a throwaway local server to the terminal.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Task::Pg { command } => pg::run(command),
+        Task::Test(args) => test::run(&args),
+        Task::Ci => ci::run(),
+        Task::Demo => Err(
+            "cargo xtask demo is not available yet: it streams changes through the logical \
+             replication stream, which has not been built yet (see the README's status)"
+                .to_owned(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

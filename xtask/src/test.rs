@@ -1,0 +1,181 @@
+//! `cargo xtask test`: one server per requested version, shared by every test process of the
+//! workspace through the testkit's descriptor file, then a leak check.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use pg_walstream_testkit::{
+    SERVERS_ENV, SUPPORTED_VERSIONS, TestServer, descriptor, workspace_root,
+};
+
+use crate::process::{available, cargo, run as run_command};
+
+/// Arguments of `cargo xtask test`.
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// Comma-separated PostgreSQL major versions to test against.
+    #[arg(long, value_delimiter = ',', default_values_t = SUPPORTED_VERSIONS)]
+    versions: Vec<u32>,
+    /// Extra arguments for the test runner (after `--`), e.g. a test name filter.
+    #[arg(last = true)]
+    runner_args: Vec<String>,
+}
+
+pub(crate) fn run(args: &TestArgs) -> Result<(), String> {
+    run_with(&args.versions, &args.runner_args)
+}
+
+/// Runs every test against `versions` (what `cargo xtask ci` calls).
+pub(crate) fn run_versions(versions: &[u32]) -> Result<(), String> {
+    run_with(versions, &[])
+}
+
+fn run_with(versions: &[u32], runner_args: &[String]) -> Result<(), String> {
+    with_servers(versions, |descriptor_path| {
+        let mut tests = cargo();
+        if available(
+            std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            &["nextest", "--version"],
+        ) {
+            tests.args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--all-features",
+                "--no-fail-fast",
+            ]);
+        } else {
+            tests.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+        }
+        tests.args(runner_args).env(SERVERS_ENV, descriptor_path);
+        let unit_and_integration = run_command(tests);
+        let mut doctests = cargo();
+        doctests
+            .args(["test", "--workspace", "--all-features", "--doc"])
+            .env(SERVERS_ENV, descriptor_path);
+        let doc = if runner_args.is_empty() {
+            run_command(doctests)
+        } else {
+            Ok(())
+        };
+        unit_and_integration.and(doc)
+    })
+}
+
+/// Installs and starts one server per version, runs `body` with the descriptor path, then
+/// stops the servers and checks that no process or directory of theirs is left.
+pub(crate) fn with_servers(
+    versions: &[u32],
+    body: impl FnOnce(&PathBuf) -> Result<(), String>,
+) -> Result<(), String> {
+    crate::pg::install(versions)?;
+    let servers = start_all(versions)?;
+    for server in &servers {
+        eprintln!(
+            "xtask: PostgreSQL {} on 127.0.0.1:{} ({})",
+            server.version(),
+            server.port(),
+            server.root_dir().display()
+        );
+    }
+    let dir = workspace_root().join("target").join("xtask");
+    std::fs::create_dir_all(&dir)
+        .map_err(|error| format!("creating {}: {error}", dir.display()))?;
+    let path = dir.join(format!("servers-{}.txt", std::process::id()));
+    std::fs::write(&path, descriptor(&servers))
+        .map_err(|error| format!("writing {}: {error}", path.display()))?;
+    let outcome = body(&path);
+    let _ = std::fs::remove_file(&path);
+    let leaks = stop_and_check(servers);
+    outcome?;
+    leaks
+}
+
+fn start_all(versions: &[u32]) -> Result<Vec<TestServer>, String> {
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = versions
+            .iter()
+            .map(|&version| scope.spawn(move || TestServer::start(version)))
+            .collect();
+        handles
+            .into_iter()
+            .map(std::thread::ScopedJoinHandle::join)
+            .collect()
+    });
+    let mut servers = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(Ok(server)) => servers.push(server),
+            Ok(Err(error)) => errors.push(error.to_string()),
+            Err(_) => errors.push("a server start panicked".to_owned()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(servers)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+fn stop_and_check(servers: Vec<TestServer>) -> Result<(), String> {
+    let watched: Vec<(u32, Option<u32>, PathBuf)> = servers
+        .iter()
+        .map(|server| {
+            (
+                server.version(),
+                server.postmaster_pid(),
+                server.root_dir().to_path_buf(),
+            )
+        })
+        .collect();
+    drop(servers);
+    let mut leaks = Vec::new();
+    for (version, pid, root) in watched {
+        if pid.is_some_and(process_alive) {
+            leaks.push(format!(
+                "PostgreSQL {version}: postmaster {} still runs",
+                pid.unwrap_or(0)
+            ));
+        }
+        if root.exists() {
+            leaks.push(format!(
+                "PostgreSQL {version}: {} was not removed",
+                root.display()
+            ));
+        }
+        let root_text = root.to_string_lossy().into_owned();
+        for process in processes_mentioning(&root_text) {
+            leaks.push(format!(
+                "PostgreSQL {version}: process {process} still uses {root_text}"
+            ));
+        }
+    }
+    if leaks.is_empty() {
+        eprintln!("xtask: all servers stopped; no processes or directories left behind");
+        Ok(())
+    } else {
+        Err(format!("leaked server resources:\n{}", leaks.join("\n")))
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+fn processes_mentioning(text: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != std::process::id() && process_alive(pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(text))
+        })
+        .collect()
+}
