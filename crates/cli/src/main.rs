@@ -7,7 +7,11 @@ use clap::Parser;
 
 /// Command-line arguments of `pg-walstream`.
 #[derive(Debug, Parser)]
-#[command(name = "pg-walstream", version, about = "PostgreSQL replication from the command line")]
+#[command(
+    name = "pg-walstream",
+    version,
+    about = "PostgreSQL replication from the command line"
+)]
 struct Cli {}
 
 fn main() {
