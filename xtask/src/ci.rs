@@ -4,6 +4,11 @@ use pg_walstream_testkit::SUPPORTED_VERSIONS;
 
 use crate::process::{cargo, run as run_command};
 
+/// Seconds each fuzz target runs in `cargo xtask ci`.
+const FUZZ_SECONDS_IN_CI: u64 = 15;
+
+/// fmt check, clippy `-D warnings`, docs `-D warnings`, the codec's no_std build, a
+/// no-default-features check, every test on all five versions, then a short fuzz run.
 pub(crate) fn run() -> Result<(), String> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -30,5 +35,16 @@ pub(crate) fn run() -> Result<(), String> {
     no_std.args(["build", "-p", "pg-walstream-codec", "--no-default-features"]);
     run_command(no_std)?;
 
-    crate::test::run_versions(&SUPPORTED_VERSIONS)
+    let mut minimal = cargo();
+    minimal.args(["check", "--workspace", "--no-default-features"]);
+    run_command(minimal)?;
+
+    crate::test::run_versions(&SUPPORTED_VERSIONS)?;
+
+    // A short fuzz run of every target: catches regressions of the committed corpus and
+    // shallow new crashes; long runs are `cargo xtask fuzz --time N`.
+    if !crate::fuzz::targets().unwrap_or_default().is_empty() {
+        crate::fuzz::fuzz(None, FUZZ_SECONDS_IN_CI)?;
+    }
+    Ok(())
 }

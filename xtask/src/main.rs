@@ -5,9 +5,11 @@
 //! - `cargo xtask test [--versions …] [-- ARGS]`: install what is missing, start one server per
 //!   version, run every test of the workspace against them, stop them and check nothing leaked.
 //! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions.
+//! - `cargo xtask fuzz [--time SECS] [TARGET]`: run the cargo-fuzz targets on stable.
 //! - `cargo xtask demo`: stream changes from a throwaway server (once the stream lands).
 
 mod ci;
+mod fuzz;
 mod pg;
 mod process;
 mod test;
@@ -38,6 +40,8 @@ enum Task {
     Ci,
     /// Stream changes from a throwaway local server to the terminal.
     Demo,
+    /// Run the cargo-fuzz targets of fuzz/ for a bounded time each.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Task::Pg { command } => pg::run(command),
         Task::Test(args) => test::run(&args),
         Task::Ci => ci::run(),
+        Task::Fuzz(args) => fuzz::run_fuzz(&args),
         Task::Demo => Err(
             "cargo xtask demo is not available yet: it streams changes through the logical \
              replication stream, which has not been built yet (see the README's status)"

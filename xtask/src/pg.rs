@@ -34,15 +34,15 @@ pub(crate) fn run(command: PgCommand) -> Result<(), String> {
 /// Installs every version in `versions` that is missing; returns nothing on success.
 pub(crate) fn install(versions: &[u32]) -> Result<(), String> {
     for &version in versions {
-        match ensure_installed(version).map_err(|error| error.to_string())? {
-            InstallOutcome::Present(dir) => {
-                eprintln!("xtask: PostgreSQL {version}: {}", dir.display())
-            }
-            InstallOutcome::Installed(dir) => eprintln!(
-                "xtask: PostgreSQL {version}: installed into {}",
-                dir.display()
-            ),
-        }
+        let outcome = ensure_installed(version).map_err(|error| error.to_string())?;
+        let how = match outcome {
+            InstallOutcome::Present(_) => "found in",
+            InstallOutcome::Installed(_) => "installed into",
+        };
+        eprintln!(
+            "xtask: PostgreSQL {version}: {how} {}",
+            outcome.bindir().display()
+        );
     }
     Ok(())
 }
