@@ -1,0 +1,250 @@
+//! TupleData: the column values of Insert, Update and Delete messages.
+
+use alloc::vec::Vec;
+
+use bytes::Bytes;
+
+use crate::error::DecodeError;
+use crate::reader::Reader;
+use crate::share::share;
+
+/// Column kind byte: NULL.
+pub const COLUMN_NULL: u8 = b'n';
+/// Column kind byte: unchanged TOASTed value (the value itself is not sent).
+pub const COLUMN_UNCHANGED_TOAST: u8 = b'u';
+/// Column kind byte: value in text format.
+pub const COLUMN_TEXT: u8 = b't';
+/// Column kind byte: value in binary format.
+pub const COLUMN_BINARY: u8 = b'b';
+
+/// One column of a tuple, borrowed from the received message.
+///
+/// Exactly one of the four states pgoutput can send: an unchanged TOAST value is *not* a
+/// NULL, it means "this column did not change and its value was not sent".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column<'a> {
+    /// `n`: SQL NULL.
+    Null,
+    /// `u`: unchanged TOASTed value; the old value still holds but was not sent.
+    UnchangedToast,
+    /// `t`: the value in text format (server encoding, not validated).
+    Text(&'a [u8]),
+    /// `b`: the value in the type's binary (send/recv) format.
+    Binary(&'a [u8]),
+}
+
+impl<'a> Column<'a> {
+    /// The value bytes of a text or binary column.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        match *self {
+            Column::Text(v) | Column::Binary(v) => Some(v),
+            Column::Null | Column::UnchangedToast => None,
+        }
+    }
+
+    /// The owned form, sharing `source` when the value lies inside it (no copy).
+    pub fn to_owned_in(&self, source: &Bytes) -> OwnedColumn {
+        match *self {
+            Column::Null => OwnedColumn::Null,
+            Column::UnchangedToast => OwnedColumn::UnchangedToast,
+            Column::Text(v) => OwnedColumn::Text(share(source, v)),
+            Column::Binary(v) => OwnedColumn::Binary(share(source, v)),
+        }
+    }
+}
+
+/// A borrowed, already validated TupleData: iterate its columns with [`TupleData::columns`].
+///
+/// Decoding checks the whole structure once; iterating afterwards neither fails nor
+/// allocates.
+///
+/// ```
+/// use pg_walstream_codec::pgoutput::{Column, decode_message, Message, ProtocolVersion};
+///
+/// // Insert into relation 16384: (NULL, 'hi')
+/// let wire = b"I\0\0\x40\0N\0\x02nt\0\0\0\x02hi";
+/// let Message::Insert(insert) = decode_message(wire, ProtocolVersion::V1, false).unwrap() else {
+///     panic!()
+/// };
+/// let cols: Vec<Column<'_>> = insert.new.columns().collect();
+/// assert_eq!(cols, [Column::Null, Column::Text(b"hi")]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TupleData<'a> {
+    count: u16,
+    raw: &'a [u8],
+}
+
+impl<'a> TupleData<'a> {
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// Whether the tuple has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The columns, in table order.
+    pub fn columns(&self) -> Columns<'a> {
+        Columns {
+            rest: self.raw,
+            remaining: self.count,
+        }
+    }
+
+    /// The encoded column bytes (after the 16-bit column count).
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The owned form, sharing `source` for every value (no copy of values).
+    pub fn to_owned_in(&self, source: &Bytes) -> OwnedTupleData {
+        // `count` was validated against the bytes present, so this capacity is bounded.
+        let mut columns = Vec::with_capacity(self.len());
+        columns.extend(self.columns().map(|c| c.to_owned_in(source)));
+        OwnedTupleData { columns }
+    }
+}
+
+/// Reads and validates a TupleData (column count, then each column).
+pub(crate) fn read_tuple<'a>(r: &mut Reader<'a>) -> Result<TupleData<'a>, DecodeError> {
+    let count = r.u16("tuple column count")?;
+    let start_len = r.remaining();
+    if usize::from(count) > start_len {
+        return Err(DecodeError::Oversized {
+            tag: crate::error::Tag(r.tag()),
+            offset: r.offset() - 2,
+            declared: count.into(),
+            available: start_len,
+            expected: "tuple column count",
+        });
+    }
+    let mut probe = r.clone();
+    for _ in 0..count {
+        match probe.u8("tuple column kind 'n', 'u', 't' or 'b'")? {
+            COLUMN_NULL | COLUMN_UNCHANGED_TOAST => {}
+            COLUMN_TEXT | COLUMN_BINARY => {
+                let len = probe.i32("tuple column value length")?;
+                let len = usize::try_from(len)
+                    .map_err(|_| probe.invalid(4, len.into(), "non-negative column length"))?;
+                probe.take(len, 4, "tuple column value")?;
+            }
+            other => return Err(probe.unknown_tag(other, "tuple column kind 'n', 'u', 't' or 'b'")),
+        }
+    }
+    let used = start_len - probe.remaining();
+    let raw = r.take(used, 0, "tuple columns")?;
+    Ok(TupleData { count, raw })
+}
+
+/// Iterator over the columns of a [`TupleData`]; allocation-free.
+#[derive(Debug, Clone)]
+pub struct Columns<'a> {
+    rest: &'a [u8],
+    remaining: u16,
+}
+
+impl<'a> Iterator for Columns<'a> {
+    type Item = Column<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Column<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let (&kind, rest) = self.rest.split_first()?;
+        let column = match kind {
+            COLUMN_NULL => {
+                self.rest = rest;
+                Column::Null
+            }
+            COLUMN_UNCHANGED_TOAST => {
+                self.rest = rest;
+                Column::UnchangedToast
+            }
+            _ => {
+                // Validated on decode: a 4-byte non-negative length, then the value.
+                let (len, rest) = rest.split_first_chunk::<4>()?;
+                let len = u32::from_be_bytes(*len) as usize;
+                let (value, rest) = rest.split_at_checked(len)?;
+                self.rest = rest;
+                if kind == COLUMN_TEXT {
+                    Column::Text(value)
+                } else {
+                    Column::Binary(value)
+                }
+            }
+        };
+        Some(column)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::from(self.remaining);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Columns<'_> {}
+
+/// One column of an [`OwnedTupleData`]; values share the received buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OwnedColumn {
+    /// `n`: SQL NULL.
+    Null,
+    /// `u`: unchanged TOASTed value (not sent).
+    UnchangedToast,
+    /// `t`: the value in text format.
+    Text(Bytes),
+    /// `b`: the value in binary format.
+    Binary(Bytes),
+}
+
+impl OwnedColumn {
+    /// A borrowed view of this column.
+    pub fn as_column(&self) -> Column<'_> {
+        match self {
+            OwnedColumn::Null => Column::Null,
+            OwnedColumn::UnchangedToast => Column::UnchangedToast,
+            OwnedColumn::Text(v) => Column::Text(v),
+            OwnedColumn::Binary(v) => Column::Binary(v),
+        }
+    }
+}
+
+/// An owned TupleData.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct OwnedTupleData {
+    /// The columns, in table order.
+    pub columns: Vec<OwnedColumn>,
+}
+
+/// Tuple data that can be encoded: implemented by [`TupleData`] and [`OwnedTupleData`].
+pub trait TupleColumns {
+    /// Number of columns.
+    fn column_count(&self) -> usize;
+    /// The columns, in order.
+    fn column_iter(&self) -> impl Iterator<Item = Column<'_>>;
+}
+
+impl TupleColumns for TupleData<'_> {
+    fn column_count(&self) -> usize {
+        self.len()
+    }
+
+    fn column_iter(&self) -> impl Iterator<Item = Column<'_>> {
+        self.columns()
+    }
+}
+
+impl TupleColumns for OwnedTupleData {
+    fn column_count(&self) -> usize {
+        self.columns.len()
+    }
+
+    fn column_iter(&self) -> impl Iterator<Item = Column<'_>> {
+        self.columns.iter().map(OwnedColumn::as_column)
+    }
+}
