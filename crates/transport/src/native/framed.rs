@@ -1,0 +1,78 @@
+//! One large read buffer parsed frame by frame, and one write buffer flushed at once.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::stream::Stream;
+use crate::error::{Result, TransportError};
+use crate::message::BackendMessage;
+use crate::message::backend::parse;
+
+/// Size of each read-buffer allocation: many frames arrive per read syscall.
+pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
+/// When less than this much room is left, a fresh allocation is reserved before reading.
+const MIN_READ_SPACE: usize = 32 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct Framed {
+    pub(crate) stream: Stream,
+    read_buf: BytesMut,
+    pub(crate) write_buf: BytesMut,
+    max_frame: usize,
+}
+
+impl Framed {
+    pub(crate) fn new(stream: Stream, max_frame: usize) -> Self {
+        Framed {
+            stream,
+            read_buf: BytesMut::with_capacity(READ_BUFFER_SIZE),
+            write_buf: BytesMut::with_capacity(8 * 1024),
+            max_frame,
+        }
+    }
+
+    /// The next message. Cancel-safe: no received byte is lost if the future is dropped.
+    pub(crate) async fn read_message(&mut self) -> Result<BackendMessage> {
+        loop {
+            if let Some(message) = parse(&mut self.read_buf, self.max_frame)? {
+                return Ok(message);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads at least one more byte into the read buffer.
+    async fn fill(&mut self) -> Result<()> {
+        if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_SPACE {
+            self.read_buf.reserve(READ_BUFFER_SIZE);
+        }
+        let n = self
+            .stream
+            .read_buf(&mut self.read_buf)
+            .await
+            .map_err(TransportError::io)?;
+        if n == 0 {
+            return Err(TransportError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Writes everything buffered and flushes the stream. Progress survives cancellation.
+    pub(crate) async fn flush(&mut self) -> Result<()> {
+        while !self.write_buf.is_empty() {
+            let n = self
+                .stream
+                .write_buf(&mut self.write_buf)
+                .await
+                .map_err(TransportError::io)?;
+            if n == 0 {
+                return Err(TransportError::Closed);
+            }
+        }
+        self.stream.flush().await.map_err(TransportError::io)
+    }
+
+    pub(crate) fn into_stream(self) -> Stream {
+        self.stream
+    }
+}

@@ -1,0 +1,272 @@
+//! The `Transport` contract every backend fulfils, and the run-time choice between backends.
+
+use core::future::Future;
+
+use bytes::Bytes;
+
+use crate::cancel::CancelToken;
+use crate::error::Result;
+use crate::message::DbError;
+use crate::native::NativeConnection;
+use crate::result::{Response, ResultSet};
+
+/// A replication-capable session with a PostgreSQL server.
+///
+/// Implemented by each backend and by [`Connection`], the enum that picks one at run time.
+/// Higher crates are generic over `T: Transport` or use [`Connection`]; either way no call
+/// allocates or boxes a future, so a CopyData frame costs the same as calling the backend
+/// directly.
+///
+/// Query flow: [`send_query`](Self::send_query), then [`next_response`](Self::next_response)
+/// until [`Response::Ready`]; a [`Response::CopyOut`] or [`Response::CopyBoth`] is followed by
+/// [`read_copy_data`](Self::read_copy_data) until it returns `None`.
+pub trait Transport: Send {
+    /// Sends a query with the simple query protocol (replication commands included).
+    ///
+    /// # Errors
+    /// When a query is already running, or on I/O failure.
+    fn send_query(&mut self, sql: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The next response of the running query.
+    ///
+    /// # Errors
+    /// [`TransportError::Server`](crate::TransportError::Server) when the query failed (the
+    /// session stays usable); state, protocol and I/O errors.
+    fn next_response(&mut self) -> impl Future<Output = Result<Response>> + Send;
+
+    /// Runs a query and collects all its result sets.
+    ///
+    /// # Errors
+    /// As [`next_response`](Self::next_response); also when the query starts a COPY.
+    fn simple_query(&mut self, sql: &str) -> impl Future<Output = Result<Vec<ResultSet>>> + Send;
+
+    /// Sends a command that starts a CopyBoth stream (`START_REPLICATION ...`) and waits for it.
+    ///
+    /// # Errors
+    /// When the server rejects the command or answers with something else.
+    fn copy_both(&mut self, sql: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The next CopyData payload, zero-copy; `None` once the server ended the stream.
+    /// Cancel-safe.
+    ///
+    /// # Errors
+    /// A server error ending the stream, state, protocol and I/O errors.
+    fn read_copy_data(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Queues one CopyData message; [`flush`](Self::flush) sends all queued messages at once.
+    ///
+    /// # Errors
+    /// When no CopyBoth stream is open for writing.
+    fn write_copy_data(&mut self, data: &[u8]) -> Result<()>;
+
+    /// Sends everything queued.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends the client side of a CopyBoth stream.
+    ///
+    /// # Errors
+    /// When no CopyBoth stream is open for writing; I/O errors.
+    fn send_copy_done(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// A token to cancel the running query from another task.
+    fn cancel_token(&self) -> Option<CancelToken>;
+
+    /// A run-time parameter reported by the server (e.g. `server_version`).
+    fn parameter(&self, name: &str) -> Option<&str>;
+
+    /// Notices received since the last call.
+    fn take_notices(&mut self) -> Vec<DbError>;
+
+    /// Whether the session is encrypted with TLS.
+    fn is_tls(&self) -> bool;
+
+    /// Ends the session gracefully (Terminate).
+    ///
+    /// # Errors
+    /// I/O errors while saying goodbye; the session is closed either way.
+    fn close(self) -> impl Future<Output = Result<()>> + Send
+    where
+        Self: Sized;
+
+    /// The server's major version × 10000 + minor (e.g. `170010` for 17.10), from the
+    /// `server_version` parameter.
+    fn server_version_num(&self) -> Option<u32> {
+        parse_server_version(self.parameter("server_version")?)
+    }
+}
+
+/// `"17.10"` → 170010, `"14.23 (Debian 14.23-1)"` → 140023, `"18beta1"` → 180000.
+pub(crate) fn parse_server_version(text: &str) -> Option<u32> {
+    let numeric: &str = text
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?;
+    let mut parts = numeric.split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    major.checked_mul(10_000)?.checked_add(minor)
+}
+
+/// Which implementation of the protocol a [`Connection`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The pure-Rust backend (tokio + rustls).
+    #[default]
+    Native,
+}
+
+/// A session on whichever backend was chosen at run time.
+///
+/// Dispatch is a `match` per call: no boxing, no dynamic allocation.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Connection {
+    /// The pure-Rust backend.
+    Native(NativeConnection),
+}
+
+impl Connection {
+    /// The backend this session runs on.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Connection::Native(_) => Backend::Native,
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:expr, $c:ident => $e:expr) => {
+        match $self {
+            Connection::Native($c) => $e,
+        }
+    };
+}
+
+impl Transport for Connection {
+    async fn send_query(&mut self, sql: &str) -> Result<()> {
+        dispatch!(self, c => c.send_query(sql).await)
+    }
+
+    async fn next_response(&mut self) -> Result<Response> {
+        dispatch!(self, c => c.next_response().await)
+    }
+
+    async fn simple_query(&mut self, sql: &str) -> Result<Vec<ResultSet>> {
+        dispatch!(self, c => c.simple_query(sql).await)
+    }
+
+    async fn copy_both(&mut self, sql: &str) -> Result<()> {
+        dispatch!(self, c => c.copy_both(sql).await)
+    }
+
+    #[inline]
+    async fn read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        dispatch!(self, c => c.read_copy_data().await)
+    }
+
+    fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
+        dispatch!(self, c => c.write_copy_data(data))
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        dispatch!(self, c => c.flush().await)
+    }
+
+    async fn send_copy_done(&mut self) -> Result<()> {
+        dispatch!(self, c => c.send_copy_done().await)
+    }
+
+    fn cancel_token(&self) -> Option<CancelToken> {
+        dispatch!(self, c => c.cancel_token())
+    }
+
+    fn parameter(&self, name: &str) -> Option<&str> {
+        dispatch!(self, c => c.parameter(name))
+    }
+
+    fn take_notices(&mut self) -> Vec<DbError> {
+        dispatch!(self, c => c.take_notices())
+    }
+
+    fn is_tls(&self) -> bool {
+        dispatch!(self, c => c.is_tls())
+    }
+
+    async fn close(self) -> Result<()> {
+        dispatch!(self, c => c.close().await)
+    }
+}
+
+impl Transport for NativeConnection {
+    async fn send_query(&mut self, sql: &str) -> Result<()> {
+        NativeConnection::send_query(self, sql).await
+    }
+
+    async fn next_response(&mut self) -> Result<Response> {
+        NativeConnection::next_response(self).await
+    }
+
+    async fn simple_query(&mut self, sql: &str) -> Result<Vec<ResultSet>> {
+        NativeConnection::simple_query(self, sql).await
+    }
+
+    async fn copy_both(&mut self, sql: &str) -> Result<()> {
+        NativeConnection::copy_both(self, sql).await
+    }
+
+    #[inline]
+    async fn read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        NativeConnection::read_copy_data(self).await
+    }
+
+    fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
+        NativeConnection::write_copy_data(self, data)
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        NativeConnection::flush(self).await
+    }
+
+    async fn send_copy_done(&mut self) -> Result<()> {
+        NativeConnection::send_copy_done(self).await
+    }
+
+    fn cancel_token(&self) -> Option<CancelToken> {
+        NativeConnection::cancel_token(self)
+    }
+
+    fn parameter(&self, name: &str) -> Option<&str> {
+        NativeConnection::parameter(self, name)
+    }
+
+    fn take_notices(&mut self) -> Vec<DbError> {
+        NativeConnection::take_notices(self)
+    }
+
+    fn is_tls(&self) -> bool {
+        NativeConnection::is_tls(self)
+    }
+
+    async fn close(self) -> Result<()> {
+        NativeConnection::close(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_server_version;
+
+    #[test]
+    fn server_versions() {
+        assert_eq!(parse_server_version("17.10"), Some(170_010));
+        assert_eq!(
+            parse_server_version("14.23 (Debian 14.23-1.pgdg120+1)"),
+            Some(140_023)
+        );
+        assert_eq!(parse_server_version("18beta1"), Some(180_000));
+        assert_eq!(parse_server_version("garbage"), None);
+    }
+}
