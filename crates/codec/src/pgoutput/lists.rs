@@ -160,7 +160,7 @@ impl<'a> OidList<'a> {
 /// Reads `count` OIDs.
 pub(crate) fn read_oids<'a>(r: &mut Reader<'a>, count: i32) -> Result<OidList<'a>, DecodeError> {
     let n = usize::try_from(count)
-        .map_err(|_| r.invalid(4, count.into(), "non-negative relation count"))?;
+        .map_err(|_| r.invalid(4 + 1, count.into(), "non-negative relation count"))?;
     let bytes = n.saturating_mul(4);
     // `take` reports a count beyond the remaining bytes as oversized at the count field.
     let raw = r.take(bytes, 4 + 1, "truncated relation OIDs")?;

@@ -1,0 +1,6 @@
+//! Integration tests of pg-walstream-codec (one test binary, split by concern).
+
+mod alloc_free;
+mod malformed;
+mod roundtrip;
+mod strategies;
