@@ -12,6 +12,7 @@
 //!   at run time by a plain `enum` (no boxed futures on the hot path).
 
 mod cancel;
+pub mod conninfo;
 mod error;
 pub mod message;
 mod native;
