@@ -124,7 +124,8 @@ impl Config {
     ) -> Result<Self, ConnInfoError> {
         let mut raw = Raw::default();
         for (key, value) in pairs {
-            raw.0.insert(Key::from_name(key)?, value.to_owned());
+            let (key, value) = resolve_pair(key, value)?;
+            raw.0.insert(key, value);
         }
         let sslmode_given = raw.0.contains_key(&Key::SslMode) || env_set(env, "PGSSLMODE");
         for (key, _, var) in KEYS {
@@ -151,6 +152,20 @@ impl FromStr for Config {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
+}
+
+/// Validates a key; maps libpq's legacy `requiressl` (`1…` → `sslmode=require`, anything
+/// else → `sslmode=prefer`).
+pub(crate) fn resolve_pair(key: &str, value: &str) -> Result<(Key, String), ConnInfoError> {
+    if key == "requiressl" {
+        let mode = if value.starts_with('1') {
+            "require"
+        } else {
+            "prefer"
+        };
+        return Ok((Key::SslMode, mode.to_owned()));
+    }
+    Ok((Key::from_name(key)?, value.to_owned()))
 }
 
 fn env_set<E: Environment + ?Sized>(env: &E, name: &str) -> bool {

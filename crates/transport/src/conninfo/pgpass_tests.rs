@@ -171,3 +171,46 @@ fn permissions_and_file_kinds() {
     );
     assert_eq!(read_passfile(&dir.path().join("missing")).unwrap(), None);
 }
+
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('s') => out.push(' '),
+            Some(other) => out.push(other),
+            None => panic!("dangling escape in {s}"),
+        }
+    }
+    out
+}
+
+/// Lookups recorded with libpq's own `PQpass()` (see the fixture's header).
+#[test]
+fn matches_libpq_recorded_lookups() {
+    let file =
+        include_str!("tests/libpq15_pgpass_file.txt").replace("@SOCKDIR@", DEFAULT_SOCKET_DIR);
+    let mut checked = 0;
+    for line in include_str!("tests/libpq15_pgpass_lookups.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+    {
+        let (query_text, expected) = line.split_once(" => PW").expect("record");
+        let fields: Vec<String> = query_text.split(' ').map(unescape).collect();
+        let host = match fields[0].as_str() {
+            "-" => String::new(),
+            "@SOCKDIR@" => DEFAULT_SOCKET_DIR.to_owned(),
+            "@OTHERDIR@" => "/some/other/socket/dir".to_owned(),
+            other => other.to_owned(),
+        };
+        let port: u16 = fields[1].parse().unwrap();
+        let got = find(&file, query(&host, port, &fields[2], &fields[3])).unwrap_or_default();
+        assert_eq!(got, unescape(expected.trim_start()), "{line}");
+        checked += 1;
+    }
+    assert_eq!(checked, 17);
+}

@@ -1,6 +1,7 @@
 //! Unit tests of the connection-string module.
 
 mod config_tests;
+mod libpq_oracle_tests;
 mod parse_tests;
 
 use std::path::{Path, PathBuf};
