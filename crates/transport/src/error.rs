@@ -147,8 +147,8 @@ impl TransportError {
         }
     }
 
-    pub(crate) fn server(e: DbError) -> Self {
-        TransportError::Server(Box::new(e))
+    pub(crate) fn server(e: Box<DbError>) -> Self {
+        TransportError::Server(e)
     }
 
     /// Maps an I/O error of an established connection.
@@ -171,9 +171,9 @@ mod tests {
     #[test]
     fn transient_classification() {
         let db = |code| {
-            TransportError::server(
+            TransportError::server(Box::new(
                 DbError::parse(b'E', format!("SFATAL\0C{code}\0Mx\0\0").as_bytes()).expect("valid"),
-            )
+            ))
         };
         assert!(db("57P01").is_transient());
         assert!(db("08006").is_transient());

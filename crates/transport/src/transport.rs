@@ -5,6 +5,7 @@ use core::future::Future;
 use bytes::Bytes;
 
 use crate::cancel::CancelToken;
+use crate::conninfo::Config;
 use crate::error::Result;
 use crate::message::DbError;
 use crate::native::NativeConnection;
@@ -129,6 +130,26 @@ pub enum Connection {
 }
 
 impl Connection {
+    /// Connects with the default backend ([`Backend::Native`]).
+    ///
+    /// # Errors
+    /// As [`NativeConnection::connect`].
+    pub async fn connect(config: &Config) -> Result<Self> {
+        Self::connect_with(config, Backend::default()).await
+    }
+
+    /// Connects with the chosen backend.
+    ///
+    /// # Errors
+    /// As the backend's `connect` ([`NativeConnection::connect`]).
+    pub async fn connect_with(config: &Config, backend: Backend) -> Result<Self> {
+        match backend {
+            Backend::Native => NativeConnection::connect(config)
+                .await
+                .map(Connection::Native),
+        }
+    }
+
     /// The backend this session runs on.
     pub fn backend(&self) -> Backend {
         match self {

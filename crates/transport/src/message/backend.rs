@@ -69,9 +69,9 @@ pub enum BackendMessage {
     /// `I`: the query string was empty.
     EmptyQueryResponse,
     /// `E`: the command or session failed.
-    ErrorResponse(DbError),
+    ErrorResponse(Box<DbError>),
     /// `N`: a warning or notice.
-    NoticeResponse(DbError),
+    NoticeResponse(Box<DbError>),
     /// `G`: the server is ready to receive COPY data.
     CopyInResponse,
     /// `H`: COPY TO STDOUT / BASE_BACKUP data follows.
@@ -233,7 +233,7 @@ pub fn parse(buf: &mut BytesMut, max_len: usize) -> Result<Option<BackendMessage
         return Ok(None);
     }
     // Validate the tag before consuming, so an error leaves the buffer as it was.
-    if !b"RKSZTDCIENGHWdcAv".contains(&tag) {
+    if tag != b'd' && !b"RKSZTDCIENGHWcAv".contains(&tag) {
         return Err(MessageError::UnknownTag(tag));
     }
     let mut frame = buf.split_to(total).freeze();
@@ -283,8 +283,8 @@ fn decode(tag: u8, mut body: Bytes) -> Result<BackendMessage, MessageError> {
             exact(&body, 0)?;
             BackendMessage::EmptyQueryResponse
         }
-        b'E' => BackendMessage::ErrorResponse(DbError::parse(tag, &body)?),
-        b'N' => BackendMessage::NoticeResponse(DbError::parse(tag, &body)?),
+        b'E' => BackendMessage::ErrorResponse(Box::new(DbError::parse(tag, &body)?)),
+        b'N' => BackendMessage::NoticeResponse(Box::new(DbError::parse(tag, &body)?)),
         b'G' | b'H' | b'W' => {
             // overall format (i8), column count (i16), per-column format codes (i16 each)
             if body.len() < 3 {

@@ -7,7 +7,7 @@
 //! Unix-domain sockets never use TLS, as in libpq.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
-use pg_walstream_auth::AuthConfig;
+use pg_walstream_auth::{AuthConfig, Password};
 
 use super::auth;
 use super::framed::Framed;
@@ -27,32 +27,40 @@ use super::socket::{self, Keepalive};
 use super::stream::{Socket, Stream};
 use super::tls::ALPN_POSTGRESQL;
 use crate::cancel::{CancelAddress, CancelToken};
+use crate::conninfo::SslMode;
 use crate::error::{Result, TransportError};
 use crate::message::{BackendMessage, frontend};
-
-/// libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SslMode {
-    Disable,
-    Allow,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
 
 /// One host entry of the connection string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Host {
-    /// A host name or IP address and port.
-    Tcp { host: String, port: u16 },
+    /// A host name (resolved unless `hostaddr` is given) and port.
+    Tcp {
+        host: String,
+        hostaddr: Option<IpAddr>,
+        port: u16,
+        password: Option<Password>,
+    },
     /// A unix-domain socket file.
     #[cfg(unix)]
-    Unix { path: PathBuf },
+    Unix {
+        path: PathBuf,
+        password: Option<Password>,
+    },
+}
+
+impl Host {
+    fn password(&self) -> Option<&Password> {
+        match self {
+            Host::Tcp { password, .. } => password.as_ref(),
+            #[cfg(unix)]
+            Host::Unix { password, .. } => password.as_ref(),
+        }
+    }
 }
 
 /// Everything the native backend needs, resolved from the connection configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct NativeOptions {
     pub(crate) hosts: Vec<Host>,
     pub(crate) ssl_mode: SslMode,
@@ -61,6 +69,7 @@ pub(crate) struct NativeOptions {
     pub(crate) tls: Option<Arc<ClientConfig>>,
     /// StartupMessage parameters (user, database, replication, application_name, options).
     pub(crate) startup: Vec<(String, String)>,
+    /// Everything but the password, which may differ per host (password file).
     pub(crate) auth: AuthConfig,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) keepalive: Keepalive,
@@ -105,8 +114,12 @@ pub(crate) async fn connect(options: &NativeOptions) -> Result<NativeConnection>
                 continue;
             }
         };
+        let auth = match host.password() {
+            Some(password) => options.auth.clone().password(password.clone()),
+            None => options.auth.clone(),
+        };
         for address in addresses {
-            match connect_address(&address, options).await {
+            match connect_address(&address, options, &auth).await {
                 Ok(connection) => return Ok(connection),
                 Err(e) => {
                     tracing::debug!(address = %address.describe(), error = %e, "connection attempt failed");
@@ -121,8 +134,29 @@ pub(crate) async fn connect(options: &NativeOptions) -> Result<NativeConnection>
 async fn resolve(host: &Host) -> Result<Vec<Address>> {
     match host {
         #[cfg(unix)]
-        Host::Unix { path } => Ok(vec![Address::Unix(path.clone())]),
-        Host::Tcp { host, port } => {
+        Host::Unix { path, .. } => Ok(vec![Address::Unix(path.clone())]),
+        Host::Tcp {
+            host,
+            hostaddr: Some(ip),
+            port,
+            ..
+        } => {
+            let host = if host.is_empty() {
+                ip.to_string()
+            } else {
+                host.clone()
+            };
+            Ok(vec![Address::Tcp {
+                addr: SocketAddr::new(*ip, *port),
+                host,
+            }])
+        }
+        Host::Tcp {
+            host,
+            hostaddr: None,
+            port,
+            ..
+        } => {
             let found = tokio::net::lookup_host((host.as_str(), *port))
                 .await
                 .map_err(|source| TransportError::Connect {
@@ -139,7 +173,11 @@ async fn resolve(host: &Host) -> Result<Vec<Address>> {
     }
 }
 
-async fn connect_address(address: &Address, options: &NativeOptions) -> Result<NativeConnection> {
+async fn connect_address(
+    address: &Address,
+    options: &NativeOptions,
+    auth: &AuthConfig,
+) -> Result<NativeConnection> {
     let methods: &[Encryption] = match (address, options.ssl_mode) {
         #[cfg(unix)]
         (Address::Unix(_), _) => &[Encryption::Plain],
@@ -150,7 +188,7 @@ async fn connect_address(address: &Address, options: &NativeOptions) -> Result<N
     };
     let mut last_error = None;
     for &method in methods {
-        let attempt = attempt(address, method, options);
+        let attempt = attempt(address, method, options, auth);
         let outcome = match options.connect_timeout {
             None => attempt.await,
             Some(timeout) => tokio::time::timeout(timeout, attempt)
@@ -188,6 +226,7 @@ async fn attempt(
     address: &Address,
     method: Encryption,
     options: &NativeOptions,
+    auth: &AuthConfig,
 ) -> Result<NativeConnection, Attempt> {
     let socket = match address {
         Address::Tcp { addr, .. } => socket::connect_tcp(*addr, options.keepalive).await?,
@@ -218,7 +257,7 @@ async fn attempt(
         .map(|(k, v)| (k.as_str(), v.as_str()));
     frontend::startup(&mut io.write_buf, params).map_err(TransportError::from)?;
     io.flush().await?;
-    match startup(io, address, options).await {
+    match startup(io, address, options, auth).await {
         Ok(connection) => Ok(connection),
         Err(e @ TransportError::Server(_)) if retry_allowed => Err(Attempt::Retryable(e)),
         Err(e) => Err(Attempt::Final(e)),
@@ -305,8 +344,9 @@ async fn startup(
     mut io: Framed,
     address: &Address,
     options: &NativeOptions,
+    auth: &AuthConfig,
 ) -> Result<NativeConnection> {
-    auth::authenticate(&mut io, &options.auth).await?;
+    auth::authenticate(&mut io, auth).await?;
     let mut parameters = HashMap::new();
     let mut cancel = None;
     loop {
@@ -345,5 +385,19 @@ async fn startup(
                 });
             }
         }
+    }
+}
+
+impl NativeConnection {
+    /// Connects with the pure-Rust backend, trying each host of `config` in order.
+    ///
+    /// # Errors
+    /// The last attempt's error: [`TransportError::Connect`],
+    /// [`TransportError::ConnectTimeout`], TLS errors ([`TransportError::Tls`],
+    /// [`TransportError::SslRefused`], [`TransportError::DirectTlsRefused`],
+    /// [`TransportError::TlsFile`]), [`TransportError::Auth`] for client-side authentication
+    /// failures, [`TransportError::Server`] when the server rejects the session.
+    pub async fn connect(config: &crate::conninfo::Config) -> Result<Self> {
+        connect(&NativeOptions::from_config(config)?).await
     }
 }

@@ -37,7 +37,7 @@ pub struct NativeConnection {
     io: Framed,
     state: State,
     parameters: HashMap<String, String>,
-    notices: VecDeque<DbError>,
+    notices: VecDeque<Box<DbError>>,
     cancel: Option<CancelToken>,
 }
 
@@ -74,7 +74,7 @@ impl NativeConnection {
 
     /// Notices (warnings, infos) received since the last call.
     pub fn take_notices(&mut self) -> Vec<DbError> {
-        self.notices.drain(..).collect()
+        self.notices.drain(..).map(|n| *n).collect()
     }
 
     /// Receives the next message, handling asynchronous ones (notices, parameter changes).
@@ -113,7 +113,7 @@ impl NativeConnection {
     }
 
     /// After an ErrorResponse: reads up to ReadyForQuery, then returns the server error.
-    async fn finish_with_error(&mut self, error: DbError) -> TransportError {
+    async fn finish_with_error(&mut self, error: Box<DbError>) -> TransportError {
         loop {
             match self.recv().await {
                 Ok(BackendMessage::ReadyForQuery(_)) => {
