@@ -6,6 +6,7 @@
 mod direct_tls;
 mod failures;
 mod matrix;
+mod negotiation;
 mod session;
 mod support;
 mod timeout;
