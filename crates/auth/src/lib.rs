@@ -27,11 +27,13 @@
 //! [`ChannelSecurity::Tls`].
 //!
 //! # Why not the `scram` crate
-//! `scram` 0.6 has no channel-binding support (its client always sends the `n,,` GS2 header),
-//! does not apply SASLprep's PostgreSQL fallback, and depends on `ring` 0.16, an old release
-//! the rest of the workspace does not use. The exchange is small, so it is implemented here over
-//! RustCrypto's `sha2`, `hmac` and `pbkdf2` (the same family as the `md-5` crate used for MD5,
-//! pure Rust, no C build), `base64`, and `stringprep` for SASLprep.
+//! `scram` 0.6 (read from its source): its client always sends the `n,,` GS2 header, so it
+//! cannot do SCRAM-SHA-256-PLUS; it takes the password as `&str` (PostgreSQL passwords are
+//! bytes) and applies no SASLprep; and it depends on `ring` 0.16, `rand` 0.8 and `base64` 0.13,
+//! old releases nothing else in the workspace uses. The exchange is small, so it is implemented
+//! here over RustCrypto's `sha2`, `hmac` and `pbkdf2` (the same family as the `md-5` crate used
+//! for MD5; pure Rust, no C build, so the libpq backend does not pull in a second TLS crypto
+//! library), `base64`, and `stringprep` for SASLprep.
 //!
 //! # Secrets
 //! [`Password`], [`AuthResponse`] and [`AuthConfig`] redact the password in `Debug`; no

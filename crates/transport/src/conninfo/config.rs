@@ -15,7 +15,7 @@ use super::parse::parse_conninfo;
 use super::pgpass::{PassfileQuery, find_password, read_passfile};
 use super::{
     ConfigWarning, ConnInfoError, DEFAULT_PORT, DEFAULT_SOCKET_DIR, Environment, HostConfig,
-    ProcessEnvironment, Replication, SslMode, SslNegotiation, SslRootCert, Target,
+    ProcessEnvironment, Replication, SslMode, SslNegotiation, SslRootCert, Target, ValueSource,
 };
 
 /// A connection configuration, resolved like libpq resolves one.
@@ -125,7 +125,7 @@ impl Config {
         let mut raw = Raw::default();
         for (key, value) in pairs {
             let (key, value) = resolve_pair(key, value)?;
-            raw.0.insert(key, value);
+            raw.0.insert(key, (value, None));
         }
         let sslmode_given = raw.0.contains_key(&Key::SslMode) || env_set(env, "PGSSLMODE");
         for (key, _, var) in KEYS {
@@ -133,7 +133,7 @@ impl Config {
                 && !raw.0.contains_key(key)
                 && let Some(value) = env.var(var)
             {
-                raw.0.insert(*key, value);
+                raw.0.insert(*key, (value, Some(*var)));
             }
         }
         build(&raw, sslmode_given, env)
@@ -174,14 +174,19 @@ fn env_set<E: Environment + ?Sized>(env: &E, name: &str) -> bool {
 
 /// Settings after explicit values and environment; empty strings mean "default".
 #[derive(Default)]
-struct Raw(BTreeMap<Key, String>);
+struct Raw(BTreeMap<Key, (String, Option<&'static str>)>);
 
 impl Raw {
     fn get(&self, key: Key) -> Option<&str> {
         self.0
             .get(&key)
-            .map(String::as_str)
+            .map(|(value, _)| value.as_str())
             .filter(|v| !v.is_empty())
+    }
+
+    /// The environment variable a value came from.
+    fn source(&self, key: Key) -> ValueSource {
+        ValueSource(self.0.get(&key).and_then(|(_, var)| *var))
     }
 
     fn parse<T>(
@@ -196,6 +201,7 @@ impl Raw {
                     key: key.name(),
                     value: v.to_owned(),
                     expected,
+                    source_var: self.source(key),
                 })
             })
             .transpose()
@@ -279,11 +285,7 @@ fn build<E: Environment + ?Sized>(
         });
     }
 
-    let password = raw
-        .0
-        .get(&Key::Password)
-        .filter(|p| !p.is_empty())
-        .map(|p| Password::from(p.as_str()));
+    let password = raw.get(Key::Password).map(Password::from);
     let passfile = raw
         .path(Key::Passfile)
         .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
@@ -395,14 +397,14 @@ fn hosts(raw: &Raw) -> Result<Vec<HostConfig>, ConnInfoError> {
         Some(list) => {
             let ports = list
                 .split(',')
-                .map(parse_port)
+                .map(|port| parse_port(port, raw.source(Key::Port)))
                 .collect::<Result<Vec<_>, _>>()?;
-            match ports.len() {
-                1 => vec![ports[0]; count],
-                n if n == count => ports,
-                n => {
+            match ports.as_slice() {
+                [single] => vec![*single; count],
+                _ if ports.len() == count => ports,
+                _ => {
                     return Err(ConnInfoError::PortCountMismatch {
-                        ports: n,
+                        ports: ports.len(),
                         hosts: count,
                     });
                 }
@@ -410,7 +412,8 @@ fn hosts(raw: &Raw) -> Result<Vec<HostConfig>, ConnInfoError> {
         }
     };
     (0..count)
-        .map(|i| {
+        .zip(ports)
+        .map(|(i, port)| {
             let name = names.as_ref().and_then(|n| n.get(i)).copied().unwrap_or("");
             let addr = addrs.as_ref().and_then(|a| a.get(i)).copied().unwrap_or("");
             let target = if !addr.is_empty() {
@@ -420,6 +423,7 @@ fn hosts(raw: &Raw) -> Result<Vec<HostConfig>, ConnInfoError> {
                         key: "hostaddr",
                         value: addr.to_owned(),
                         expected: "a numeric IPv4 or IPv6 address",
+                        source_var: raw.source(Key::Hostaddr),
                     })?;
                 Target::Tcp {
                     host: name.to_owned(),
@@ -439,14 +443,14 @@ fn hosts(raw: &Raw) -> Result<Vec<HostConfig>, ConnInfoError> {
             };
             Ok(HostConfig {
                 target,
-                port: ports[i],
+                port,
                 passfile_password: None,
             })
         })
         .collect()
 }
 
-fn parse_port(value: &str) -> Result<u16, ConnInfoError> {
+fn parse_port(value: &str, source_var: ValueSource) -> Result<u16, ConnInfoError> {
     if value.is_empty() {
         return Ok(DEFAULT_PORT);
     }
@@ -459,6 +463,7 @@ fn parse_port(value: &str) -> Result<u16, ConnInfoError> {
             key: "port",
             value: value.to_owned(),
             expected: "a port number between 1 and 65535",
+            source_var,
         })
 }
 

@@ -17,6 +17,19 @@ impl fmt::Display for Suggestion {
     }
 }
 
+/// Where a bad value came from, shown as ` (from PGSSLMODE)` for environment variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueSource(pub Option<&'static str>);
+
+impl fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(var) => write!(f, " (from {var})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why a connection string (or the environment) could not be turned into a
 /// [`Config`](super::Config). Messages name the offending key; none contains a password.
 #[derive(Debug, thiserror::Error)]
@@ -65,14 +78,16 @@ pub enum ConnInfoError {
         key: String,
     },
     /// A value that does not parse for its key.
-    #[error("invalid {key} value \"{value}\": expected {expected}")]
+    #[error("invalid {key} value \"{value}\"{source_var}: expected {expected}")]
     InvalidValue {
-        /// The key (or environment variable) the value came from.
+        /// The key the value is for.
         key: &'static str,
         /// The value as written (never a password: passwords are not validated).
         value: String,
         /// What would be valid.
         expected: &'static str,
+        /// The environment variable it came from, if not from the connection string.
+        source_var: ValueSource,
     },
     /// `require_auth` failed to parse.
     #[error("invalid require_auth value")]

@@ -47,7 +47,7 @@ mod types;
 
 pub use config::Config;
 pub use env::{EmptyEnvironment, Environment, ProcessEnvironment};
-pub use error::{ConnInfoError, Suggestion};
+pub use error::{ConnInfoError, Suggestion, ValueSource};
 pub use pgpass::ConfigWarning;
 pub use types::{HostConfig, Replication, SslMode, SslNegotiation, SslRootCert, Target};
 

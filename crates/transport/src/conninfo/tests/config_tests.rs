@@ -425,6 +425,21 @@ fn env_supplies_defaults_under_explicit_values() {
 }
 
 #[test]
+fn bad_environment_values_name_the_variable() {
+    let err = parse_env("", &[("USER", "u"), ("PGSSLMODE", "strict")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid sslmode value \"strict\" (from PGSSLMODE): expected disable, allow, prefer, require, verify-ca or verify-full"
+    );
+    let err = parse_env("", &[("USER", "u"), ("PGPORT", "x")]).unwrap_err();
+    assert!(err.to_string().contains("(from PGPORT)"), "{err}");
+    let err = parse_env("", &[("USER", "u"), ("PGHOSTADDR", "h")]).unwrap_err();
+    assert!(err.to_string().contains("(from PGHOSTADDR)"), "{err}");
+    let err = parse_env("port=x", &[("USER", "u")]).unwrap_err();
+    assert!(!err.to_string().contains("from"), "{err}");
+}
+
+#[test]
 fn explicit_empty_value_blocks_the_environment() {
     let env = [
         ("USER", "u"),
