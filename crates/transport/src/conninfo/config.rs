@@ -539,7 +539,7 @@ impl fmt::Display for Config {
 }
 
 /// Quotes a value for `key=value` syntax when needed.
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     if !value.is_empty() && !value.contains(|c: char| is_c_space(c) || c == '\'' || c == '\\') {
         return value.to_owned();
     }

@@ -32,7 +32,7 @@ impl fmt::Display for ValueSource {
 
 /// Why a connection string (or the environment) could not be turned into a
 /// [`Config`](super::Config). Messages name the offending key; none contains a password.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnInfoError {
     /// `key=value` syntax: a key without `=`.

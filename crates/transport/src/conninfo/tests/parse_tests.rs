@@ -1,4 +1,5 @@
 use crate::conninfo::ConnInfoError;
+use crate::conninfo::config::quote;
 use crate::conninfo::parse::{parse_conninfo, parse_key_value, percent_decode};
 
 fn pairs(input: &str) -> Vec<(String, String)> {
@@ -238,4 +239,41 @@ fn non_uri_prefixes_are_key_value() {
         parse_conninfo("POSTGRES://h"),
         Err(ConnInfoError::MissingEquals { .. })
     ));
+}
+
+/// Every string of up to four characters from an alphabet of the characters that matter to
+/// the syntax survives `quote` and the parser unchanged.
+#[test]
+fn quoting_round_trips_exhaustively() {
+    const ALPHABET: [char; 7] = ['a', ' ', '\'', '\\', '=', '\t', 'é'];
+    let mut values = vec![String::new()];
+    let mut frontier = vec![String::new()];
+    for _ in 0..4 {
+        frontier = frontier
+            .iter()
+            .flat_map(|prefix| ALPHABET.iter().map(move |c| format!("{prefix}{c}")))
+            .collect();
+        values.extend(frontier.iter().cloned());
+    }
+    assert_eq!(values.len(), 1 + 7 + 49 + 343 + 2401);
+    for value in &values {
+        let input = format!("options={} user=u", quote(value));
+        assert_eq!(
+            pairs(&input),
+            kv(&[("options", value), ("user", "u")]),
+            "{input:?}"
+        );
+    }
+}
+
+/// Percent-encoding every byte value 1..=127 (and a multi-byte character) decodes back.
+#[test]
+fn percent_decoding_round_trips() {
+    for byte in 1u8..=127 {
+        let encoded = format!("%{byte:02X}x%{byte:02x}");
+        let expected = format!("{}x{}", byte as char, byte as char);
+        assert_eq!(percent_decode("dbname", &encoded).unwrap(), expected);
+    }
+    assert_eq!(percent_decode("dbname", "%E2%82%AC").unwrap(), "€");
+    assert!(percent_decode("dbname", "%E2%82").is_err());
 }
