@@ -1,0 +1,525 @@
+//! Configuration of a logical replication stream, validated before anything is sent.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use pg_walstream_codec::Lsn;
+use pg_walstream_codec::pgoutput::ProtocolVersion;
+use pg_walstream_slot::{ServerVersion, SlotName};
+use pg_walstream_transport::Backend;
+use pg_walstream_transport::conninfo::{Config, ConnInfoError};
+
+use crate::core::ReadTimeout;
+
+/// `streaming` option of pgoutput: how transactions larger than
+/// `logical_decoding_work_mem` are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Streaming {
+    /// Only at commit (the default).
+    #[default]
+    Off,
+    /// In blocks while still running (protocol 2+, PostgreSQL 14+).
+    On,
+    /// In blocks, for parallel apply; Stream Abort carries the abort LSN and time (protocol 4,
+    /// PostgreSQL 16+).
+    Parallel,
+}
+
+/// `origin` option of pgoutput (PostgreSQL 16+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginFilter {
+    /// Only changes without a replication origin.
+    None,
+    /// All changes regardless of origin.
+    Any,
+}
+
+/// Create the slot when it does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreateSlotOptions {
+    /// A temporary slot, dropped when the connection ends.
+    pub temporary: bool,
+    /// Export the slot's initial snapshot; its name is available from
+    /// [`PreparedStream::snapshot_name`](crate::PreparedStream::snapshot_name) until the stream
+    /// is started.
+    pub export_snapshot: bool,
+}
+
+/// A configuration that cannot work; detected before connecting (or, for version-dependent
+/// options, before anything is sent to the server).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No slot name was given or it is not a valid slot name.
+    #[error("invalid slot name")]
+    SlotName(#[source] pg_walstream_slot::SlotError),
+    /// No publication was given.
+    #[error("at least one publication name is required")]
+    NoPublication,
+    /// A publication name cannot be sent (empty, NUL byte, longer than 63 bytes).
+    #[error("invalid publication name {name:?}: {reason}")]
+    PublicationName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An option needs a newer server.
+    #[error("{feature} needs PostgreSQL {needs}; server is {server}")]
+    Unsupported {
+        /// The option.
+        feature: &'static str,
+        /// First major version that has it.
+        needs: u32,
+        /// The server's version.
+        server: ServerVersion,
+    },
+    /// The requested protocol version is newer than the server supports.
+    #[error("pgoutput protocol version {requested} needs PostgreSQL {needs}; server is {server}")]
+    ProtocolTooNew {
+        /// Requested version.
+        requested: u32,
+        /// First major version that supports it.
+        needs: u32,
+        /// The server's version.
+        server: ServerVersion,
+    },
+    /// An option needs a newer protocol version than the one requested.
+    #[error(
+        "{feature} needs pgoutput protocol version {needs}, but version {requested} was requested"
+    )]
+    ProtocolTooOld {
+        /// The option.
+        feature: &'static str,
+        /// The version it needs.
+        needs: u32,
+        /// The requested version.
+        requested: u32,
+    },
+    /// A value out of range (zero status interval, zero channel capacity, ...).
+    #[error("invalid {what}: {reason}")]
+    InvalidValue {
+        /// Which setting.
+        what: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The connection string does not parse.
+    #[error("invalid connection string")]
+    ConnInfo(#[source] ConnInfoError),
+    /// A connection is required but none was configured.
+    #[error("no connection configured (use conninfo or connection_config)")]
+    NoConnection,
+}
+
+/// Everything needed to start a logical replication stream. Build with
+/// [`LogicalConfig::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use pg_walstream_stream::{LogicalConfig, Streaming};
+///
+/// let config = LogicalConfig::builder()
+///     .conninfo("host=db user=repl dbname=app")
+///     .slot("orders_cdc")
+///     .publication("orders")
+///     .streaming(Streaming::On)
+///     .status_interval(Duration::from_secs(5))
+///     .build()?;
+/// assert_eq!(config.slot().as_str(), "orders_cdc");
+/// # Ok::<(), pg_walstream_stream::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LogicalConfig {
+    pub(crate) connection: Option<(Config, Backend)>,
+    slot: SlotName,
+    publications: Vec<String>,
+    proto_version: Option<ProtocolVersion>,
+    streaming: Streaming,
+    binary: bool,
+    messages: bool,
+    two_phase: bool,
+    origin: Option<OriginFilter>,
+    pub(crate) start_lsn: Lsn,
+    pub(crate) stop_at: Option<Lsn>,
+    pub(crate) status_interval: Duration,
+    pub(crate) read_timeout: ReadTimeout,
+    pub(crate) create_slot: Option<CreateSlotOptions>,
+    pub(crate) channel_capacity: usize,
+}
+
+/// Builder of a [`LogicalConfig`]; see there.
+#[derive(Debug)]
+#[must_use]
+pub struct LogicalConfigBuilder {
+    conninfo: Option<Result<Config, ConnInfoError>>,
+    backend: Backend,
+    slot: Option<String>,
+    publications: Vec<String>,
+    proto_version: Option<ProtocolVersion>,
+    streaming: Streaming,
+    binary: bool,
+    messages: bool,
+    two_phase: bool,
+    origin: Option<OriginFilter>,
+    start_lsn: Lsn,
+    stop_at: Option<Lsn>,
+    status_interval: Duration,
+    read_timeout: ReadTimeout,
+    create_slot: Option<CreateSlotOptions>,
+    channel_capacity: usize,
+}
+
+impl LogicalConfig {
+    /// A builder with defaults: protocol version chosen from the server, streaming off, text
+    /// format, no messages, no two-phase, all origins, start at the slot's confirmed position,
+    /// 10 s status interval, automatic read deadline, 1024 buffered events.
+    pub fn builder() -> LogicalConfigBuilder {
+        LogicalConfigBuilder {
+            conninfo: None,
+            backend: Backend::default(),
+            slot: None,
+            publications: Vec::new(),
+            proto_version: None,
+            streaming: Streaming::Off,
+            binary: false,
+            messages: false,
+            two_phase: false,
+            origin: None,
+            start_lsn: Lsn::INVALID,
+            stop_at: None,
+            status_interval: Duration::from_secs(10),
+            read_timeout: ReadTimeout::Auto,
+            create_slot: None,
+            channel_capacity: 1024,
+        }
+    }
+
+    /// The slot.
+    pub fn slot(&self) -> &SlotName {
+        &self.slot
+    }
+
+    /// The publications.
+    pub fn publications(&self) -> &[String] {
+        &self.publications
+    }
+
+    /// The stop LSN, if any.
+    pub fn stop_at(&self) -> Option<Lsn> {
+        self.stop_at
+    }
+
+    /// Checks the version-dependent options against the server and returns the protocol
+    /// version to use: the requested one, or the highest the server supports (1 before 14,
+    /// 2 on 14, 3 on 15, 4 on 16+).
+    ///
+    /// # Errors
+    /// [`ConfigError::ProtocolTooNew`], [`ConfigError::ProtocolTooOld`] and
+    /// [`ConfigError::Unsupported`] for parallel streaming before 16, two-phase before 15,
+    /// origin before 16, streaming, binary or messages before 14.
+    pub fn negotiate(&self, server: ServerVersion) -> Result<ProtocolVersion, ConfigError> {
+        let max = max_protocol(server);
+        let proto = match self.proto_version {
+            Some(p) if p > max => {
+                return Err(ConfigError::ProtocolTooNew {
+                    requested: p.as_u32(),
+                    needs: 12 + p.as_u32(),
+                    server,
+                });
+            }
+            Some(p) => p,
+            None => max,
+        };
+        let need_server = |feature, needs: u32| {
+            if server.major >= needs {
+                Ok(())
+            } else {
+                Err(ConfigError::Unsupported {
+                    feature,
+                    needs,
+                    server,
+                })
+            }
+        };
+        let need_proto = |feature, needs: ProtocolVersion| {
+            if proto >= needs {
+                Ok(())
+            } else {
+                Err(ConfigError::ProtocolTooOld {
+                    feature,
+                    needs: needs.as_u32(),
+                    requested: proto.as_u32(),
+                })
+            }
+        };
+        match self.streaming {
+            Streaming::Off => {}
+            Streaming::On => {
+                need_server("streaming", 14)?;
+                need_proto("streaming", ProtocolVersion::V2)?;
+            }
+            Streaming::Parallel => {
+                need_server("parallel streaming", 16)?;
+                need_proto("parallel streaming", ProtocolVersion::V4)?;
+            }
+        }
+        if self.two_phase {
+            need_server("two-phase decoding", 15)?;
+            need_proto("two-phase decoding", ProtocolVersion::V3)?;
+        }
+        if self.origin.is_some() {
+            need_server("the origin option", 16)?;
+        }
+        if self.binary {
+            need_server("binary mode", 14)?;
+        }
+        if self.messages {
+            need_server("logical decoding messages", 14)?;
+        }
+        Ok(proto)
+    }
+
+    /// The `START_REPLICATION` command for protocol version `proto`, starting at `start`.
+    /// Slot and publication names are quoted, so no name can change the command.
+    pub fn start_replication_command(&self, proto: ProtocolVersion, start: Lsn) -> String {
+        let mut names = String::new();
+        for (i, name) in self.publications.iter().enumerate() {
+            if i > 0 {
+                names.push(',');
+            }
+            names.push('"');
+            names.push_str(&name.replace('"', "\"\""));
+            names.push('"');
+        }
+        let mut sql = format!(
+            "START_REPLICATION SLOT \"{}\" LOGICAL {start} (proto_version '{}', publication_names {}",
+            self.slot.as_str(),
+            proto.as_u32(),
+            quote_option_literal(&names),
+        );
+        let mut option = |name: &str, value: &str| {
+            let _ = write!(sql, ", {name} '{value}'");
+        };
+        match self.streaming {
+            Streaming::Off => {}
+            Streaming::On => option("streaming", "on"),
+            Streaming::Parallel => option("streaming", "parallel"),
+        }
+        if self.binary {
+            option("binary", "true");
+        }
+        if self.messages {
+            option("messages", "true");
+        }
+        if self.two_phase {
+            option("two_phase", "true");
+        }
+        match self.origin {
+            None => {}
+            Some(OriginFilter::None) => option("origin", "none"),
+            Some(OriginFilter::Any) => option("origin", "any"),
+        }
+        sql.push(')');
+        sql
+    }
+
+    /// Whether two-phase decoding was asked for (slots created by the stream get `TWO_PHASE`).
+    pub fn two_phase(&self) -> bool {
+        self.two_phase
+    }
+}
+
+/// The highest pgoutput protocol version `server` supports.
+pub fn max_protocol(server: ServerVersion) -> ProtocolVersion {
+    match server.major {
+        ..=13 => ProtocolVersion::V1,
+        14 => ProtocolVersion::V2,
+        15 => ProtocolVersion::V3,
+        _ => ProtocolVersion::V4,
+    }
+}
+
+/// A string literal for the replication command grammar, which knows only `'...'` with `''`
+/// (no `E'...'`); backslashes are literal there.
+fn quote_option_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+impl LogicalConfigBuilder {
+    /// Connection string (libpq `key=value` or URI); `replication=database` is implied.
+    pub fn conninfo(mut self, conninfo: &str) -> Self {
+        self.conninfo = Some(conninfo.parse::<Config>());
+        self
+    }
+
+    /// An already parsed connection configuration; `replication=database` is implied.
+    pub fn connection_config(mut self, config: Config) -> Self {
+        self.conninfo = Some(Ok(config));
+        self
+    }
+
+    /// Which transport backend to connect with.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The replication slot (required).
+    pub fn slot(mut self, name: &str) -> Self {
+        self.slot = Some(name.to_owned());
+        self
+    }
+
+    /// Adds a publication (at least one is required).
+    pub fn publication(mut self, name: &str) -> Self {
+        self.publications.push(name.to_owned());
+        self
+    }
+
+    /// pgoutput protocol version; default: the highest the server supports.
+    pub fn proto_version(mut self, version: ProtocolVersion) -> Self {
+        self.proto_version = Some(version);
+        self
+    }
+
+    /// Streaming of large in-progress transactions.
+    pub fn streaming(mut self, streaming: Streaming) -> Self {
+        self.streaming = streaming;
+        self
+    }
+
+    /// Column values in binary format.
+    pub fn binary(mut self, yes: bool) -> Self {
+        self.binary = yes;
+        self
+    }
+
+    /// Deliver `pg_logical_emit_message` messages.
+    pub fn messages(mut self, yes: bool) -> Self {
+        self.messages = yes;
+        self
+    }
+
+    /// Decode prepared transactions at PREPARE TRANSACTION.
+    pub fn two_phase(mut self, yes: bool) -> Self {
+        self.two_phase = yes;
+        self
+    }
+
+    /// Filter changes by replication origin.
+    pub fn origin(mut self, origin: OriginFilter) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// Start position; `0/0` (default) starts at the slot's confirmed position.
+    pub fn start_lsn(mut self, lsn: Lsn) -> Self {
+        self.start_lsn = lsn;
+        self
+    }
+
+    /// Stop after the transaction that reaches `lsn` (see [`LogicalCore`](crate::LogicalCore)).
+    pub fn stop_at(mut self, lsn: Lsn) -> Self {
+        self.stop_at = Some(lsn);
+        self
+    }
+
+    /// How often status updates are sent; keep it well below the server's
+    /// `wal_sender_timeout` (default 10 s).
+    pub fn status_interval(mut self, interval: Duration) -> Self {
+        self.status_interval = interval;
+        self
+    }
+
+    /// Read deadline (default: derived from the keepalive cadence).
+    pub fn read_timeout(mut self, timeout: ReadTimeout) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Create the slot if it does not exist.
+    pub fn create_slot_if_missing(mut self, options: CreateSlotOptions) -> Self {
+        self.create_slot = Some(options);
+        self
+    }
+
+    /// How many decoded events may wait for the application before reading from the server
+    /// pauses (backpressure). Default 1024.
+    pub fn channel_capacity(mut self, capacity: usize) -> Self {
+        self.channel_capacity = capacity;
+        self
+    }
+
+    /// Validates what can be checked without a server.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a missing or invalid slot name, no or invalid publication names, a
+    /// bad connection string, a zero status interval, read deadline or channel capacity.
+    pub fn build(self) -> Result<LogicalConfig, ConfigError> {
+        let connection = match self.conninfo {
+            None => None,
+            Some(Err(error)) => return Err(ConfigError::ConnInfo(error)),
+            Some(Ok(config)) => Some((config, self.backend)),
+        };
+        let slot = SlotName::new(self.slot.unwrap_or_default()).map_err(ConfigError::SlotName)?;
+        if self.publications.is_empty() {
+            return Err(ConfigError::NoPublication);
+        }
+        for name in &self.publications {
+            let reason = if name.is_empty() {
+                Some("it is empty")
+            } else if name.contains('\0') {
+                Some("it contains a NUL byte")
+            } else if name.len() > pg_walstream_slot::MAX_NAME_LEN {
+                Some("it is longer than 63 bytes")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(ConfigError::PublicationName {
+                    name: name.clone(),
+                    reason,
+                });
+            }
+        }
+        if self.status_interval.is_zero() {
+            return Err(ConfigError::InvalidValue {
+                what: "status interval",
+                reason: "must be greater than zero",
+            });
+        }
+        if self.read_timeout == ReadTimeout::Fixed(Duration::ZERO) {
+            return Err(ConfigError::InvalidValue {
+                what: "read timeout",
+                reason: "must be greater than zero (use ReadTimeout::Disabled to disable it)",
+            });
+        }
+        if self.channel_capacity == 0 {
+            return Err(ConfigError::InvalidValue {
+                what: "channel capacity",
+                reason: "must be at least 1",
+            });
+        }
+        Ok(LogicalConfig {
+            connection,
+            slot,
+            publications: self.publications,
+            proto_version: self.proto_version,
+            streaming: self.streaming,
+            binary: self.binary,
+            messages: self.messages,
+            two_phase: self.two_phase,
+            origin: self.origin,
+            start_lsn: self.start_lsn,
+            stop_at: self.stop_at,
+            status_interval: self.status_interval,
+            read_timeout: self.read_timeout,
+            create_slot: self.create_slot,
+            channel_capacity: self.channel_capacity,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

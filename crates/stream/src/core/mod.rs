@@ -1,0 +1,430 @@
+//! The sans-IO logical replication state machine.
+//!
+//! [`LogicalCore`] never touches a socket or reads a clock: the driver feeds it CopyData
+//! frames and the current time, and asks it for events, status updates to write and the next
+//! instant it needs to be woken at. Tests drive it with encoded frames and a fake clock.
+
+mod ack;
+mod timers;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pg_walstream_codec::pgoutput::{Message, OwnedMessage, PgOutputDecoder, ProtocolVersion};
+use pg_walstream_codec::replication::{
+    BackendMessage, PrimaryKeepalive, StandbyStatusUpdate, XLogData,
+};
+use pg_walstream_codec::{Lsn, Oid, PgTimestamp};
+
+use crate::error::{Error, Result};
+use crate::events::{Change, Event, EventKind};
+use crate::feedback::Feedback;
+use crate::relation_cache::{RelationCache, RelationInfo};
+
+pub use timers::ReadTimeout;
+
+use ack::AckTracker;
+use timers::Timers;
+
+/// Settings of a [`LogicalCore`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CoreOptions {
+    /// The pgoutput protocol version the stream was started with.
+    pub version: ProtocolVersion,
+    /// Send a status update at least this often.
+    pub status_interval: Duration,
+    /// Read deadline.
+    pub read_timeout: ReadTimeout,
+    /// Stop after the transaction that reaches this LSN (see [`LogicalCore`]).
+    pub stop_at: Option<Lsn>,
+    /// Position already confirmed for the slot (its `confirmed_flush_lsn`, or the start LSN):
+    /// status updates never report less.
+    pub floor: Lsn,
+}
+
+impl CoreOptions {
+    /// Options with a 10 s status interval, an automatic read deadline, no stop LSN and no
+    /// floor.
+    pub fn new(version: ProtocolVersion) -> Self {
+        CoreOptions {
+            version,
+            status_interval: Duration::from_secs(10),
+            read_timeout: ReadTimeout::Auto,
+            stop_at: None,
+            floor: Lsn::INVALID,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Delivering events.
+    Streaming,
+    /// Stop requested or stop LSN reached: data is no longer delivered; a final status update
+    /// is due, then CopyDone.
+    Stopping,
+    /// CopyDone sent; waiting for the server to end the stream.
+    CopyDoneSent,
+    /// The stream ended cleanly or failed; nothing more happens.
+    Finished,
+}
+
+/// The logical replication stream as a state machine (see the [module docs](self)).
+///
+/// Inputs: [`handle_copy_data`](Self::handle_copy_data) for each CopyData frame,
+/// [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) passes,
+/// [`handle_server_end`](Self::handle_server_end) when the server ends the COPY stream.
+/// Outputs: [`poll_event`](Self::poll_event) (events, then at most one error),
+/// [`poll_transmit`](Self::poll_transmit) (status updates to write).
+///
+/// **Stop LSN.** With [`CoreOptions::stop_at`] = `L`, the stream delivers every transaction
+/// whose commit record starts before `L` — the last one delivered is the *crossing*
+/// transaction, whose `end_lsn` reaches `L` — and then stops: after a transaction-ending event
+/// with acknowledgement position ≥ `L`, at a Begin whose commit LSN is ≥ `L` (not delivered),
+/// or at a keepalive with `wal_end` ≥ `L` while no transaction is open. Blocks of streamed
+/// transactions are delivered as they come; a streamed transaction is complete at its Stream
+/// Commit.
+#[derive(Debug)]
+pub struct LogicalCore {
+    decoder: PgOutputDecoder,
+    relations: RelationCache,
+    feedback: Feedback,
+    tracker: AckTracker,
+    timers: Timers,
+    events: VecDeque<Result<Event>>,
+    phase: Phase,
+    stop_at: Option<Lsn>,
+    reply_pending: bool,
+    final_status_pending: bool,
+    clean_end: bool,
+}
+
+impl LogicalCore {
+    /// A core for a stream just started at `now`; `feedback` is where the application reports.
+    pub fn new(options: CoreOptions, feedback: Feedback, now: Instant) -> Self {
+        LogicalCore {
+            decoder: PgOutputDecoder::new(options.version),
+            relations: RelationCache::new(),
+            feedback,
+            tracker: AckTracker::new(options.floor),
+            timers: Timers::new(now, options.status_interval, options.read_timeout),
+            events: VecDeque::new(),
+            phase: Phase::Streaming,
+            stop_at: options.stop_at,
+            reply_pending: false,
+            final_status_pending: false,
+            clean_end: false,
+        }
+    }
+
+    /// The application's feedback handle.
+    pub fn feedback(&self) -> &Feedback {
+        &self.feedback
+    }
+
+    /// Relations described so far.
+    pub fn relations(&self) -> &RelationCache {
+        &self.relations
+    }
+
+    /// Highest WAL position received.
+    pub fn received_lsn(&self) -> Lsn {
+        self.tracker.received()
+    }
+
+    /// The read deadline in force (`None` when disabled).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.timers.read_timeout()
+    }
+
+    /// Whether events are waiting in [`poll_event`](Self::poll_event).
+    pub fn has_pending_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Whether the driver should send CopyDone now: a stop was requested or the stop LSN was
+    /// reached, and the final status update has been taken with
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn wants_copy_done(&self) -> bool {
+        self.phase == Phase::Stopping && !self.final_status_pending
+    }
+
+    /// Tells the core CopyDone was sent: no more status updates will be produced.
+    pub fn on_copy_done_sent(&mut self) {
+        if self.phase == Phase::Stopping {
+            self.phase = Phase::CopyDoneSent;
+        }
+    }
+
+    /// Whether nothing more will happen: the stream ended (cleanly or not) and all events and
+    /// the error, if any, were taken.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished && self.events.is_empty()
+    }
+
+    /// Whether the stream is winding down (stop requested, stop LSN reached, or ended).
+    pub fn is_stopping(&self) -> bool {
+        self.phase != Phase::Streaming
+    }
+
+    /// Asks for a graceful stop: no more events are delivered; a final status update is
+    /// produced, then [`wants_copy_done`](Self::wants_copy_done) turns true.
+    pub fn request_stop(&mut self) {
+        if self.phase == Phase::Streaming {
+            self.phase = Phase::Stopping;
+            self.final_status_pending = true;
+        }
+    }
+
+    /// Reading from the server paused (`false`, e.g. because the application is not keeping
+    /// up) or resumed (`true`). While paused the read deadline does not run; status updates
+    /// still fall due.
+    pub fn set_reading(&mut self, now: Instant, reading: bool) {
+        self.timers.set_reading(now, reading);
+    }
+
+    /// Feeds one CopyData frame received at `now`. Decoding problems are reported, in order,
+    /// through [`poll_event`](Self::poll_event) and end the stream.
+    pub fn handle_copy_data(&mut self, now: Instant, frame: &Bytes) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        self.timers.on_received(now);
+        match BackendMessage::parse(frame) {
+            Err(source) => self.fail(Error::Decode {
+                after: self.tracker.received(),
+                source,
+            }),
+            Ok(BackendMessage::PrimaryKeepalive(k)) => self.on_keepalive(now, k),
+            Ok(BackendMessage::XLogData(x)) => self.on_xlog_data(x),
+        }
+    }
+
+    /// Checks the read deadline at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        if let Some(silent_for) = self.timers.expired(now) {
+            self.fail(Error::ReadTimeout { silent_for });
+        }
+    }
+
+    /// The server ended the COPY stream (CopyDone). After our CopyDone this is the clean end;
+    /// before it, an error.
+    pub fn handle_server_end(&mut self) {
+        match self.phase {
+            Phase::CopyDoneSent => {
+                self.phase = Phase::Finished;
+                self.clean_end = true;
+            }
+            Phase::Finished => {}
+            Phase::Streaming | Phase::Stopping => self.fail(Error::ServerEnded),
+        }
+    }
+
+    /// A failure outside the core (e.g. the connection broke): queued after the pending
+    /// events, it ends the stream.
+    pub fn handle_error(&mut self, error: Error) {
+        if self.phase != Phase::Finished {
+            self.fail(error);
+        }
+    }
+
+    /// Whether the stream ended by the stop handshake (CopyDone both ways), not by an error.
+    pub fn ended_cleanly(&self) -> bool {
+        self.clean_end
+    }
+
+    /// The next event, or the error that ended the stream; `None` when nothing is pending.
+    pub fn poll_event(&mut self) -> Option<Result<Event>> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) and
+    /// [`poll_transmit`](Self::poll_transmit) should next be called; `None` once finished.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Finished => None,
+            _ => Some(self.timers.next_timeout()),
+        }
+    }
+
+    /// Appends a standby status update (`r` CopyData payload) to `buf` if one is due at
+    /// `now` — periodic, requested by the server, a liveness ping half-way through the read
+    /// deadline, or the final one before CopyDone — and returns it. `send_time` is the wall
+    /// clock at `now`.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        send_time: PgTimestamp,
+        buf: &mut BytesMut,
+    ) -> Option<StandbyStatusUpdate> {
+        if matches!(self.phase, Phase::CopyDoneSent | Phase::Finished) {
+            return None;
+        }
+        let ping = self.phase == Phase::Streaming && self.timers.ping_due(now);
+        let due =
+            self.reply_pending || self.final_status_pending || ping || self.timers.status_due(now);
+        if !due {
+            return None;
+        }
+        let positions = self.tracker.positions(self.feedback.processed_lsn());
+        let update = StandbyStatusUpdate {
+            write: positions.write,
+            flush: positions.flush,
+            apply: positions.apply,
+            send_time,
+            reply_requested: ping,
+        };
+        buf.reserve(StandbyStatusUpdate::LEN);
+        update.encode(buf);
+        self.feedback
+            .record_sent(update.write, update.flush, update.apply);
+        self.timers.on_status_sent(now, ping);
+        self.reply_pending = false;
+        self.final_status_pending = false;
+        Some(update)
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.events.push_back(Err(error));
+        self.phase = Phase::Finished;
+    }
+
+    fn reach_stop(&mut self) {
+        self.request_stop();
+    }
+
+    fn on_keepalive(&mut self, now: Instant, keepalive: PrimaryKeepalive) {
+        self.timers.on_keepalive(now);
+        if self.phase != Phase::Streaming {
+            // After a stop, data is discarded: following keepalives must not move the flush
+            // position past what was delivered.
+            return;
+        }
+        self.tracker.on_keepalive(keepalive.wal_end);
+        if keepalive.reply_requested {
+            self.reply_pending = true;
+        }
+        if self
+            .stop_at
+            .is_some_and(|stop| keepalive.wal_end >= stop && self.tracker.no_open_transaction())
+        {
+            self.reach_stop();
+        }
+    }
+
+    fn on_xlog_data(&mut self, xlog: XLogData) {
+        if self.phase != Phase::Streaming {
+            return;
+        }
+        let version = self.decoder.version();
+        let in_stream = self.decoder.in_stream();
+        let message = match self.decoder.decode(&xlog.data) {
+            Ok(m) => m,
+            Err(source) => {
+                return self.fail(Error::Decode {
+                    after: self.tracker.received(),
+                    source,
+                });
+            }
+        };
+        if let (Some(stop), Message::Begin(begin)) = (self.stop_at, &message)
+            && begin.final_lsn >= stop
+            && self.tracker.no_open_transaction()
+        {
+            return self.reach_stop();
+        }
+        if let Err(what) = self.tracker.on_message(&message, xlog.wal_end) {
+            return self.fail(Error::Protocol {
+                lsn: xlog.wal_start,
+                what,
+            });
+        }
+        let kind = match self.event_kind(message, &xlog, version, in_stream) {
+            Ok(kind) => kind,
+            Err(error) => return self.fail(error),
+        };
+        let ack = kind.ack_lsn();
+        self.events
+            .push_back(Ok(Event::new(xlog, kind, version, in_stream)));
+        if let (Some(stop), Some(ack)) = (self.stop_at, ack)
+            && ack >= stop
+            && self.tracker.no_open_transaction()
+        {
+            self.reach_stop();
+        }
+    }
+
+    fn relation(&self, oid: Oid, lsn: Lsn) -> Result<std::sync::Arc<RelationInfo>> {
+        self.relations
+            .get(oid)
+            .cloned()
+            .ok_or(Error::UnknownRelation { oid, lsn })
+    }
+
+    fn event_kind(
+        &mut self,
+        message: Message<'_>,
+        xlog: &XLogData,
+        version: ProtocolVersion,
+        in_stream: bool,
+    ) -> Result<EventKind> {
+        let lsn = xlog.wal_start;
+        let change = |core: &Self, xid, oid| -> Result<Change> {
+            Ok(Change::new(
+                xid,
+                core.relation(oid, lsn)?,
+                xlog.data.clone(),
+                version,
+                in_stream,
+            ))
+        };
+        Ok(match message {
+            Message::Begin(b) => EventKind::Begin(b),
+            Message::Commit(c) => EventKind::Commit(c),
+            Message::Relation(r) => EventKind::Relation(self.relations.update(&r)),
+            Message::Insert(i) => EventKind::Insert(change(self, i.xid, i.relation)?),
+            Message::Update(u) => EventKind::Update(change(self, u.xid, u.relation)?),
+            Message::Delete(d) => EventKind::Delete(change(self, d.xid, d.relation)?),
+            Message::Truncate(t) => {
+                let relations = t
+                    .relations
+                    .iter()
+                    .map(|oid| self.relation(oid, lsn))
+                    .collect::<Result<Vec<_>>>()?;
+                EventKind::Truncate(pg_walstream_codec::pgoutput::Truncate {
+                    xid: t.xid,
+                    flags: t.flags,
+                    relations,
+                })
+            }
+            Message::StreamStart(s) => EventKind::StreamStart(s),
+            Message::StreamStop => EventKind::StreamStop,
+            Message::StreamCommit(c) => EventKind::StreamCommit(c),
+            Message::StreamAbort(a) => EventKind::StreamAbort(a),
+            other => match other.into_owned(&xlog.data) {
+                OwnedMessage::Origin(o) => EventKind::Origin(o),
+                OwnedMessage::Type(t) => EventKind::Type(t),
+                OwnedMessage::Message(m) => EventKind::Message(m),
+                OwnedMessage::BeginPrepare(b) => EventKind::BeginPrepare(b),
+                OwnedMessage::Prepare(p) => EventKind::Prepare(p),
+                OwnedMessage::CommitPrepared(c) => EventKind::CommitPrepared(c),
+                OwnedMessage::RollbackPrepared(r) => EventKind::RollbackPrepared(r),
+                OwnedMessage::StreamPrepare(p) => EventKind::StreamPrepare(p),
+                _ => {
+                    return Err(Error::Protocol {
+                        lsn,
+                        what: "message kind not handled by the stream",
+                    });
+                }
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

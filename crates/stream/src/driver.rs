@@ -1,0 +1,151 @@
+//! The task that moves bytes and time between a [`Transport`] and a [`LogicalCore`].
+//!
+//! It owns the connection, so status updates go out on their timer whether or not the
+//! application is polling: events go into a bounded channel, and while the channel is full the
+//! task stops reading the socket (backpressure, bounded memory) but keeps its timer running.
+//! One `Sleep` is reset per wait; no future is boxed per frame.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use pg_walstream_codec::PgTimestamp;
+use pg_walstream_transport::Transport;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::LogicalCore;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::metrics::StreamMetrics;
+
+/// How long to sleep when the core has no timer.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+
+/// The wall clock as a PostgreSQL timestamp (0 if the clock is before 1970 or absurd).
+fn wall_clock() -> PgTimestamp {
+    PgTimestamp::from_system_time(SystemTime::now()).unwrap_or(PgTimestamp::EPOCH)
+}
+
+/// What the driver should do after moving events to the channel.
+enum Delivery {
+    /// Everything pending was sent.
+    Drained,
+    /// The channel is full.
+    Full,
+    /// The application dropped the stream.
+    Closed,
+}
+
+fn deliver(
+    core: &mut LogicalCore,
+    tx: &mpsc::Sender<Result<Event>>,
+    metrics: &mut StreamMetrics,
+) -> Delivery {
+    while core.has_pending_events() {
+        match tx.try_reserve() {
+            Ok(permit) => {
+                if let Some(item) = core.poll_event() {
+                    metrics.on_event(&item);
+                    permit.send(item);
+                }
+            }
+            Err(TrySendError::Full(())) => return Delivery::Full,
+            Err(TrySendError::Closed(())) => return Delivery::Closed,
+        }
+    }
+    Delivery::Drained
+}
+
+/// Writes due status updates and, when the core asks for it, CopyDone.
+async fn transmit<T: Transport>(
+    transport: &mut T,
+    core: &mut LogicalCore,
+    buf: &mut BytesMut,
+    metrics: &mut StreamMetrics,
+) -> Result<()> {
+    let now = Instant::now();
+    let mut wrote = false;
+    while let Some(update) = core.poll_transmit(now, wall_clock(), buf) {
+        transport.write_copy_data(buf)?;
+        buf.clear();
+        wrote = true;
+        metrics.on_status(&update);
+    }
+    if wrote {
+        transport.flush().await?;
+    }
+    if core.wants_copy_done() {
+        transport.send_copy_done().await?;
+        core.on_copy_done_sent();
+    }
+    Ok(())
+}
+
+/// Runs the stream until it ends, the application stops it or drops it.
+pub(crate) async fn run<T: Transport>(
+    mut transport: T,
+    mut core: LogicalCore,
+    tx: mpsc::Sender<Result<Event>>,
+    mut stop: oneshot::Receiver<()>,
+    mut metrics: StreamMetrics,
+) {
+    let mut buf = BytesMut::with_capacity(64);
+    let mut stop_seen = false;
+    let sleep = tokio::time::sleep_until(Instant::now().into());
+    tokio::pin!(sleep);
+    loop {
+        if let Err(error) = transmit(&mut transport, &mut core, &mut buf, &mut metrics).await {
+            core.handle_error(error);
+        }
+        let backpressured = match deliver(&mut core, &tx, &mut metrics) {
+            Delivery::Drained => false,
+            Delivery::Full => true,
+            Delivery::Closed => {
+                // Nobody listens: wind down gracefully, discarding what is pending.
+                core.request_stop();
+                while core.poll_event().is_some() {}
+                false
+            }
+        };
+        if core.is_finished() {
+            break;
+        }
+        let now = Instant::now();
+        core.set_reading(now, !backpressured);
+        metrics.on_wait(backpressured, core.received_lsn());
+        // Finished cores (waiting only to hand over their error) have no timer.
+        let at = core.poll_timeout().unwrap_or(now + IDLE_WAIT);
+        sleep.as_mut().reset(at.into());
+        tokio::select! {
+            biased;
+            _ = &mut stop, if !stop_seen => {
+                stop_seen = true;
+                core.request_stop();
+            }
+            () = &mut sleep => core.handle_timeout(Instant::now()),
+            permit = tx.reserve(), if backpressured => {
+                if let Ok(permit) = permit {
+                    if let Some(item) = core.poll_event() {
+                        metrics.on_event(&item);
+                        permit.send(item);
+                    }
+                } else {
+                    core.request_stop();
+                    while core.poll_event().is_some() {}
+                }
+            }
+            frame = transport.read_copy_data(), if !backpressured => match frame {
+                Ok(Some(frame)) => {
+                    metrics.on_frame(frame.len());
+                    core.handle_copy_data(Instant::now(), &frame);
+                }
+                Ok(None) => core.handle_server_end(),
+                Err(error) => core.handle_error(Error::Transport(error)),
+            },
+        }
+    }
+    if core.ended_cleanly() {
+        // The server follows its CopyDone with the command's end; say goodbye politely.
+        let _ = transport.close().await;
+    }
+}

@@ -1,0 +1,275 @@
+//! Decoded logical replication events.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pg_walstream_codec::pgoutput::{
+    Begin, BeginPrepare, Commit, CommitPrepared, LogicalMessage, Message, OldTuple, Origin,
+    OwnedTupleData, Prepare, ProtocolVersion, RollbackPrepared, StreamAbort, StreamCommit,
+    StreamStart, Truncate, TupleData, Type, Update, decode_message,
+};
+use pg_walstream_codec::replication::XLogData;
+use pg_walstream_codec::{Lsn, PgTimestamp, Xid};
+
+use crate::relation_cache::RelationInfo;
+
+/// One pgoutput message of the stream, with the WAL positions of the XLogData frame that
+/// carried it.
+///
+/// Events are `Send + 'static` and cheap: relation descriptions are shared (`Arc`), row
+/// values stay in the received buffer and are read through the codec's borrowed
+/// [`TupleData`] view ([`Change::new_tuple`]); [`Change::to_owned_tuples`] gives an owned form
+/// that still shares the buffer.
+#[derive(Debug, Clone)]
+pub struct Event {
+    xlog: XLogData,
+    kind: EventKind,
+    version: ProtocolVersion,
+    in_stream: bool,
+}
+
+/// What an [`Event`] is. Streamed and two-phase variants appear only when the stream was
+/// started with those options; variants carry the (sub)transaction xid where pgoutput sends
+/// one.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `B`: a transaction begins (`final_lsn` is its commit LSN).
+    Begin(Begin),
+    /// `C`: the transaction commits; acknowledge it at `end_lsn`.
+    Commit(Commit),
+    /// `O`: the transaction came from another node.
+    Origin(Origin<String>),
+    /// `R`: a relation's (possibly changed) schema; later changes use it.
+    Relation(Arc<RelationInfo>),
+    /// `Y`: a data type's name.
+    Type(Type<String>),
+    /// `I`: a row was inserted.
+    Insert(Change),
+    /// `U`: a row was updated.
+    Update(Change),
+    /// `D`: a row was deleted.
+    Delete(Change),
+    /// `T`: relations were truncated (all of them resolved, flags kept).
+    Truncate(Truncate<Vec<Arc<RelationInfo>>>),
+    /// `M`: a logical decoding message.
+    Message(LogicalMessage<String, Bytes>),
+    /// `S`: a block of a streamed, in-progress transaction begins.
+    StreamStart(StreamStart),
+    /// `E`: the block ends.
+    StreamStop,
+    /// `c`: a streamed transaction commits; acknowledge it at `end_lsn`.
+    StreamCommit(StreamCommit),
+    /// `A`: a streamed (sub)transaction aborted; discard `subxid`'s changes only.
+    StreamAbort(StreamAbort),
+    /// `b`: a prepared transaction begins.
+    BeginPrepare(BeginPrepare<String>),
+    /// `P`: PREPARE TRANSACTION; acknowledge at `end_lsn`.
+    Prepare(Prepare<String>),
+    /// `K`: COMMIT PREPARED; acknowledge at `end_lsn`.
+    CommitPrepared(CommitPrepared<String>),
+    /// `r`: ROLLBACK PREPARED; acknowledge at `rollback_end_lsn`.
+    RollbackPrepared(RollbackPrepared<String>),
+    /// `p`: a streamed transaction was prepared; acknowledge at `end_lsn`.
+    StreamPrepare(Prepare<String>),
+}
+
+/// An Insert, Update or Delete: the (sub)transaction xid, the relation, and the rows, read
+/// from the received bytes without copying.
+#[derive(Debug, Clone)]
+pub struct Change {
+    xid: Option<Xid>,
+    relation: Arc<RelationInfo>,
+    data: Bytes,
+    version: ProtocolVersion,
+    in_stream: bool,
+}
+
+/// The old and new rows of a change in owned form (values share the received buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedTuples {
+    /// The old key or old row (Update with a changed key or REPLICA IDENTITY FULL, Delete).
+    pub old: Option<OldTuple<OwnedTupleData>>,
+    /// The new row (Insert, Update).
+    pub new: Option<OwnedTupleData>,
+}
+
+impl Event {
+    pub(crate) fn new(
+        xlog: XLogData,
+        kind: EventKind,
+        version: ProtocolVersion,
+        in_stream: bool,
+    ) -> Self {
+        Event {
+            xlog,
+            kind,
+            version,
+            in_stream,
+        }
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> &EventKind {
+        &self.kind
+    }
+
+    /// Takes the event apart.
+    pub fn into_kind(self) -> EventKind {
+        self.kind
+    }
+
+    /// WAL position of the frame (`XLogData` `wal_start`).
+    pub fn wal_start(&self) -> Lsn {
+        self.xlog.wal_start
+    }
+
+    /// The server's WAL end when it sent the frame.
+    pub fn wal_end(&self) -> Lsn {
+        self.xlog.wal_end
+    }
+
+    /// The server's clock when it sent the frame.
+    pub fn send_time(&self) -> PgTimestamp {
+        self.xlog.send_time
+    }
+
+    /// The undecoded frame (its `data` is the pgoutput message).
+    pub fn xlog_data(&self) -> &XLogData {
+        &self.xlog
+    }
+
+    /// Takes the undecoded frame.
+    pub fn into_xlog_data(self) -> XLogData {
+        self.xlog
+    }
+
+    /// The borrowed codec view of the message (decoded again from the received bytes; it was
+    /// validated when it arrived).
+    pub fn message(&self) -> Message<'_> {
+        redecode(&self.xlog.data, self.version, self.in_stream)
+    }
+
+    /// The position to report through [`Feedback`](crate::Feedback) once this event is durably
+    /// processed: `end_lsn` of Commit, Stream Commit, Prepare, Stream Prepare and Commit
+    /// Prepared, `rollback_end_lsn` of Rollback Prepared, and for a non-transactional logical
+    /// message its LSN + 1. `None` for events inside a transaction.
+    pub fn ack_lsn(&self) -> Option<Lsn> {
+        self.kind.ack_lsn()
+    }
+}
+
+impl EventKind {
+    /// See [`Event::ack_lsn`].
+    pub fn ack_lsn(&self) -> Option<Lsn> {
+        match self {
+            EventKind::Commit(c) => Some(c.end_lsn),
+            EventKind::StreamCommit(c) => Some(c.end_lsn),
+            EventKind::Prepare(p) | EventKind::StreamPrepare(p) => Some(p.end_lsn),
+            EventKind::CommitPrepared(c) => Some(c.end_lsn),
+            EventKind::RollbackPrepared(r) => Some(r.rollback_end_lsn),
+            EventKind::Message(m) if !m.is_transactional() => m.lsn.checked_add(1),
+            _ => None,
+        }
+    }
+
+    /// The (sub)transaction xid of a message sent inside a streamed block.
+    pub fn stream_xid(&self) -> Option<Xid> {
+        match self {
+            EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) => c.xid,
+            EventKind::Relation(r) => r.xid,
+            EventKind::Type(t) => t.xid,
+            EventKind::Truncate(t) => t.xid,
+            EventKind::Message(m) => m.xid,
+            _ => None,
+        }
+    }
+
+    /// The transaction id the event belongs to, where the message names one: the streamed
+    /// (sub)transaction xid, or the xid of Begin, Stream Start/Commit/Abort and the two-phase
+    /// messages.
+    pub fn xid(&self) -> Option<Xid> {
+        match self {
+            EventKind::Begin(b) => Some(b.xid),
+            EventKind::StreamStart(s) => Some(s.xid),
+            EventKind::StreamCommit(c) => Some(c.xid),
+            EventKind::StreamAbort(a) => Some(a.subxid),
+            EventKind::BeginPrepare(b) => Some(b.xid),
+            EventKind::Prepare(p) | EventKind::StreamPrepare(p) => Some(p.xid),
+            EventKind::CommitPrepared(c) => Some(c.xid),
+            EventKind::RollbackPrepared(r) => Some(r.xid),
+            other => other.stream_xid(),
+        }
+    }
+}
+
+fn redecode(data: &[u8], version: ProtocolVersion, in_stream: bool) -> Message<'_> {
+    // The same bytes decoded with the same version and stream state decoded successfully when
+    // the frame arrived (see `core`); decoding is deterministic.
+    decode_message(data, version, in_stream)
+        .expect("the message was validated when the frame was received")
+}
+
+impl Change {
+    pub(crate) fn new(
+        xid: Option<Xid>,
+        relation: Arc<RelationInfo>,
+        data: Bytes,
+        version: ProtocolVersion,
+        in_stream: bool,
+    ) -> Self {
+        Change {
+            xid,
+            relation,
+            data,
+            version,
+            in_stream,
+        }
+    }
+
+    /// The (sub)transaction xid, inside a streamed block.
+    pub fn xid(&self) -> Option<Xid> {
+        self.xid
+    }
+
+    /// The relation changed, as last described by the server.
+    pub fn relation(&self) -> &Arc<RelationInfo> {
+        &self.relation
+    }
+
+    /// The new row (Insert, Update): borrowed, zero-copy, three-state columns.
+    pub fn new_tuple(&self) -> Option<TupleData<'_>> {
+        match redecode(&self.data, self.version, self.in_stream) {
+            Message::Insert(i) => Some(i.new),
+            Message::Update(u) => Some(u.new),
+            _ => None,
+        }
+    }
+
+    /// The old key (`K`) or old row (`O`, REPLICA IDENTITY FULL) of an Update or Delete.
+    pub fn old_tuple(&self) -> Option<OldTuple<TupleData<'_>>> {
+        match redecode(&self.data, self.version, self.in_stream) {
+            Message::Update(Update { old, .. }) => old,
+            Message::Delete(d) => Some(d.old),
+            _ => None,
+        }
+    }
+
+    /// Old and new rows in owned form; values share the received buffer (no copy).
+    pub fn to_owned_tuples(&self) -> OwnedTuples {
+        let own = |t: &TupleData<'_>| t.to_owned_in(&self.data);
+        let own_old = |o: OldTuple<TupleData<'_>>| match o {
+            OldTuple::Key(t) => OldTuple::Key(own(&t)),
+            OldTuple::Full(t) => OldTuple::Full(own(&t)),
+        };
+        OwnedTuples {
+            old: self.old_tuple().map(own_old),
+            new: self.new_tuple().as_ref().map(own),
+        }
+    }
+
+    /// The pgoutput message bytes.
+    pub fn raw(&self) -> &Bytes {
+        &self.data
+    }
+}

@@ -1,0 +1,143 @@
+//! The [`Feedback`] handle: where the application reports what it has durably processed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pg_walstream_codec::Lsn;
+
+use crate::events::Event;
+
+/// A cheap, cloneable handle through which the application reports the WAL position up to
+/// which it has *durably* processed the stream, and reads what the stream last confirmed to
+/// the server.
+///
+/// Report a transaction as processed with its acknowledgement position — the Commit's
+/// `end_lsn`, which [`Event::ack_lsn`] returns — once its effects are durable downstream.
+/// Reports only ever move forward (a smaller LSN than one already reported is ignored), so
+/// several tasks may report concurrently. Clone it into worker tasks: all clones share the
+/// same atomics.
+///
+/// The stream never confirms more than was reported, except for the idle rule described in
+/// the [crate documentation](crate#lsn-feedback): once everything received has been reported,
+/// the flush position may follow the server's keepalives.
+///
+/// ```
+/// use pg_walstream_codec::Lsn;
+/// use pg_walstream_stream::Feedback;
+///
+/// let feedback = Feedback::new();
+/// let worker = feedback.clone();
+/// worker.processed(Lsn(0x200));
+/// worker.processed(Lsn(0x100)); // ignored: reports never go backwards
+/// assert_eq!(feedback.processed_lsn(), Lsn(0x200));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Feedback {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    processed: AtomicU64,
+    sent_write: AtomicU64,
+    sent_flush: AtomicU64,
+    sent_apply: AtomicU64,
+    updates_sent: AtomicU64,
+}
+
+impl Feedback {
+    /// A handle with nothing reported.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reports that every change up to `lsn` is durably processed.
+    pub fn processed(&self, lsn: Lsn) {
+        self.shared.processed.fetch_max(lsn.0, Ordering::AcqRel);
+    }
+
+    /// Reports `event` as processed if it ends a unit the server can be told about (a
+    /// transaction's commit, a prepare, a non-transactional message); other events are
+    /// ignored. Returns the position reported, if any.
+    pub fn ack(&self, event: &Event) -> Option<Lsn> {
+        let lsn = event.ack_lsn()?;
+        self.processed(lsn);
+        Some(lsn)
+    }
+
+    /// The highest position reported so far (`0/0` if none).
+    pub fn processed_lsn(&self) -> Lsn {
+        Lsn(self.shared.processed.load(Ordering::Acquire))
+    }
+
+    /// The flush position of the last status update sent to the server: the position the
+    /// slot may advance to (`0/0` before the first update).
+    pub fn confirmed_flush_lsn(&self) -> Lsn {
+        Lsn(self.shared.sent_flush.load(Ordering::Acquire))
+    }
+
+    /// The write (received) position of the last status update sent.
+    pub fn sent_write_lsn(&self) -> Lsn {
+        Lsn(self.shared.sent_write.load(Ordering::Acquire))
+    }
+
+    /// The apply position of the last status update sent.
+    pub fn sent_apply_lsn(&self) -> Lsn {
+        Lsn(self.shared.sent_apply.load(Ordering::Acquire))
+    }
+
+    /// How many status updates have been sent.
+    pub fn status_updates_sent(&self) -> u64 {
+        self.shared.updates_sent.load(Ordering::Acquire)
+    }
+
+    /// Records a status update that is about to be written.
+    pub(crate) fn record_sent(&self, write: Lsn, flush: Lsn, apply: Lsn) {
+        self.shared.sent_write.store(write.0, Ordering::Release);
+        self.shared.sent_flush.store(flush.0, Ordering::Release);
+        self.shared.sent_apply.store(apply.0, Ordering::Release);
+        self.shared.updates_sent.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    const _: () = assert_send_sync::<Feedback>();
+
+    #[test]
+    fn reports_are_monotonic_across_clones() {
+        let a = Feedback::new();
+        let b = a.clone();
+        assert_eq!(a.processed_lsn(), Lsn(0));
+        b.processed(Lsn(10));
+        a.processed(Lsn(5));
+        assert_eq!(b.processed_lsn(), Lsn(10));
+        let threads: Vec<_> = (1..=4u64)
+            .map(|i| {
+                let f = a.clone();
+                std::thread::spawn(move || {
+                    for j in 0..1000 {
+                        f.processed(Lsn(i * 1000 + j));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(a.processed_lsn(), Lsn(4999));
+        a.record_sent(Lsn(3), Lsn(2), Lsn(1));
+        assert_eq!(
+            (
+                b.sent_write_lsn(),
+                b.confirmed_flush_lsn(),
+                b.sent_apply_lsn()
+            ),
+            (Lsn(3), Lsn(2), Lsn(1))
+        );
+        assert_eq!(b.status_updates_sent(), 1);
+    }
+}

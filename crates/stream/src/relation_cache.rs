@@ -1,0 +1,108 @@
+//! Relation descriptions received on the stream, shared with events behind `Arc`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pg_walstream_codec::Oid;
+use pg_walstream_codec::pgoutput::{OwnedRelationColumns, Relation, RelationColumns};
+
+/// A relation as the server last described it: OID, schema, name, replica identity and
+/// columns (name, type OID, type modifier, key flag). Shared by every change event of the
+/// relation through an [`Arc`], so events never copy it.
+pub type RelationInfo = Relation<String, OwnedRelationColumns>;
+
+/// The relations described so far on one stream, by OID.
+///
+/// A Relation message replaces the previous description of its OID (after `ALTER TABLE` the
+/// server sends a new one before the first change that needs it); events already delivered
+/// keep the description they were decoded with.
+#[derive(Debug, Default)]
+pub struct RelationCache {
+    relations: HashMap<Oid, Arc<RelationInfo>>,
+}
+
+impl RelationCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores the description carried by a Relation message and returns the shared form.
+    pub fn update(&mut self, relation: &Relation<&str, RelationColumns<'_>>) -> Arc<RelationInfo> {
+        let info = Arc::new(Relation {
+            xid: relation.xid,
+            oid: relation.oid,
+            namespace: relation.namespace.to_owned(),
+            name: relation.name.to_owned(),
+            replica_identity: relation.replica_identity,
+            columns: relation.columns.to_vec(),
+        });
+        self.relations.insert(relation.oid, Arc::clone(&info));
+        info
+    }
+
+    /// The description of `oid`, if the server sent one.
+    pub fn get(&self, oid: Oid) -> Option<&Arc<RelationInfo>> {
+        self.relations.get(&oid)
+    }
+
+    /// Number of relations described.
+    pub fn len(&self) -> usize {
+        self.relations.len()
+    }
+
+    /// Whether no relation was described yet.
+    pub fn is_empty(&self) -> bool {
+        self.relations.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pg_walstream_codec::pgoutput::{
+        Message, PgOutputDecoder, ProtocolVersion, RelationColumn, ReplicaIdentity,
+    };
+
+    #[test]
+    fn update_replaces_and_keeps_old_arcs() {
+        let mut wire = Vec::new();
+        let mut relation = Relation {
+            xid: None,
+            oid: Oid(16384),
+            namespace: "public".to_owned(),
+            name: "t".to_owned(),
+            replica_identity: ReplicaIdentity::Default,
+            columns: vec![RelationColumn {
+                flags: 1,
+                name: "id".to_owned(),
+                type_oid: Oid(23),
+                type_modifier: -1,
+            }],
+        };
+        relation.encode(&mut wire).unwrap();
+        let mut decoder = PgOutputDecoder::new(ProtocolVersion::V1);
+        let Message::Relation(r) = decoder.decode(&wire).unwrap() else {
+            panic!("not a relation")
+        };
+        let mut cache = RelationCache::new();
+        let first = cache.update(&r);
+        assert_eq!(*first, relation);
+        relation.columns.push(RelationColumn {
+            flags: 0,
+            name: "v".to_owned(),
+            type_oid: Oid(25),
+            type_modifier: -1,
+        });
+        wire.clear();
+        relation.encode(&mut wire).unwrap();
+        let Message::Relation(r) = decoder.decode(&wire).unwrap() else {
+            panic!("not a relation")
+        };
+        cache.update(&r);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(Oid(16384)).unwrap().columns.len(), 2);
+        assert_eq!(first.columns.len(), 1, "delivered events keep their schema");
+        assert!(cache.get(Oid(1)).is_none());
+    }
+}

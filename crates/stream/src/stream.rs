@@ -1,0 +1,325 @@
+//! Starting a stream and the application-facing handle.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use pg_walstream_codec::Lsn;
+use pg_walstream_codec::pgoutput::ProtocolVersion;
+use pg_walstream_codec::replication::XLogData;
+use pg_walstream_slot::{
+    CreateSlot, CreatedSlot, ServerVersion, SnapshotAction, SystemIdentity, identify_system,
+    slot_health,
+};
+use pg_walstream_transport::conninfo::Replication;
+use pg_walstream_transport::{Connection, Transport};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+use crate::config::{ConfigError, LogicalConfig};
+use crate::core::{CoreOptions, LogicalCore};
+use crate::driver;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::feedback::Feedback;
+use crate::metrics::StreamMetrics;
+
+/// A connection that ran IDENTIFY_SYSTEM, negotiated the protocol version and found (or
+/// created) the slot, but has not started streaming yet: the moment to use an exported
+/// snapshot ([`snapshot_name`](Self::snapshot_name)), which stays valid until
+/// [`start`](Self::start).
+#[derive(Debug)]
+pub struct PreparedStream<T> {
+    transport: T,
+    config: LogicalConfig,
+    system: SystemIdentity,
+    server: ServerVersion,
+    proto: ProtocolVersion,
+    created: Option<CreatedSlot>,
+    floor: Lsn,
+}
+
+/// A running logical replication stream: a [`futures_core::Stream`] of [`Event`]s, also
+/// readable with [`next_event`](Self::next_event) or as raw frames with
+/// [`next_raw`](Self::next_raw).
+///
+/// The connection is driven by a background task (spawned on the current tokio runtime), so
+/// status updates go out on time even while the application is busy; at most
+/// [`channel_capacity`](crate::LogicalConfigBuilder::channel_capacity) events wait for the
+/// application, after which reading from the server pauses. Dropping the stream stops it
+/// gracefully in the background.
+#[derive(Debug)]
+pub struct LogicalStream {
+    events: mpsc::Receiver<Result<Event>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    feedback: Feedback,
+    info: StreamInfo,
+    done: bool,
+}
+
+/// What a stream was started with.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StreamInfo {
+    /// IDENTIFY_SYSTEM's answer.
+    pub system: SystemIdentity,
+    /// The server's version.
+    pub server: ServerVersion,
+    /// The pgoutput protocol version in use.
+    pub proto_version: ProtocolVersion,
+    /// The LSN sent in START_REPLICATION.
+    pub start_lsn: Lsn,
+    /// The slot's confirmed position when the stream started (the flush floor).
+    pub confirmed_flush_lsn: Lsn,
+    /// The slot, if this stream created it.
+    pub created_slot: Option<CreatedSlot>,
+}
+
+/// An undecoded XLogData frame with its acknowledgement position (see
+/// [`Event::ack_lsn`]).
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    /// The frame: positions, send time and the pgoutput message bytes.
+    pub xlog: XLogData,
+    /// What to report through [`Feedback`] once the frame is processed, if it ends a unit.
+    pub ack_lsn: Option<Lsn>,
+}
+
+impl LogicalStream {
+    /// Connects with the configured connection string and backend, then
+    /// [`prepare`](PreparedStream::prepare)s and [`start`](PreparedStream::start)s.
+    ///
+    /// # Errors
+    /// [`ConfigError::NoConnection`] without a configured connection; connection,
+    /// configuration, slot and server errors.
+    pub async fn connect(config: LogicalConfig) -> Result<LogicalStream> {
+        PreparedStream::connect(config).await?.start().await
+    }
+
+    /// The next event; `None` once the stream ended (after a stop, a stop LSN, or after the
+    /// error that ended it was returned).
+    pub async fn next_event(&mut self) -> Option<Result<Event>> {
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// The next frame, undecoded (it was validated, and its relation resolved, by the stream).
+    pub async fn next_raw(&mut self) -> Option<Result<RawFrame>> {
+        let event = self.next_event().await?;
+        Some(event.map(|e| {
+            let ack_lsn = e.ack_lsn();
+            RawFrame {
+                xlog: e.into_xlog_data(),
+                ack_lsn,
+            }
+        }))
+    }
+
+    /// The handle to report processed positions with (cheap to clone into other tasks).
+    pub fn feedback(&self) -> &Feedback {
+        &self.feedback
+    }
+
+    /// What the stream was started with.
+    pub fn info(&self) -> &StreamInfo {
+        &self.info
+    }
+
+    /// Stops gracefully: no more events are delivered, a final status update carrying the
+    /// latest report is sent, then CopyDone, and the server's end of the stream is awaited.
+    /// Events not yet taken are discarded (they were not reported as processed).
+    ///
+    /// # Errors
+    /// The error that ended the stream, if it failed before or while stopping.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let mut outcome = Ok(());
+        while let Some(item) = self.next_event().await {
+            if let Err(error) = item {
+                outcome = Err(error);
+            }
+        }
+        outcome
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.events.poll_recv(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                // The task ended: cleanly, or (panic, runtime shutdown) without a word.
+                let Some(task) = self.task.as_mut() else {
+                    self.done = true;
+                    return Poll::Ready(None);
+                };
+                match Pin::new(task).poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(result) => {
+                        self.task = None;
+                        self.done = true;
+                        match result {
+                            Ok(()) => Poll::Ready(None),
+                            Err(_) => Poll::Ready(Some(Err(Error::TaskEnded))),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl futures_core::Stream for LogicalStream {
+    type Item = Result<Event>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_item(cx)
+    }
+}
+
+impl PreparedStream<Connection> {
+    /// Connects with the configured connection string (`replication=database` implied) and
+    /// backend, then [`prepare`](Self::prepare)s.
+    ///
+    /// # Errors
+    /// [`ConfigError::NoConnection`] without a configured connection; connection errors; as
+    /// [`prepare`](Self::prepare).
+    pub async fn connect(config: LogicalConfig) -> Result<Self> {
+        let Some((mut connection_config, backend)) = config.connection.clone() else {
+            return Err(ConfigError::NoConnection.into());
+        };
+        connection_config.replication = Replication::Database;
+        let connection = Connection::connect_with(&connection_config, backend).await?;
+        Self::prepare(connection, config).await
+    }
+}
+
+impl<T: Transport + 'static> PreparedStream<T> {
+    /// On an open replication connection (`replication=database`): checks the configuration
+    /// against the server version, runs IDENTIFY_SYSTEM, creates the slot if configured and
+    /// missing, or reads the slot's confirmed position.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for options the server cannot do (nothing is sent before this check
+    /// but IDENTIFY_SYSTEM); [`Error::SlotNotFound`] when the slot does not exist and may not
+    /// be created; slot command and connection errors.
+    pub async fn prepare(mut transport: T, config: LogicalConfig) -> Result<Self> {
+        let server = ServerVersion::of(&transport)?;
+        let proto = config.negotiate(server)?;
+        let system = identify_system(&mut transport).await?;
+        let mut created = None;
+        if let Some(options) = config.create_slot {
+            let mut create =
+                CreateSlot::logical(config.slot().clone()).snapshot(if options.export_snapshot {
+                    SnapshotAction::Export
+                } else {
+                    SnapshotAction::Nothing
+                });
+            if options.temporary {
+                create = create.temporary();
+            }
+            if config.two_phase() {
+                create = create.two_phase();
+            }
+            created = create.execute_if_not_exists(&mut transport).await?;
+        }
+        let confirmed = match &created {
+            Some(slot) => slot.consistent_point.unwrap_or(Lsn::INVALID),
+            None => slot_health(&mut transport, config.slot())
+                .await?
+                .ok_or_else(|| Error::SlotNotFound {
+                    slot: config.slot().as_str().to_owned(),
+                })?
+                .confirmed_flush_lsn
+                .unwrap_or(Lsn::INVALID),
+        };
+        Ok(PreparedStream {
+            transport,
+            floor: confirmed.max(config.start_lsn),
+            config,
+            system,
+            server,
+            proto,
+            created,
+        })
+    }
+
+    /// The exported snapshot's name, valid until [`start`](Self::start).
+    pub fn snapshot_name(&self) -> Option<&str> {
+        self.created.as_ref()?.snapshot_name.as_deref()
+    }
+
+    /// The slot, if it was created here.
+    pub fn created_slot(&self) -> Option<&CreatedSlot> {
+        self.created.as_ref()
+    }
+
+    /// IDENTIFY_SYSTEM's answer.
+    pub fn system(&self) -> &SystemIdentity {
+        &self.system
+    }
+
+    /// The negotiated pgoutput protocol version.
+    pub fn proto_version(&self) -> ProtocolVersion {
+        self.proto
+    }
+
+    /// The slot's confirmed position (or the configured start, if later): where streaming
+    /// resumes, and the lowest flush position ever reported.
+    pub fn confirmed_flush_lsn(&self) -> Lsn {
+        self.floor
+    }
+
+    /// Sends START_REPLICATION and spawns the task that drives the stream.
+    ///
+    /// # Errors
+    /// Server errors (unknown publication, slot in use, ...) and connection errors.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub async fn start(mut self) -> Result<LogicalStream> {
+        let start_lsn = self.config.start_lsn;
+        let command = self.config.start_replication_command(self.proto, start_lsn);
+        self.transport.copy_both(&command).await?;
+        let feedback = Feedback::new();
+        let mut options = CoreOptions::new(self.proto);
+        options.status_interval = self.config.status_interval;
+        options.read_timeout = self.config.read_timeout;
+        options.stop_at = self.config.stop_at;
+        options.floor = self.floor;
+        let core = LogicalCore::new(options, feedback.clone(), Instant::now());
+        let (tx, rx) = mpsc::channel(self.config.channel_capacity);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let slot = self.config.slot().as_str();
+        let metrics = StreamMetrics::new(slot);
+        let span = tracing::info_span!("walstream", slot, proto = self.proto.as_u32());
+        let task =
+            tokio::spawn(driver::run(self.transport, core, tx, stop_rx, metrics).instrument(span));
+        Ok(LogicalStream {
+            events: rx,
+            stop: Some(stop_tx),
+            task: Some(task),
+            feedback,
+            info: StreamInfo {
+                system: self.system,
+                server: self.server,
+                proto_version: self.proto,
+                start_lsn,
+                confirmed_flush_lsn: self.floor,
+                created_slot: self.created,
+            },
+            done: false,
+        })
+    }
+}
+
+const _: () = {
+    const fn assert_send_static<T: Send + 'static>() {}
+    assert_send_static::<LogicalStream>();
+    assert_send_static::<Event>();
+};
