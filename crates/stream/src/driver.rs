@@ -5,13 +5,14 @@
 //! task stops reading the socket (backpressure, bounded memory) but keeps its timer running.
 //! One `Sleep` is reset per wait; no future is boxed per frame.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use pg_walstream_codec::PgTimestamp;
 use pg_walstream_transport::Transport;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::core::LogicalCore;
 use crate::error::{Error, Result};
@@ -63,7 +64,7 @@ async fn transmit<T: Transport>(
     buf: &mut BytesMut,
     metrics: &mut StreamMetrics,
 ) -> Result<()> {
-    let now = Instant::now();
+    let now = Instant::now().into_std();
     let mut wrote = false;
     while let Some(update) = core.poll_transmit(now, wall_clock(), buf) {
         transport.write_copy_data(buf)?;
@@ -91,7 +92,7 @@ pub(crate) async fn run<T: Transport>(
 ) {
     let mut buf = BytesMut::with_capacity(64);
     let mut stop_seen = false;
-    let sleep = tokio::time::sleep_until(Instant::now().into());
+    let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
     loop {
         if let Err(error) = transmit(&mut transport, &mut core, &mut buf, &mut metrics).await {
@@ -110,7 +111,7 @@ pub(crate) async fn run<T: Transport>(
         if core.is_finished() {
             break;
         }
-        let now = Instant::now();
+        let now = Instant::now().into_std();
         core.set_reading(now, !backpressured);
         metrics.on_wait(backpressured, core.received_lsn());
         // Finished cores (waiting only to hand over their error) have no timer.
@@ -122,7 +123,7 @@ pub(crate) async fn run<T: Transport>(
                 stop_seen = true;
                 core.request_stop();
             }
-            () = &mut sleep => core.handle_timeout(Instant::now()),
+            () = &mut sleep => core.handle_timeout(Instant::now().into_std()),
             permit = tx.reserve(), if backpressured => {
                 if let Ok(permit) = permit {
                     if let Some(item) = core.poll_event() {
@@ -137,7 +138,7 @@ pub(crate) async fn run<T: Transport>(
             frame = transport.read_copy_data(), if !backpressured => match frame {
                 Ok(Some(frame)) => {
                     metrics.on_frame(frame.len());
-                    core.handle_copy_data(Instant::now(), &frame);
+                    core.handle_copy_data(Instant::now().into_std(), &frame);
                 }
                 Ok(None) => core.handle_server_end(),
                 Err(error) => core.handle_error(Error::Transport(error)),
@@ -149,3 +150,6 @@ pub(crate) async fn run<T: Transport>(
         let _ = transport.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests;

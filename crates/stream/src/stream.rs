@@ -293,28 +293,48 @@ impl<T: Transport + 'static> PreparedStream<T> {
         options.stop_at = self.config.stop_at;
         options.floor = self.floor;
         let core = LogicalCore::new(options, feedback.clone(), Instant::now());
-        let (tx, rx) = mpsc::channel(self.config.channel_capacity);
+        let info = StreamInfo {
+            system: self.system,
+            server: self.server,
+            proto_version: self.proto,
+            start_lsn,
+            confirmed_flush_lsn: self.floor,
+            created_slot: self.created,
+        };
+        Ok(LogicalStream::spawn(
+            self.transport,
+            core,
+            self.config.channel_capacity,
+            self.config.slot().as_str(),
+            info,
+        ))
+    }
+}
+
+impl LogicalStream {
+    /// Spawns the driver task for a started stream.
+    pub(crate) fn spawn<T: Transport + 'static>(
+        transport: T,
+        core: LogicalCore,
+        capacity: usize,
+        slot: &str,
+        info: StreamInfo,
+    ) -> LogicalStream {
+        let feedback = core.feedback().clone();
+        let (tx, rx) = mpsc::channel(capacity.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let slot = self.config.slot().as_str();
         let metrics = StreamMetrics::new(slot);
-        let span = tracing::info_span!("walstream", slot, proto = self.proto.as_u32());
+        let span = tracing::info_span!("walstream", slot, proto = info.proto_version.as_u32());
         let task =
-            tokio::spawn(driver::run(self.transport, core, tx, stop_rx, metrics).instrument(span));
-        Ok(LogicalStream {
+            tokio::spawn(driver::run(transport, core, tx, stop_rx, metrics).instrument(span));
+        LogicalStream {
             events: rx,
             stop: Some(stop_tx),
             task: Some(task),
             feedback,
-            info: StreamInfo {
-                system: self.system,
-                server: self.server,
-                proto_version: self.proto,
-                start_lsn,
-                confirmed_flush_lsn: self.floor,
-                created_slot: self.created,
-            },
+            info,
             done: false,
-        })
+        }
     }
 }
 

@@ -1,0 +1,337 @@
+//! The driver against a scripted in-memory transport: backpressure with status updates while
+//! the application is not polling, graceful stop, errors in order.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pg_walstream_codec::pgoutput::{
+    Begin, Commit, Insert, OwnedColumn, OwnedMessage, OwnedTupleData, ProtocolVersion, Relation,
+    RelationColumn, ReplicaIdentity,
+};
+use pg_walstream_codec::replication::{FrontendMessage, StandbyStatusUpdate, XLogData};
+use pg_walstream_codec::{Lsn, Oid, PgTimestamp, Xid};
+use pg_walstream_slot::{ServerVersion, SystemIdentity};
+use pg_walstream_transport::{
+    CancelToken, DbError, Response, ResultSet, Transport, TransportError,
+};
+use tokio::sync::mpsc;
+
+use crate::core::{CoreOptions, LogicalCore, ReadTimeout};
+use crate::error::Error;
+use crate::events::EventKind;
+use crate::feedback::Feedback;
+use crate::stream::{LogicalStream, StreamInfo};
+
+/// What the scripted server sends next.
+enum Script {
+    Frame(Bytes),
+    Fail,
+}
+
+#[derive(Default)]
+struct Observed {
+    /// CopyData written and flushed by the client, in order; `None` marks CopyDone.
+    written: Mutex<Vec<Option<Vec<u8>>>>,
+    frames_read: AtomicUsize,
+    copy_done: AtomicBool,
+}
+
+impl Observed {
+    fn status_updates(&self) -> Vec<StandbyStatusUpdate> {
+        self.written
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|w| match FrontendMessage::parse(w).unwrap() {
+                FrontendMessage::StandbyStatusUpdate(u) => u,
+                FrontendMessage::HotStandbyFeedback(_) => panic!("unexpected feedback"),
+            })
+            .collect()
+    }
+}
+
+struct MockTransport {
+    script: mpsc::UnboundedReceiver<Script>,
+    queued: Vec<Vec<u8>>,
+    observed: Arc<Observed>,
+}
+
+fn not_in_mock() -> TransportError {
+    TransportError::InvalidState("not scripted")
+}
+
+impl Transport for MockTransport {
+    async fn send_query(&mut self, _sql: &str) -> pg_walstream_transport::Result<()> {
+        Err(not_in_mock())
+    }
+    async fn next_response(&mut self) -> pg_walstream_transport::Result<Response> {
+        Err(not_in_mock())
+    }
+    async fn simple_query(&mut self, _sql: &str) -> pg_walstream_transport::Result<Vec<ResultSet>> {
+        Err(not_in_mock())
+    }
+    async fn copy_both(&mut self, _sql: &str) -> pg_walstream_transport::Result<()> {
+        Ok(())
+    }
+    async fn read_copy_data(&mut self) -> pg_walstream_transport::Result<Option<Bytes>> {
+        if self.observed.copy_done.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        match self.script.recv().await {
+            Some(Script::Frame(frame)) => {
+                self.observed.frames_read.fetch_add(1, Ordering::AcqRel);
+                Ok(Some(frame))
+            }
+            Some(Script::Fail) => Err(TransportError::Closed),
+            // The script is over: behave like a live but idle server.
+            None => std::future::pending().await,
+        }
+    }
+    fn write_copy_data(&mut self, data: &[u8]) -> pg_walstream_transport::Result<()> {
+        self.queued.push(data.to_vec());
+        Ok(())
+    }
+    async fn flush(&mut self) -> pg_walstream_transport::Result<()> {
+        let mut written = self.observed.written.lock().unwrap();
+        written.extend(self.queued.drain(..).map(Some));
+        Ok(())
+    }
+    async fn send_copy_done(&mut self) -> pg_walstream_transport::Result<()> {
+        self.observed.written.lock().unwrap().push(None);
+        self.observed.copy_done.store(true, Ordering::Release);
+        Ok(())
+    }
+    fn cancel_token(&self) -> Option<CancelToken> {
+        None
+    }
+    fn parameter(&self, _name: &str) -> Option<&str> {
+        None
+    }
+    fn take_notices(&mut self) -> Vec<DbError> {
+        Vec::new()
+    }
+    fn is_tls(&self) -> bool {
+        false
+    }
+    async fn close(self) -> pg_walstream_transport::Result<()> {
+        Ok(())
+    }
+}
+
+fn frame(lsn: u64, message: &OwnedMessage) -> Script {
+    let mut data = Vec::new();
+    message.encode(&mut data).unwrap();
+    let mut out = Vec::new();
+    XLogData {
+        wal_start: Lsn(lsn),
+        wal_end: Lsn(lsn),
+        send_time: PgTimestamp(0),
+        data: data.into(),
+    }
+    .encode(&mut out);
+    Script::Frame(out.into())
+}
+
+/// Begin, Relation, `rows` Inserts, Commit (end LSN = 0x10_0000 + 16 * (rows + 3)).
+fn big_transaction(rows: u64) -> (Vec<Script>, Lsn) {
+    let base = 0x10_0000;
+    let commit = base + 16 * (rows + 2);
+    let end = Lsn(commit + 16);
+    let mut script = vec![
+        frame(
+            base,
+            &OwnedMessage::Begin(Begin {
+                final_lsn: Lsn(commit),
+                commit_time: PgTimestamp(1),
+                xid: Xid(42),
+            }),
+        ),
+        frame(
+            base + 16,
+            &OwnedMessage::Relation(Relation {
+                xid: None,
+                oid: Oid(1),
+                namespace: "public".into(),
+                name: "t".into(),
+                replica_identity: ReplicaIdentity::Default,
+                columns: vec![RelationColumn {
+                    flags: 1,
+                    name: "id".into(),
+                    type_oid: Oid(20),
+                    type_modifier: -1,
+                }],
+            }),
+        ),
+    ];
+    for i in 0..rows {
+        script.push(frame(
+            base + 32 + 16 * i,
+            &OwnedMessage::Insert(Insert {
+                xid: None,
+                relation: Oid(1),
+                new: OwnedTupleData {
+                    columns: vec![OwnedColumn::Text(Bytes::from(i.to_string()))],
+                },
+            }),
+        ));
+    }
+    script.push(frame(
+        commit,
+        &OwnedMessage::Commit(Commit {
+            flags: 0,
+            commit_lsn: Lsn(commit),
+            end_lsn: end,
+            commit_time: PgTimestamp(1),
+        }),
+    ));
+    (script, end)
+}
+
+fn start(
+    capacity: usize,
+    status_interval: Duration,
+) -> (LogicalStream, mpsc::UnboundedSender<Script>, Arc<Observed>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let observed = Arc::new(Observed::default());
+    let transport = MockTransport {
+        script: rx,
+        queued: Vec::new(),
+        observed: Arc::clone(&observed),
+    };
+    let mut options = CoreOptions::new(ProtocolVersion::V4);
+    options.status_interval = status_interval;
+    options.read_timeout = ReadTimeout::Disabled;
+    let core = LogicalCore::new(options, Feedback::new(), Instant::now());
+    let info = StreamInfo {
+        system: SystemIdentity {
+            system_id: 1,
+            timeline: 1,
+            xlogpos: Lsn(0),
+            dbname: Some("db".into()),
+        },
+        server: ServerVersion::from_num(170_000),
+        proto_version: ProtocolVersion::V4,
+        start_lsn: Lsn(0),
+        confirmed_flush_lsn: Lsn(0),
+        created_slot: None,
+    };
+    let stream = LogicalStream::spawn(transport, core, capacity, "mock", info);
+    (stream, tx, observed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_updates_continue_while_the_application_stalls() {
+    let (mut stream, server, observed) = start(4, Duration::from_millis(50));
+    let (script, end) = big_transaction(1000);
+    let total = script.len();
+    for s in script {
+        server.send(s).unwrap();
+    }
+    // The application does not poll for a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let read_while_stalled = observed.frames_read.load(Ordering::Acquire);
+    assert!(
+        read_while_stalled <= 4 + 2,
+        "backpressure: read {read_while_stalled} frames with a channel of 4"
+    );
+    let updates = observed.status_updates().len();
+    assert!(
+        updates >= 10,
+        "only {updates} status updates during a 1 s stall"
+    );
+    // Everything arrives afterwards, in order, nothing acked before the report.
+    let mut inserts = 0;
+    let mut last = None;
+    for _ in 0..total {
+        let event = stream.next_event().await.unwrap().unwrap();
+        if let EventKind::Insert(change) = event.kind() {
+            let value = change.new_tuple().unwrap().columns().next().unwrap();
+            assert_eq!(value.value().unwrap(), inserts.to_string().as_bytes());
+            inserts += 1;
+        }
+        last = Some(event);
+    }
+    assert_eq!(inserts, 1000);
+    assert!(observed.status_updates().iter().all(|u| u.flush == Lsn(0)));
+    let last = last.unwrap();
+    assert_eq!(last.ack_lsn(), Some(end));
+    stream.feedback().ack(&last);
+    // Graceful stop: the final status carries the report, then CopyDone.
+    let feedback = stream.feedback().clone();
+    stream.stop().await.unwrap();
+    let written = observed.written.lock().unwrap().clone();
+    assert_eq!(written.last(), Some(&None), "CopyDone last");
+    let final_update = observed.status_updates().last().copied().unwrap();
+    // The commit's end LSN lies beyond the last frame received: flush is capped there.
+    assert_eq!(final_update.flush, Lsn(end.0 - 16));
+    assert_eq!(feedback.confirmed_flush_lsn(), final_update.flush);
+}
+
+#[tokio::test]
+async fn transport_error_arrives_after_earlier_events() {
+    let (mut stream, server, _observed) = start(16, Duration::from_secs(10));
+    let (script, _) = big_transaction(3);
+    for s in script {
+        server.send(s).unwrap();
+    }
+    server.send(Script::Fail).unwrap();
+    let mut kinds = Vec::new();
+    let error = loop {
+        match stream.next_event().await {
+            Some(Ok(e)) => kinds.push(e),
+            Some(Err(e)) => break e,
+            None => panic!("ended without the error"),
+        }
+    };
+    assert_eq!(kinds.len(), 6);
+    assert!(matches!(error, Error::Transport(TransportError::Closed)));
+    assert!(error.is_transient());
+    assert!(stream.next_event().await.is_none());
+}
+
+#[tokio::test]
+async fn dropping_the_stream_stops_it_gracefully() {
+    let (stream, server, observed) = start(16, Duration::from_secs(10));
+    let (script, _) = big_transaction(1);
+    for s in script {
+        server.send(s).unwrap();
+    }
+    drop(stream);
+    for _ in 0..100 {
+        if observed.copy_done.load(Ordering::Acquire) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(observed.copy_done.load(Ordering::Acquire));
+    assert_eq!(
+        observed.status_updates().len(),
+        1,
+        "final status before CopyDone"
+    );
+}
+
+#[tokio::test]
+async fn futures_stream_yields_events() {
+    use futures::StreamExt as _;
+    let (stream, server, _observed) = start(2, Duration::from_secs(10));
+    let (script, _) = big_transaction(5);
+    for s in script {
+        server.send(s).unwrap();
+    }
+    let handle = tokio::spawn(async move {
+        let mut stream = stream;
+        let first: Vec<_> = (&mut stream).take(8).collect().await;
+        (first, stream)
+    });
+    let (first, stream) = handle.await.unwrap();
+    assert_eq!(first.len(), 8);
+    assert!(matches!(
+        first[7].as_ref().unwrap().kind(),
+        EventKind::Commit(_)
+    ));
+    stream.stop().await.unwrap();
+}
