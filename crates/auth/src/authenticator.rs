@@ -175,6 +175,7 @@ pub struct Authenticator {
     scram: Option<ScramClient>,
     finished_exchange: bool,
     authenticated: bool,
+    failed: bool,
 }
 
 impl Authenticator {
@@ -187,6 +188,7 @@ impl Authenticator {
             scram: None,
             finished_exchange: false,
             authenticated: false,
+            failed: false,
         }
     }
 
@@ -217,7 +219,23 @@ impl Authenticator {
     /// [`AuthError::PasswordMissing`], [`AuthError::UnsupportedMethod`], mechanism selection
     /// errors (see [`select_mechanism`]), SCRAM errors (malformed messages, nonce or signature
     /// mismatch), [`AuthError::UnexpectedMessage`] for out-of-order messages.
+    /// After an error the exchange is over: every later call fails with
+    /// [`AuthError::UnexpectedMessage`].
     pub fn handle(&mut self, request: AuthRequest<'_>) -> Result<Option<AuthResponse>, AuthError> {
+        if self.failed {
+            return Err(AuthError::UnexpectedMessage(
+                "authentication request after a failed exchange",
+            ));
+        }
+        let result = self.handle_inner(request);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn handle_inner(
+        &mut self,
+        request: AuthRequest<'_>,
+    ) -> Result<Option<AuthResponse>, AuthError> {
         if self.authenticated {
             return Err(AuthError::UnexpectedMessage(
                 "authentication request after AuthenticationOk",

@@ -307,33 +307,37 @@ fn require_auth_is_enforced() {
 
 #[test]
 fn out_of_order_and_unsupported() {
-    let mut auth = Authenticator::new(
-        scram_user(ChannelBindingMode::Prefer),
-        ChannelSecurity::Plaintext,
-    );
+    let fresh = || {
+        Authenticator::new(
+            scram_user(ChannelBindingMode::Prefer),
+            ChannelSecurity::Plaintext,
+        )
+        .with_nonce(ClientNonce::new("abc").unwrap())
+    };
     assert!(matches!(
-        auth.handle(AuthRequest::SaslContinue(b"r=x")),
+        fresh().handle(AuthRequest::SaslContinue(b"r=x")),
         Err(AuthError::UnexpectedMessage(_))
     ));
     assert!(matches!(
-        auth.handle(AuthRequest::SaslFinal(b"v=x")),
+        fresh().handle(AuthRequest::SaslFinal(b"v=x")),
         Err(AuthError::UnexpectedMessage(_))
     ));
     assert_eq!(
-        auth.handle(AuthRequest::Other(7)),
+        fresh().handle(AuthRequest::Other(7)),
         Err(AuthError::UnsupportedMethod {
             code: 7,
             name: "GSSAPI"
         })
     );
     assert_eq!(
-        auth.handle(AuthRequest::Other(42)),
+        fresh().handle(AuthRequest::Other(42)),
         Err(AuthError::UnsupportedMethod {
             code: 42,
             name: "unknown"
         })
     );
     let offered = names(&["SCRAM-SHA-256"]);
+    let mut auth = fresh();
     auth.handle(AuthRequest::Sasl {
         mechanisms: &offered,
     })
@@ -372,4 +376,19 @@ fn nothing_leaks_the_password() {
         assert!(!format!("{err}").contains(password));
         assert!(!format!("{err:?}").contains(password));
     }
+}
+
+#[test]
+fn an_error_ends_the_exchange() {
+    let mut auth = Authenticator::new(AuthConfig::new("u"), ChannelSecurity::Plaintext);
+    assert_eq!(
+        auth.handle(AuthRequest::CleartextPassword),
+        Err(AuthError::PasswordMissing)
+    );
+    // A server that goes on anyway gets nowhere: not even AuthenticationOk is accepted.
+    assert!(matches!(
+        auth.handle(AuthRequest::Ok),
+        Err(AuthError::UnexpectedMessage(_))
+    ));
+    assert!(!auth.is_authenticated());
 }

@@ -129,6 +129,7 @@ pub enum ScramBinding {
 /// assert!(scram.is_complete());
 /// # Ok::<(), pg_walstream_auth::AuthError>(())
 /// ```
+#[derive(Clone)]
 pub struct ScramClient {
     password: Vec<u8>,
     binding: ScramBinding,
@@ -138,6 +139,7 @@ pub struct ScramClient {
     state: State,
 }
 
+#[derive(Clone)]
 enum State {
     AwaitServerFirst,
     AwaitServerFinal {
