@@ -1,4 +1,82 @@
 //! Logical replication streams with LSN feedback that is always right.
+//!
+//! Start a stream with a [`LogicalConfig`] and consume [`Event`]s — Begin/Commit,
+//! Insert/Update/Delete with their relation and a zero-copy three-state tuple view, Truncate,
+//! messages, schema, streamed and two-phase transactions — through `futures::Stream`,
+//! [`LogicalStream::next_event`] or, undecoded, [`LogicalStream::next_raw`]. Report what you
+//! have durably processed through [`Feedback`]; the stream tells the server.
+//!
+//! ```no_run
+//! use pg_walstream_stream::{EventKind, LogicalConfig, LogicalStream};
+//!
+//! # async fn run() -> Result<(), pg_walstream_stream::Error> {
+//! let config = LogicalConfig::builder()
+//!     .conninfo("host=localhost user=repl dbname=app")
+//!     .slot("app_cdc")
+//!     .publication("app_pub")
+//!     .build()?;
+//! let mut stream = LogicalStream::connect(config).await?;
+//! let feedback = stream.feedback().clone();
+//! while let Some(event) = stream.next_event().await {
+//!     let event = event?;
+//!     match event.kind() {
+//!         EventKind::Insert(change) => {
+//!             let table = &change.relation().name;
+//!             for column in change.new_tuple().into_iter().flat_map(|t| t.columns()) {
+//!                 println!("{table}: {column:?}");
+//!             }
+//!         }
+//!         EventKind::Commit(commit) => {
+//!             // ... make the transaction's effects durable downstream, then:
+//!             feedback.processed(commit.end_lsn);
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # LSN feedback
+//!
+//! The stream sends standby status updates on its own task, every
+//! [status interval](LogicalConfigBuilder::status_interval), at once when the server asks for
+//! a reply, and once more before a graceful stop — whether or not the application is polling.
+//! Each carries:
+//!
+//! - **write** = the highest WAL position received;
+//! - **flush** = min(reported, received), where *reported* is the highest position given to
+//!   [`Feedback::processed`]: the slot's `confirmed_flush_lsn` follows it, and a restarted
+//!   stream resumes there;
+//! - **apply** = min(reported, received).
+//!
+//! A transaction is acknowledged at its Commit's `end_lsn` (never `commit_lsn` or a frame's
+//! start); [`Event::ack_lsn`] returns the right position for every event that ends a unit
+//! (commit, stream commit, prepare, commit/rollback prepared, non-transactional message).
+//!
+//! **Idle rule.** When no transaction is open (no Begin without its Commit, no Begin Prepare
+//! without its Prepare, no streamed transaction without its Stream Commit, Stream Prepare or
+//! top-level Stream Abort) *and* the application has reported every unit received, the flush
+//! position may advance to the latest keepalive's `wal_end`. The server sends data in commit
+//! order, so nothing before that position is still to come; a slot on a quiet publication thus
+//! stops holding WAL while the rest of the server writes. Data that was delivered but not
+//! reported is never acknowledged, and after a stop the keepalives are ignored. Flush never
+//! goes below the slot's position when the stream started.
+//!
+//! **Liveness.** The read deadline is derived from the keepalive cadence (3 × the longest gap,
+//! at least 10 s; 60 s until known) or set explicitly ([`ReadTimeout`]); half-way through a
+//! silence the stream asks the server for a reply, and at the deadline it fails with
+//! [`Error::ReadTimeout`]. While the application lags, reading pauses (at most
+//! [`channel_capacity`](LogicalConfigBuilder::channel_capacity) events wait) and the deadline
+//! does not run, but status updates still go out, so `wal_sender_timeout` never fires.
+//!
+//! # Layers
+//!
+//! [`LogicalCore`] is the sans-IO state machine (frames and time in; events, status updates
+//! and the next timeout out); [`LogicalStream`] drives it over any
+//! [`Transport`](pg_walstream_transport::Transport) in a spawned task. Bad input is never
+//! skipped: an undecodable frame, a change for a relation never described, or a protocol
+//! violation ends the stream with an [`Error`].
 mod config;
 mod core;
 mod driver;
