@@ -89,3 +89,64 @@ pub(crate) async fn connect_unix(path: &Path) -> Result<Socket> {
         })?;
     Ok(Socket::Unix(stream))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use socket2::SockRef;
+
+    use super::{Keepalive, Socket, connect_tcp};
+
+    #[tokio::test]
+    async fn keepalive_and_nodelay_are_applied() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let settings = Keepalive {
+            enabled: true,
+            idle: Some(Duration::from_secs(61)),
+            interval: Some(Duration::from_secs(7)),
+            count: Some(4),
+        };
+        let Socket::Tcp(stream) = connect_tcp(addr, settings).await.expect("connect") else {
+            panic!("expected TCP")
+        };
+        let sock = SockRef::from(&stream);
+        assert!(stream.nodelay().expect("nodelay"));
+        assert!(sock.keepalive().expect("keepalive"));
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(
+                sock.tcp_keepalive_time().expect("idle"),
+                Duration::from_secs(61)
+            );
+            assert_eq!(
+                sock.tcp_keepalive_interval().expect("interval"),
+                Duration::from_secs(7)
+            );
+            assert_eq!(sock.tcp_keepalive_retries().expect("count"), 4);
+        }
+        let off = Keepalive {
+            enabled: false,
+            ..Keepalive::default()
+        };
+        let Socket::Tcp(stream) = connect_tcp(addr, off).await.expect("connect") else {
+            panic!("expected TCP")
+        };
+        assert!(!SockRef::from(&stream).keepalive().expect("keepalive"));
+    }
+
+    #[tokio::test]
+    async fn refused_connection_names_the_address() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("address")
+        };
+        let err = connect_tcp(addr, Keepalive::default())
+            .await
+            .expect_err("nothing listens");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+}

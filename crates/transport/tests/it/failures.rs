@@ -128,6 +128,21 @@ async fn host_name_mismatch_fails_only_under_verify_full() {
         assert!(matches!(err, TransportError::Tls { .. }), "PG {v}: {err:?}");
         assert!(text.contains("not valid for name"), "PG {v}: {text}");
         assert_no_leak(&err, password, "verify-full mismatch");
+        // `hostaddr` dials the right address, but `host` is what the certificate must name.
+        let hostaddr = format!(
+            "host=db.invalid hostaddr=127.0.0.1 port={} user={} dbname={db} password={password} sslmode=verify-full sslrootcert='{}'",
+            server.port(),
+            AuthUser::Scram.name(),
+            server.ca_cert_path().display()
+        );
+        let err = connect(&hostaddr)
+            .await
+            .expect_err("host name not in the certificate");
+        assert!(
+            chain(&err).contains("not valid for name"),
+            "PG {v}: {}",
+            chain(&err)
+        );
         let conn = connect(&ci("verify-ca"))
             .await
             .unwrap_or_else(|e| panic!("PG {v}: verify-ca ignores the name: {}", chain(&e)));

@@ -329,3 +329,77 @@ async fn base_backup_result_sets_and_copy_out_streams() {
         conn.close().await.expect("close");
     }
 }
+
+#[tokio::test]
+async fn physical_copy_both_round_trip() {
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("physical").await;
+        let admin = server.admin(&db).await;
+        admin
+            .batch_execute("CREATE TABLE w(x int)")
+            .await
+            .expect("setup");
+        let mut conn = session(server, &db, Some("true")).await;
+        let ident = conn
+            .simple_query("IDENTIFY_SYSTEM")
+            .await
+            .expect("IDENTIFY_SYSTEM");
+        let timeline = ident[0]
+            .get_str(0, "timeline")
+            .expect("timeline")
+            .expect("not null")
+            .to_owned();
+        let xlogpos = ident[0]
+            .get_str(0, "xlogpos")
+            .expect("xlogpos")
+            .expect("not null")
+            .to_owned();
+        conn.copy_both(&format!(
+            "START_REPLICATION PHYSICAL {xlogpos} TIMELINE {timeline}"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("PG {v}: {}", chain(&e)));
+        admin
+            .batch_execute("INSERT INTO w SELECT generate_series(1, 1000)")
+            .await
+            .expect("WAL");
+        let mut wal_bytes = 0;
+        while wal_bytes == 0 {
+            let frame = tokio::time::timeout(Duration::from_secs(20), conn.read_copy_data())
+                .await
+                .expect("WAL within 20 s")
+                .expect("read")
+                .expect("stream open");
+            if frame.first() == Some(&b'w') {
+                wal_bytes += frame.len() - 25;
+            }
+        }
+        conn.send_copy_done().await.expect("CopyDone");
+        while conn.read_copy_data().await.expect("drain").is_some() {}
+        let mut tags = Vec::new();
+        loop {
+            match conn
+                .next_response()
+                .await
+                .unwrap_or_else(|e| panic!("PG {v}: {}", chain(&e)))
+            {
+                Response::ResultSet(set) => tags.push(set.command_tag().to_owned()),
+                Response::Ready => break,
+                other => panic!("PG {v}: {other:?}"),
+            }
+        }
+        assert!(wal_bytes > 0, "PG {v}");
+        assert!(
+            !tags.is_empty(),
+            "PG {v}: the command completes after CopyDone"
+        );
+        // The session is reusable after the stream.
+        let again = conn.simple_query("IDENTIFY_SYSTEM").await.expect("reuse");
+        assert_eq!(
+            again[0].get_str(0, "timeline").expect("timeline"),
+            Some(timeline.as_str())
+        );
+        conn.close().await.expect("close");
+    }
+}
