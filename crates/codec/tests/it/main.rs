@@ -1,6 +1,7 @@
 //! Integration tests of pg-walstream-codec (one test binary, split by concern).
 
 mod alloc_free;
+mod corpus;
 mod fidelity;
 mod malformed;
 mod roundtrip;
