@@ -6,7 +6,7 @@ use core::fmt::Write as _;
 use pg_walstream_codec::Lsn;
 use pg_walstream_transport::Transport;
 
-use crate::name::{SlotName, quote_identifier};
+use crate::name::{SlotName, quote_replication_identifier};
 use crate::result::{RowReader, one_result_set};
 use crate::{ServerVersion, SlotError};
 
@@ -160,7 +160,11 @@ impl CreateSlot {
         match &self.kind {
             SlotKind::Physical => command.push_str(" PHYSICAL"),
             SlotKind::Logical { plugin } => {
-                let _ = write!(command, " LOGICAL {}", quote_identifier("plugin", plugin)?);
+                let _ = write!(
+                    command,
+                    " LOGICAL {}",
+                    quote_replication_identifier("plugin", plugin)?
+                );
             }
         }
         if version.major < 15 {
@@ -220,6 +224,11 @@ impl CreateSlot {
                 if self.reserve_wal {
                     return Err(SlotError::InvalidOptions(
                         "reserve_wal applies to physical slots only",
+                    ));
+                }
+                if self.failover && self.temporary {
+                    return Err(SlotError::InvalidOptions(
+                        "failover slots cannot be temporary",
                     ));
                 }
             }
@@ -357,6 +366,13 @@ mod tests {
             Err(SlotError::InvalidOptions(_))
         ));
         assert!(matches!(
+            CreateSlot::logical(name())
+                .failover()
+                .temporary()
+                .command(V17),
+            Err(SlotError::InvalidOptions(_))
+        ));
+        assert!(matches!(
             CreateSlot::logical(name()).plugin("a\0b").command(V17),
             Err(SlotError::InvalidName { .. })
         ));
@@ -364,10 +380,15 @@ mod tests {
 
     #[test]
     fn plugin_names_are_quoted() {
-        let odd = CreateSlot::logical(name()).plugin("my\"plugin");
+        let odd = CreateSlot::logical(name()).plugin("my plugin");
         assert_eq!(
             odd.command(V17).unwrap(),
-            r#"CREATE_REPLICATION_SLOT "s" LOGICAL "my""plugin""#
+            r#"CREATE_REPLICATION_SLOT "s" LOGICAL "my plugin""#
         );
+        let hostile = CreateSlot::logical(name()).plugin("x\" PHYSICAL");
+        assert!(matches!(
+            hostile.command(V17),
+            Err(SlotError::InvalidName { .. })
+        ));
     }
 }

@@ -4,7 +4,7 @@ use pg_walstream_codec::Lsn;
 use pg_walstream_transport::Transport;
 
 use crate::SlotError;
-use crate::name::quote_identifier;
+use crate::name::quote_replication_identifier;
 use crate::result::{RowReader, one_result_set};
 
 /// What `IDENTIFY_SYSTEM` reports.
@@ -45,7 +45,7 @@ pub async fn show(connection: &mut impl Transport, name: &str) -> Result<String,
     const COMMAND: &str = "SHOW";
     let quoted = name
         .split('.')
-        .map(|part| quote_identifier("setting", part))
+        .map(|part| quote_replication_identifier("setting", part))
         .collect::<Result<Vec<_>, _>>()?
         .join(".");
     let set = one_result_set(connection, COMMAND, &format!("SHOW {quoted}")).await?;

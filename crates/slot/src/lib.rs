@@ -34,7 +34,9 @@ pub use manage::{
     AlterSlot, SlotPosition, SlotType, drop_replication_slot, drop_replication_slot_if_exists,
     read_replication_slot,
 };
-pub use name::{MAX_NAME_LEN, SlotName, quote_identifier, quote_literal};
+pub use name::{
+    MAX_NAME_LEN, SlotName, quote_identifier, quote_literal, quote_replication_identifier,
+};
 pub use publication::{
     AlterTables, Operation, Publication, PublicationTarget, PublishedTable,
     alter_publication_tables, drop_publication,

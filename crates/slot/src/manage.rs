@@ -42,8 +42,12 @@ pub struct SlotPosition {
 
 /// Runs `READ_REPLICATION_SLOT name` (PostgreSQL 15+); `None` when no such slot exists.
 ///
+/// The server answers this for physical slots only; for a logical slot it reports
+/// `FEATURE_NOT_SUPPORTED` (use [`slot_health`](crate::slot_health) for those).
+///
 /// # Errors
-/// [`SlotError::Unsupported`] before sending on PostgreSQL 14; server and connection errors.
+/// [`SlotError::Unsupported`] before sending on PostgreSQL 14; server (including a logical
+/// slot) and connection errors.
 pub async fn read_replication_slot(
     connection: &mut impl Transport,
     name: &SlotName,

@@ -107,6 +107,23 @@ pub fn quote_identifier(kind: &'static str, name: &str) -> Result<String, SlotEr
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
 
+/// Quotes `name` for a *replication* command (`SHOW`, plugin names). The replication command
+/// scanner has no escape for `"` inside a quoted identifier, so such names are rejected
+/// rather than quoted.
+///
+/// # Errors
+/// As [`quote_identifier`], and for names containing `"`.
+pub fn quote_replication_identifier(kind: &'static str, name: &str) -> Result<String, SlotError> {
+    if name.contains('"') {
+        return Err(SlotError::InvalidName {
+            kind,
+            name: name.to_owned(),
+            reason: "replication commands cannot quote a name containing a double quote",
+        });
+    }
+    quote_identifier(kind, name)
+}
+
 /// Quotes `value` as a string literal that means the same whatever
 /// `standard_conforming_strings` is: the escape-string form `E'...'` with `\` and `'` escaped.
 ///
@@ -180,6 +197,15 @@ mod tests {
         );
         assert!(quote_identifier("publication", "a\0b").is_err());
         assert!(quote_identifier("publication", "").is_err());
+    }
+
+    #[test]
+    fn replication_identifiers_reject_double_quotes() {
+        assert_eq!(
+            quote_replication_identifier("setting", "wal_level").unwrap(),
+            "\"wal_level\""
+        );
+        assert!(quote_replication_identifier("setting", "x\"; DROP").is_err());
     }
 
     #[test]
