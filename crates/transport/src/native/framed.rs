@@ -13,12 +13,22 @@ pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
 /// When less than this much room is left, a fresh allocation is reserved before reading.
 const MIN_READ_SPACE: usize = 32 * 1024;
 
-#[derive(Debug)]
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
     read_buf: BytesMut,
     pub(crate) write_buf: BytesMut,
     max_frame: usize,
+}
+
+/// Shows buffer sizes only: buffered bytes may include credentials or row data.
+impl core::fmt::Debug for Framed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Framed")
+            .field("tls", &self.stream.is_tls())
+            .field("buffered_in", &self.read_buf.len())
+            .field("buffered_out", &self.write_buf.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Framed {

@@ -295,3 +295,61 @@ fn malformed_bodies_rejected() {
             .is_err()
     );
 }
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Garbage and mutated valid frames never panic: every outcome is a message, a request for
+/// more bytes, or a typed error, and every returned message's lazily parsed parts are safe too.
+#[test]
+fn arbitrary_input_never_panics() {
+    let tags = b"RKSZTDCIENGHWdcAv?";
+    let mut valid = Vec::new();
+    valid.extend(frame(b'R', &[0, 0, 0, 10, b'S', b'C', 0, 0]));
+    valid.extend(frame(
+        b'T',
+        &[
+            0, 1, b'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0,
+        ],
+    ));
+    valid.extend(frame(
+        b'D',
+        &[0, 2, 0, 0, 0, 1, b'x', 0xff, 0xff, 0xff, 0xff],
+    ));
+    valid.extend(frame(b'E', b"SERROR\0C42710\0Mm\0\0"));
+    for seed in 1..20_000u64 {
+        let mut bytes = if seed % 2 == 0 {
+            valid.clone()
+        } else {
+            noise(seed, (seed % 64) as usize)
+        };
+        let mutation = noise(seed.wrapping_mul(31), 8);
+        if !bytes.is_empty() {
+            let at = usize::from(mutation[0]) % bytes.len();
+            bytes[at] = if seed % 3 == 0 {
+                tags[usize::from(mutation[1]) % tags.len()]
+            } else {
+                mutation[2]
+            };
+        }
+        let mut buf = BytesMut::from(&bytes[..]);
+        for _ in 0..16 {
+            match parse(&mut buf, 4096) {
+                Ok(Some(BackendMessage::RowDescription(d))) => drop(d.column_names()),
+                Ok(Some(BackendMessage::DataRow(r))) => drop(r.values()),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
