@@ -30,6 +30,12 @@ async fn simple_queries_rows_tags_and_errors() {
             Some(v),
             "PG {v}"
         );
+        let debug = format!("{conn:?}");
+        let password = AuthUser::Scram.password().expect("password");
+        assert!(
+            !debug.contains(password),
+            "PG {v}: Debug shows the password: {debug}"
+        );
 
         let sets = conn
             .simple_query("SELECT 1 AS one, NULL::text AS nothing, 'x' || 'y' AS xy; SELECT generate_series(1, 3) AS n; SET application_name = 'it'")
