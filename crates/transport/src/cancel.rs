@@ -28,18 +28,44 @@ pub(crate) enum CancelAddress {
 /// `PQcancel` does; the server does not apply authentication to cancel requests.
 #[derive(Clone)]
 pub struct CancelToken {
-    address: CancelAddress,
-    process_id: i32,
-    secret_key: Bytes,
-    connect_timeout: Option<Duration>,
+    inner: CancelInner,
+}
+
+/// How a token cancels: a CancelRequest of our own, or libpq's `PQcancel`.
+#[derive(Clone)]
+enum CancelInner {
+    Native {
+        address: CancelAddress,
+        process_id: i32,
+        secret_key: Bytes,
+        connect_timeout: Option<Duration>,
+    },
+    #[cfg(feature = "libpq")]
+    Libpq {
+        process_id: i32,
+        handle: std::sync::Arc<crate::libpq::RawCancel>,
+    },
 }
 
 impl core::fmt::Debug for CancelToken {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("CancelToken")
-            .field("address", &self.address)
-            .field("process_id", &self.process_id)
-            .finish_non_exhaustive()
+        match &self.inner {
+            CancelInner::Native {
+                address,
+                process_id,
+                ..
+            } => f
+                .debug_struct("CancelToken")
+                .field("address", address)
+                .field("process_id", process_id)
+                .finish_non_exhaustive(),
+            #[cfg(feature = "libpq")]
+            CancelInner::Libpq { process_id, .. } => f
+                .debug_struct("CancelToken")
+                .field("backend", &"libpq")
+                .field("process_id", process_id)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -51,16 +77,30 @@ impl CancelToken {
         connect_timeout: Option<Duration>,
     ) -> Self {
         CancelToken {
-            address,
-            process_id,
-            secret_key,
-            connect_timeout,
+            inner: CancelInner::Native {
+                address,
+                process_id,
+                secret_key,
+                connect_timeout,
+            },
+        }
+    }
+
+    /// A token that cancels through libpq's `PQcancel`.
+    #[cfg(feature = "libpq")]
+    pub(crate) fn libpq(process_id: i32, handle: std::sync::Arc<crate::libpq::RawCancel>) -> Self {
+        CancelToken {
+            inner: CancelInner::Libpq { process_id, handle },
         }
     }
 
     /// The backend process id of the session.
     pub fn process_id(&self) -> i32 {
-        self.process_id
+        match &self.inner {
+            CancelInner::Native { process_id, .. } => *process_id,
+            #[cfg(feature = "libpq")]
+            CancelInner::Libpq { process_id, .. } => *process_id,
+        }
     }
 
     /// Sends the CancelRequest and waits until the server closed the cancel connection.
@@ -70,10 +110,27 @@ impl CancelToken {
     /// # Errors
     /// [`TransportError::Connect`], [`TransportError::ConnectTimeout`] or I/O errors.
     pub async fn cancel(&self) -> Result<()> {
+        let (address, process_id, secret_key, connect_timeout) = match &self.inner {
+            CancelInner::Native {
+                address,
+                process_id,
+                secret_key,
+                connect_timeout,
+            } => (address, *process_id, secret_key, *connect_timeout),
+            #[cfg(feature = "libpq")]
+            CancelInner::Libpq { handle, .. } => {
+                let handle = std::sync::Arc::clone(handle);
+                // PQcancel blocks: run it where blocking is allowed.
+                return tokio::task::spawn_blocking(move || handle.cancel())
+                    .await
+                    .map_err(|_| TransportError::Libpq("the cancel task failed".into()))?
+                    .map_err(TransportError::Libpq);
+            }
+        };
         let mut buf = BytesMut::with_capacity(16);
-        frontend::cancel_request(&mut buf, self.process_id, &self.secret_key)?;
+        frontend::cancel_request(&mut buf, process_id, secret_key)?;
         let work = async {
-            match &self.address {
+            match address {
                 CancelAddress::Tcp(addr) => {
                     let stream = tokio::net::TcpStream::connect(addr)
                         .await
@@ -95,11 +152,11 @@ impl CancelToken {
                 }
             }
         };
-        match self.connect_timeout {
+        match connect_timeout {
             None => work.await,
             Some(timeout) => tokio::time::timeout(timeout, work).await.map_err(|_| {
                 TransportError::ConnectTimeout {
-                    address: match &self.address {
+                    address: match address {
                         CancelAddress::Tcp(a) => a.to_string(),
                         #[cfg(unix)]
                         CancelAddress::Unix(p) => p.display().to_string(),

@@ -94,6 +94,10 @@ pub enum TransportError {
         /// What the connection was doing.
         during: &'static str,
     },
+    /// The libpq backend reported an error (its message; libpq gives no SQLSTATE for
+    /// connection failures).
+    #[error("libpq: {0}")]
+    Libpq(String),
     /// The caller used the connection in a way its state does not allow (a bug in the caller).
     #[error("invalid use of connection: {0}")]
     InvalidState(&'static str),

@@ -53,6 +53,8 @@ mod transport;
 
 pub use cancel::CancelToken;
 pub use error::{Result, TransportError};
+#[cfg(feature = "libpq")]
+pub use libpq::LibpqConnection;
 pub use message::{DbError, Severity, SqlState};
 pub use native::{Keepalive, NativeConnection};
 pub use result::{Response, ResultSet, Row};

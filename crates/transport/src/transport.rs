@@ -117,6 +117,34 @@ pub enum Backend {
     /// The pure-Rust backend (tokio + rustls).
     #[default]
     Native,
+    /// libpq through its non-blocking API (cargo feature `libpq`; without it, connecting
+    /// with this backend is a [`TransportError::Config`](crate::TransportError::Config)
+    /// error).
+    Libpq,
+}
+
+impl Backend {
+    /// Whether this build can connect with the backend.
+    pub const fn is_available(self) -> bool {
+        match self {
+            Backend::Native => true,
+            Backend::Libpq => cfg!(feature = "libpq"),
+        }
+    }
+}
+
+impl core::str::FromStr for Backend {
+    type Err = crate::TransportError;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "native" => Ok(Backend::Native),
+            "libpq" => Ok(Backend::Libpq),
+            other => Err(crate::TransportError::Config(format!(
+                "unknown backend {other:?}: expected native or libpq"
+            ))),
+        }
+    }
 }
 
 /// A session on whichever backend was chosen at run time.
@@ -127,6 +155,9 @@ pub enum Backend {
 pub enum Connection {
     /// The pure-Rust backend.
     Native(NativeConnection),
+    /// The libpq backend.
+    #[cfg(feature = "libpq")]
+    Libpq(crate::LibpqConnection),
 }
 
 impl Connection {
@@ -147,6 +178,16 @@ impl Connection {
             Backend::Native => NativeConnection::connect(config)
                 .await
                 .map(Connection::Native),
+            #[cfg(feature = "libpq")]
+            Backend::Libpq => crate::LibpqConnection::connect(config)
+                .await
+                .map(Connection::Libpq),
+            #[cfg(not(feature = "libpq"))]
+            Backend::Libpq => Err(crate::TransportError::Config(
+                "this build has no libpq backend: enable the `libpq` feature of \
+                 pg-walstream-transport"
+                    .into(),
+            )),
         }
     }
 
@@ -154,6 +195,8 @@ impl Connection {
     pub fn backend(&self) -> Backend {
         match self {
             Connection::Native(_) => Backend::Native,
+            #[cfg(feature = "libpq")]
+            Connection::Libpq(_) => Backend::Libpq,
         }
     }
 }
@@ -162,6 +205,8 @@ macro_rules! dispatch {
     ($self:expr, $c:ident => $e:expr) => {
         match $self {
             Connection::Native($c) => $e,
+            #[cfg(feature = "libpq")]
+            Connection::Libpq($c) => $e,
         }
     };
 }

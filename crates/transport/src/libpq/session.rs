@@ -1,0 +1,565 @@
+//! A libpq session: connect, simple queries, COPY streams, cancel, close — all without
+//! blocking the runtime.
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::ffi::{
+    self, CopyData, ErrorFields, PollStatus, RawCancel, RawConn, RawResult, ResultStatus, Socket,
+    register_socket,
+};
+use super::params::connection_params;
+use crate::cancel::CancelToken;
+use crate::conninfo::Config;
+use crate::error::{Result, TransportError};
+use crate::message::DbError;
+use crate::result::{Response, ResultSet, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Busy,
+    Copy {
+        both: bool,
+        server_done: bool,
+        client_done: bool,
+    },
+    Broken,
+}
+
+/// A session established by the libpq backend.
+pub struct LibpqConnection {
+    // Declared before `conn`: deregistered from the reactor before PQfinish closes the socket;
+    // taken out (deregistered) as soon as libpq reports a failure.
+    socket: Option<AsyncFd<Socket>>,
+    conn: RawConn,
+    state: State,
+    /// A result read ahead while ending a COPY stream, returned by the next `next_response`.
+    pending_result: Option<RawResult>,
+    /// CopyData libpq could not queue yet (its buffer was full); sent on `flush`.
+    unqueued: Vec<Bytes>,
+    cancel: Option<(i32, Arc<RawCancel>)>,
+}
+
+impl core::fmt::Debug for LibpqConnection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LibpqConnection")
+            .field(
+                "socket",
+                &self
+                    .socket
+                    .as_ref()
+                    .map(|socket| socket.get_ref().as_raw_fd()),
+            )
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LibpqConnection {
+    /// Connects with libpq using the same parsed configuration as the native backend.
+    /// `connect_timeout` (per host, as in libpq) bounds the attempt on every host.
+    ///
+    /// # Errors
+    /// [`TransportError::Config`] for settings the linked libpq cannot honour;
+    /// [`TransportError::Libpq`] with libpq's message when the connection fails;
+    /// [`TransportError::ConnectTimeout`] when it takes too long.
+    pub async fn connect(config: &Config) -> Result<Self> {
+        let params = connection_params(config, ffi::library_version())?;
+        let attempt = Self::connect_params(&params);
+        match config.connect_timeout {
+            None => attempt.await,
+            Some(timeout) => {
+                let total = timeout * u32::try_from(config.hosts.len()).unwrap_or(1).max(1);
+                tokio::time::timeout(total, attempt).await.map_err(|_| {
+                    TransportError::ConnectTimeout {
+                        address: config
+                            .hosts
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        timeout: total,
+                    }
+                })?
+            }
+        }
+    }
+
+    async fn connect_params(params: &[(&'static str, String)]) -> Result<Self> {
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut conn = RawConn::start(&borrowed).map_err(TransportError::Libpq)?;
+        if conn.is_bad() {
+            return Err(TransportError::Libpq(conn.error_message()));
+        }
+        loop {
+            let interest = match conn.connect_poll() {
+                PollStatus::Ok => break,
+                PollStatus::Failed => return Err(TransportError::Libpq(conn.error_message())),
+                PollStatus::Reading => Interest::READABLE,
+                PollStatus::Writing => Interest::WRITABLE,
+            };
+            let fd = conn
+                .socket()
+                .ok_or_else(|| TransportError::Libpq(conn.error_message()))?;
+            // The socket can change between polls (next host, SSL fallback): register anew.
+            let waiter = register_socket(fd, interest).map_err(TransportError::io)?;
+            let mut guard = waiter.ready(interest).await.map_err(TransportError::io)?;
+            guard.clear_ready();
+            drop(guard);
+            drop(waiter);
+        }
+        conn.set_nonblocking().map_err(TransportError::Libpq)?;
+        let fd = conn
+            .socket()
+            .ok_or_else(|| TransportError::Libpq(conn.error_message()))?;
+        let socket = Some(
+            register_socket(fd, Interest::READABLE | Interest::WRITABLE)
+                .map_err(TransportError::io)?,
+        );
+        let process_id = conn.backend_pid();
+        let cancel = conn
+            .cancel_handle()
+            .map(|handle| (process_id, Arc::new(handle)));
+        Ok(LibpqConnection {
+            socket,
+            conn,
+            state: State::Idle,
+            pending_result: None,
+            unqueued: Vec::new(),
+            cancel,
+        })
+    }
+
+    /// A run-time parameter the server reported.
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.conn.parameter(name)
+    }
+
+    /// Whether the session is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.conn.ssl_in_use()
+    }
+
+    /// Notices received since the last call.
+    pub fn take_notices(&mut self) -> Vec<DbError> {
+        self.conn
+            .take_notices()
+            .iter()
+            .filter_map(|fields| db_error(b'N', fields))
+            .collect()
+    }
+
+    /// A token that cancels the running query from another task (`PQcancel`, run on a
+    /// blocking thread).
+    pub fn cancel_token(&self) -> Option<CancelToken> {
+        let (process_id, handle) = self.cancel.as_ref()?;
+        Some(CancelToken::libpq(*process_id, Arc::clone(handle)))
+    }
+
+    fn broken(&mut self, message: String) -> TransportError {
+        self.mark_broken();
+        TransportError::Libpq(message)
+    }
+
+    /// After a libpq failure the socket may be closed: deregister it now.
+    fn mark_broken(&mut self) {
+        self.state = State::Broken;
+        if let Some(socket) = self.socket.take() {
+            let _deregistered = socket.into_inner();
+        }
+    }
+
+    fn socket(&self) -> Result<&AsyncFd<Socket>> {
+        self.socket.as_ref().ok_or(TransportError::InvalidState(
+            "the connection is broken after an earlier error",
+        ))
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.state == State::Broken {
+            return Err(TransportError::InvalidState(
+                "the connection is broken after an earlier error",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits until libpq has new input: reads it with `PQconsumeInput`. Only clears the
+    /// socket's readiness after seeing that a read would block, so no wake-up is lost.
+    async fn wait_for_input(&mut self) -> Result<()> {
+        loop {
+            let fd = self.socket()?.get_ref().as_raw_fd();
+            let has_input = match ffi::socket_has_input(fd) {
+                Ok(has_input) => has_input || self.conn.tls_read_pending(),
+                Err(error) => {
+                    self.mark_broken();
+                    return Err(TransportError::io(error));
+                }
+            };
+            if has_input {
+                return self
+                    .conn
+                    .consume_input()
+                    .map_err(|message| self.broken(message));
+            }
+            let mut guard = self
+                .socket()?
+                .readable()
+                .await
+                .map_err(TransportError::io)?;
+            if !ffi::socket_has_input(fd).map_err(TransportError::io)? {
+                guard.clear_ready();
+            }
+        }
+    }
+
+    /// Sends everything libpq has queued, reading input meanwhile so neither side stalls.
+    async fn flush_output(&mut self) -> Result<()> {
+        loop {
+            if self.conn.flush().map_err(|message| self.broken(message))? {
+                return Ok(());
+            }
+            let Some(socket) = self.socket.as_ref() else {
+                return Err(TransportError::InvalidState(
+                    "the connection is broken after an earlier error",
+                ));
+            };
+            let mut guard = socket.writable().await.map_err(TransportError::io)?;
+            let progress = self.conn.consume_input().and_then(|()| self.conn.flush());
+            match progress {
+                Ok(true) => return Ok(()),
+                Ok(false) => guard.clear_ready(),
+                Err(message) => {
+                    drop(guard);
+                    return Err(self.broken(message));
+                }
+            }
+        }
+    }
+
+    async fn next_result(&mut self) -> Result<Option<RawResult>> {
+        if let Some(result) = self.pending_result.take() {
+            return Ok(Some(result));
+        }
+        while self.conn.is_busy() {
+            self.wait_for_input().await?;
+        }
+        Ok(self.conn.get_result())
+    }
+
+    /// Reads the remaining results after an error, then returns it; the session is idle.
+    async fn finish_with_error(&mut self, fields: &ErrorFields) -> TransportError {
+        loop {
+            match self.next_result().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => return error,
+            }
+        }
+        self.state = State::Idle;
+        match db_error(b'E', fields) {
+            Some(error) => TransportError::server(Box::new(error)),
+            None => TransportError::Libpq(
+                "the server reported an error libpq could not describe".into(),
+            ),
+        }
+    }
+
+    /// Sends a query; read its responses with [`Self::next_response`].
+    ///
+    /// # Errors
+    /// [`TransportError::InvalidState`] when another query runs; libpq and I/O errors.
+    pub async fn send_query(&mut self, sql: &str) -> Result<()> {
+        self.check_usable()?;
+        if self.state != State::Idle {
+            return Err(TransportError::InvalidState(
+                "a query is already in progress",
+            ));
+        }
+        let sql = CString::new(sql)
+            .map_err(|_| TransportError::Config("a query must not contain NUL bytes".into()))?;
+        self.conn
+            .send_query(&sql)
+            .map_err(|message| self.broken(message))?;
+        self.state = State::Busy;
+        self.flush_output().await
+    }
+
+    /// The next response of the running query (see the `Transport` contract).
+    ///
+    /// # Errors
+    /// [`TransportError::Server`] when the query failed (the session stays usable), state,
+    /// libpq and I/O errors.
+    pub async fn next_response(&mut self) -> Result<Response> {
+        self.check_usable()?;
+        match self.state {
+            State::Idle => return Err(TransportError::InvalidState("no query in progress")),
+            State::Copy {
+                server_done: false, ..
+            } => {
+                return Err(TransportError::InvalidState(
+                    "the COPY stream has not been read to its end",
+                ));
+            }
+            State::Copy {
+                both, client_done, ..
+            } => {
+                if both && !client_done {
+                    self.end_copy().await?;
+                }
+                self.state = State::Busy;
+            }
+            State::Busy | State::Broken => {}
+        }
+        loop {
+            let Some(result) = self.next_result().await? else {
+                self.state = State::Idle;
+                return Ok(Response::Ready);
+            };
+            match result.status() {
+                ResultStatus::CommandOk | ResultStatus::TuplesOk => {
+                    return Ok(Response::ResultSet(result_set(&result)));
+                }
+                ResultStatus::EmptyQuery => {}
+                ResultStatus::CopyOut => {
+                    self.state = State::Copy {
+                        both: false,
+                        server_done: false,
+                        client_done: true,
+                    };
+                    return Ok(Response::CopyOut);
+                }
+                ResultStatus::CopyBoth => {
+                    self.state = State::Copy {
+                        both: true,
+                        server_done: false,
+                        client_done: false,
+                    };
+                    return Ok(Response::CopyBoth);
+                }
+                ResultStatus::CopyIn => {
+                    self.end_copy().await?;
+                }
+                ResultStatus::FatalError => {
+                    let fields = result.error_fields();
+                    return Err(self.finish_with_error(&fields).await);
+                }
+                ResultStatus::Other => {
+                    self.state = State::Broken;
+                    return Err(TransportError::Unexpected {
+                        got: "an unexpected libpq result",
+                        during: "reading query results",
+                    });
+                }
+            }
+        }
+    }
+
+    async fn end_copy(&mut self) -> Result<()> {
+        while !self
+            .conn
+            .put_copy_end()
+            .map_err(|message| self.broken(message))?
+        {
+            self.flush_output().await?;
+        }
+        if let State::Copy { client_done, .. } = &mut self.state {
+            *client_done = true;
+        }
+        self.flush_output().await
+    }
+
+    /// Runs `sql` and collects every result set.
+    ///
+    /// # Errors
+    /// As [`Self::next_response`]; [`TransportError::Unexpected`] when it starts a COPY.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<ResultSet>> {
+        self.send_query(sql).await?;
+        let mut sets = Vec::new();
+        loop {
+            match self.next_response().await? {
+                Response::ResultSet(set) => sets.push(set),
+                Response::Ready => return Ok(sets),
+                Response::CopyOut | Response::CopyBoth => {
+                    self.state = State::Broken;
+                    return Err(TransportError::Unexpected {
+                        got: "a COPY stream",
+                        during: "running a simple query",
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends `sql` and waits for its CopyBoth stream.
+    ///
+    /// # Errors
+    /// As [`Self::next_response`]; [`TransportError::Unexpected`] for any other response.
+    pub async fn copy_both(&mut self, sql: &str) -> Result<()> {
+        self.send_query(sql).await?;
+        if self.next_response().await? == Response::CopyBoth {
+            return Ok(());
+        }
+        self.state = State::Broken;
+        Err(TransportError::Unexpected {
+            got: "a response other than CopyBoth",
+            during: "starting a CopyBoth stream",
+        })
+    }
+
+    /// The next CopyData payload (zero-copy: libpq's buffer, freed when the `Bytes` drops),
+    /// `None` once the server ended the stream. Every frame libpq has buffered is returned
+    /// before the socket is polled again. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`TransportError::Server`] when the server ended the stream with an error; state,
+    /// libpq and I/O errors.
+    pub async fn read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        let both = match self.state {
+            State::Copy {
+                server_done: true, ..
+            } => return Ok(None),
+            State::Copy { both, .. } => both,
+            _ => return Err(TransportError::InvalidState("no COPY stream in progress")),
+        };
+        loop {
+            match self.conn.get_copy_data() {
+                CopyData::Data(data) => return Ok(Some(data)),
+                CopyData::WouldBlock => self.wait_for_input().await?,
+                CopyData::Done => return self.copy_ended(both).await,
+                CopyData::Error => {
+                    let message = self.conn.error_message();
+                    return Err(self.broken(message));
+                }
+            }
+        }
+    }
+
+    /// The server ended the COPY: an error surfaces now; otherwise the following result is
+    /// kept for `next_response`.
+    async fn copy_ended(&mut self, both: bool) -> Result<Option<Bytes>> {
+        if let State::Copy { server_done, .. } = &mut self.state {
+            *server_done = true;
+        }
+        let result = self.next_result().await?;
+        match result {
+            Some(result) if result.status() == ResultStatus::FatalError => {
+                let fields = result.error_fields();
+                Err(self.finish_with_error(&fields).await)
+            }
+            // In CopyBoth libpq now reports COPY_IN until we send CopyDone: just a marker.
+            Some(result) if both && result.status() == ResultStatus::CopyIn => Ok(None),
+            other => {
+                self.pending_result = other;
+                Ok(None)
+            }
+        }
+    }
+
+    fn check_can_write(&self) -> Result<()> {
+        match self.state {
+            State::Copy {
+                both: true,
+                client_done: false,
+                ..
+            } => Ok(()),
+            _ => Err(TransportError::InvalidState(
+                "no CopyBoth stream open for writing",
+            )),
+        }
+    }
+
+    /// Queues one CopyData message; [`Self::flush`] sends it.
+    ///
+    /// # Errors
+    /// When no CopyBoth stream is open for writing; libpq errors.
+    pub fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
+        self.check_can_write()?;
+        if self.unqueued.is_empty()
+            && self
+                .conn
+                .put_copy_data(data)
+                .map_err(|message| self.broken(message))?
+        {
+            return Ok(());
+        }
+        let mut copy = BytesMut::with_capacity(data.len());
+        copy.put_slice(data);
+        self.unqueued.push(copy.freeze());
+        Ok(())
+    }
+
+    /// Sends everything queued.
+    ///
+    /// # Errors
+    /// libpq and I/O errors.
+    pub async fn flush(&mut self) -> Result<()> {
+        while let Some(data) = self.unqueued.first().cloned() {
+            if self
+                .conn
+                .put_copy_data(&data)
+                .map_err(|message| self.broken(message))?
+            {
+                self.unqueued.remove(0);
+            } else {
+                self.flush_output().await?;
+            }
+        }
+        self.flush_output().await
+    }
+
+    /// Ends the client side of a CopyBoth stream (`PQputCopyEnd`).
+    ///
+    /// # Errors
+    /// When no CopyBoth stream is open for writing; libpq and I/O errors.
+    pub async fn send_copy_done(&mut self) -> Result<()> {
+        self.check_can_write()?;
+        self.flush().await?;
+        self.end_copy().await
+    }
+
+    /// Ends the session (`PQfinish` sends Terminate).
+    ///
+    /// # Errors
+    /// None in practice; the signature matches the other backends.
+    #[allow(clippy::unused_async, reason = "same signature as the other backends")]
+    pub async fn close(self) -> Result<()> {
+        drop(self);
+        Ok(())
+    }
+}
+
+/// Builds a [`DbError`] from libpq's error fields by re-encoding them as the ErrorResponse
+/// body they came from, so both backends share one parser.
+fn db_error(tag: u8, fields: &ErrorFields) -> Option<DbError> {
+    let mut body = Vec::new();
+    for (code, text) in fields {
+        body.push(*code);
+        body.extend_from_slice(text.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    DbError::parse(tag, &body).ok()
+}
+
+fn result_set(result: &RawResult) -> ResultSet {
+    let columns: Arc<[String]> = (0..result.columns())
+        .map(|c| result.column_name(c))
+        .collect();
+    let rows = (0..result.rows())
+        .map(|row| {
+            Row::new(
+                (0..columns.len())
+                    .map(|column| result.value(row, column))
+                    .collect(),
+            )
+        })
+        .collect();
+    ResultSet::new(columns, rows, result.command_tag())
+}
