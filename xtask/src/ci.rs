@@ -10,6 +10,7 @@ const FUZZ_SECONDS_IN_CI: u64 = 15;
 /// fmt check, clippy `-D warnings`, docs `-D warnings`, the codec's no_std build, a
 /// no-default-features check, every test on all five versions, then a short fuzz run.
 pub(crate) fn run() -> Result<(), String> {
+    crate::deps::ensure_libpq_build_deps()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run_command(fmt)?;

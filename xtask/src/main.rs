@@ -9,6 +9,7 @@
 //! - `cargo xtask demo`: stream changes from a throwaway server (once the stream lands).
 
 mod ci;
+mod deps;
 mod fuzz;
 mod pg;
 mod process;

@@ -10,48 +10,90 @@ use pg_walstream_testkit::{
 
 use crate::process::{available, cargo, run as run_command};
 
+/// Packages whose integration tests run once per transport backend.
+const CONFORMANCE_PACKAGES: [&str; 1] = ["pg-walstream-slot"];
+
+/// Environment variable naming the backend the conformance suites use (`native` or `libpq`).
+const BACKEND_ENV: &str = "PG_WALSTREAM_TEST_BACKEND";
+
 /// Arguments of `cargo xtask test`.
 #[derive(Debug, Args)]
 pub(crate) struct TestArgs {
     /// Comma-separated PostgreSQL major versions to test against.
     #[arg(long, value_delimiter = ',', default_values_t = SUPPORTED_VERSIONS)]
     versions: Vec<u32>,
+    /// Test only these packages (default: the whole workspace).
+    #[arg(short = 'p', long = "package")]
+    packages: Vec<String>,
     /// Extra arguments for the test runner (after `--`), e.g. a test name filter.
     #[arg(last = true)]
     runner_args: Vec<String>,
 }
 
 pub(crate) fn run(args: &TestArgs) -> Result<(), String> {
-    run_with(&args.versions, &args.runner_args)
+    run_with(&args.versions, &args.packages, &args.runner_args)
 }
 
 /// Runs every test against `versions` (what `cargo xtask ci` calls).
 pub(crate) fn run_versions(versions: &[u32]) -> Result<(), String> {
-    run_with(versions, &[])
+    run_with(versions, &[], &[])
 }
 
-fn run_with(versions: &[u32], runner_args: &[String]) -> Result<(), String> {
-    with_servers(versions, |descriptor_path| {
-        let mut tests = cargo();
-        if available(
-            std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
-            &["nextest", "--version"],
-        ) {
-            tests.args([
-                "nextest",
-                "run",
-                "--workspace",
-                "--all-features",
-                "--no-fail-fast",
-            ]);
+fn run_with(versions: &[u32], packages: &[String], runner_args: &[String]) -> Result<(), String> {
+    crate::deps::ensure_libpq_build_deps()?;
+    let mut scope: Vec<String> = packages
+        .iter()
+        .flat_map(|p| ["-p".to_owned(), p.clone()])
+        .collect();
+    if scope.is_empty() {
+        scope.push("--workspace".to_owned());
+    }
+    let nextest = available(
+        std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        &["nextest", "--version"],
+    );
+    let runner = move |scope: &[String]| {
+        let mut command = cargo();
+        if nextest {
+            command.args(["nextest", "run"]);
         } else {
-            tests.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+            command.arg("test");
         }
+        command
+            .args(["--all-features", "--no-fail-fast"])
+            .args(scope);
+        command
+    };
+    with_servers(versions, |descriptor_path| {
+        let mut tests = runner(&scope);
         tests.args(runner_args).env(SERVERS_ENV, descriptor_path);
         let unit_and_integration = run_command(tests);
+        // The backend conformance suites again, over libpq (the first pass used the native
+        // backend): one set of tests holds both backends to one contract.
+        let conformance: Vec<&str> = CONFORMANCE_PACKAGES
+            .iter()
+            .copied()
+            .filter(|package| packages.is_empty() || packages.iter().any(|p| p == package))
+            .collect();
+        let libpq_pass = if conformance.is_empty() {
+            Ok(())
+        } else {
+            let scope: Vec<String> = conformance
+                .iter()
+                .flat_map(|package| ["-p".to_owned(), (*package).to_owned()])
+                .collect();
+            let mut again = runner(&scope);
+            again
+                .args(runner_args)
+                .env(SERVERS_ENV, descriptor_path)
+                .env(BACKEND_ENV, "libpq");
+            run_command(again)
+        };
+        let unit_and_integration = unit_and_integration.and(libpq_pass);
         let mut doctests = cargo();
         doctests
-            .args(["test", "--workspace", "--all-features", "--doc"])
+            .args(["test", "--all-features", "--doc"])
+            .args(&scope)
             .env(SERVERS_ENV, descriptor_path);
         let doc = if runner_args.is_empty() {
             run_command(doctests)

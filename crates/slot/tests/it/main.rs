@@ -5,8 +5,8 @@ mod create;
 mod timeline;
 
 use pg_walstream_testkit::{AuthUser, TestServer};
-use pg_walstream_transport::Connection;
 use pg_walstream_transport::conninfo::Config;
+use pg_walstream_transport::{Backend, Connection};
 
 /// A replication connection (`replication=database` or `true`) as the scram user.
 pub(crate) async fn replication(server: &TestServer, db: &str, replication: &str) -> Connection {
