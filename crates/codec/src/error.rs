@@ -123,12 +123,12 @@ pub enum DecodeError {
     },
     /// The message cannot appear here: inside a Stream Start/Stop block when it must be
     /// outside one, or the other way round.
-    #[error("message {tag} is not allowed {where_}")]
+    #[error("message {tag} is not allowed {state}")]
     UnexpectedStreamState {
         /// Tag of the message.
         tag: Tag,
         /// `"inside a streamed block"` or `"outside a streamed block"`.
-        where_: &'static str,
+        state: &'static str,
     },
     /// A pgoutput protocol version outside 1–4 was requested.
     #[error("unsupported pgoutput protocol version {version}, expected 1 to 4")]

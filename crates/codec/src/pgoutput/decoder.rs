@@ -90,13 +90,13 @@ pub fn decode_message(
         (Placement::Outside, true) => {
             return Err(DecodeError::UnexpectedStreamState {
                 tag: Tag(t),
-                where_: "inside a streamed block",
+                state: "inside a streamed block",
             });
         }
         (Placement::Inside, false) => {
             return Err(DecodeError::UnexpectedStreamState {
                 tag: Tag(t),
-                where_: "outside a streamed block",
+                state: "outside a streamed block",
             });
         }
         _ => {}
