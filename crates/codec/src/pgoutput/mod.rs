@@ -7,7 +7,7 @@
 //!
 //! Decoding yields a borrowed [`Message`] that points into the received bytes; tuple
 //! columns are iterated lazily without allocating. [`Message::into_owned`] turns it into an
-//! [`OwnedMessage`] whose values share the received [`Bytes`](bytes::Bytes) buffer.
+//! [`OwnedMessage`] whose values share the received [`Bytes`] buffer.
 //!
 //! ```
 //! use pg_walstream_codec::pgoutput::{Column, Message, PgOutputDecoder, ProtocolVersion};
