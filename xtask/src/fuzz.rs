@@ -42,10 +42,19 @@ pub(crate) fn fuzz(target: Option<&str>, seconds: u64) -> Result<(), String> {
         let corpus = fuzz_dir.join("corpus").join(&target);
         std::fs::create_dir_all(&corpus)
             .map_err(|error| format!("creating {}: {error}", corpus.display()))?;
+        // New inputs go to a scratch corpus (the first directory); the committed seed corpus
+        // is only read, so a fuzz run leaves the checkout unchanged.
+        let scratch = workspace_root()
+            .join("target")
+            .join("fuzz-corpus")
+            .join(&target);
+        std::fs::create_dir_all(&scratch)
+            .map_err(|error| format!("creating {}: {error}", scratch.display()))?;
         let mut command = cargo();
         command
             .current_dir(&fuzz_dir)
             .args(["fuzz", "run", "-s", "none", &target])
+            .arg(&scratch)
             .arg(&corpus)
             .arg("--")
             .arg(format!("-max_total_time={seconds}"));
