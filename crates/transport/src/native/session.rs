@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use super::framed::Framed;
 use crate::cancel::CancelToken;
 use crate::error::{Result, TransportError};
-use crate::message::{BackendMessage, DbError, frontend};
+use crate::message::{BackendMessage, DbError, Severity, frontend};
 use crate::result::{Response, ResultSet, Row};
 
 /// Notices kept for [`NativeConnection::take_notices`]; older ones are dropped (and logged).
@@ -113,7 +113,15 @@ impl NativeConnection {
     }
 
     /// After an ErrorResponse: reads up to ReadyForQuery, then returns the server error.
+    ///
+    /// A FATAL or PANIC error ends the session (the server closes the socket), and so does a
+    /// failure while draining; either way the server's error is what the caller gets, so its
+    /// SQLSTATE (e.g. `ADMIN_SHUTDOWN`) stays visible.
     async fn finish_with_error(&mut self, error: Box<DbError>) -> TransportError {
+        if matches!(error.severity, Severity::Fatal | Severity::Panic) {
+            self.state = State::Broken;
+            return TransportError::server(error);
+        }
         loop {
             match self.recv().await {
                 Ok(BackendMessage::ReadyForQuery(_)) => {
@@ -121,7 +129,7 @@ impl NativeConnection {
                     return TransportError::server(error);
                 }
                 Ok(_) => {}
-                Err(e) => return e,
+                Err(_) => return TransportError::server(error),
             }
         }
     }

@@ -409,3 +409,50 @@ async fn physical_copy_both_round_trip() {
         conn.close().await.expect("close");
     }
 }
+
+#[tokio::test]
+async fn terminated_backend_reports_admin_shutdown() {
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("terminate").await;
+        let admin = server.admin(&db).await;
+        // A logical walsender runs SQL too, so both kinds of session are killed mid-query.
+        for replication in [None, Some("database")] {
+            let cell = format!("PG {v}: replication={replication:?}");
+            let mut conn = session(server, &db, replication).await;
+            let sets = conn
+                .simple_query("SELECT pg_backend_pid() AS pid")
+                .await
+                .expect("pid");
+            let pid = sets[0]
+                .get_str(0, "pid")
+                .expect("pid")
+                .expect("not null")
+                .to_owned();
+            let killer = async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                admin
+                    .batch_execute(&format!("SELECT pg_terminate_backend({pid})"))
+                    .await
+                    .expect("terminate");
+            };
+            let (result, ()) = tokio::join!(conn.simple_query("SELECT pg_sleep(30)"), killer);
+            let err = result.expect_err(&cell);
+            assert_eq!(
+                err.code(),
+                Some(SqlState::ADMIN_SHUTDOWN),
+                "{cell}: {}",
+                chain(&err)
+            );
+            assert!(err.is_transient(), "{cell}: {err:?}");
+            let again = conn
+                .simple_query("SELECT 1")
+                .await
+                .expect_err("session is over");
+            assert!(
+                matches!(again, TransportError::InvalidState(_)),
+                "{cell}: {again:?}"
+            );
+        }
+    }
+}
