@@ -86,6 +86,12 @@ pub fn decode_message(
             required: since.as_u32(),
         });
     }
+    if in_stream && version < ProtocolVersion::V2 {
+        return Err(DecodeError::UnexpectedStreamState {
+            tag: Tag(t),
+            state: "inside a streamed block (protocol version 1 has no streaming)",
+        });
+    }
     match (placement, in_stream) {
         (Placement::Outside, true) => {
             return Err(DecodeError::UnexpectedStreamState {

@@ -231,6 +231,15 @@ fn version_gating() {
 }
 
 #[test]
+fn protocol_v1_has_no_stream_state() {
+    let err = decode_message(b"I\0\0\0\x09\0\0\0\x01N\0\x01n", v(1), true).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::UnexpectedStreamState { .. }),
+        "{err}"
+    );
+}
+
+#[test]
 fn decoder_tracks_stream_blocks() {
     let mut d = PgOutputDecoder::new(v(2));
     let insert_plain = b"I\0\0\0\x01N\0\x01n";

@@ -2,6 +2,7 @@
 //! under every option the version has, decodes, re-encodes byte-identically and replays to
 //! exactly the data the workload left in the tables.
 
+mod headers;
 mod model;
 mod workload;
 
@@ -138,8 +139,9 @@ fn configs(version: u32) -> Vec<Config> {
     out
 }
 
-/// The raw pgoutput messages of a slot under `config`, without consuming them.
-async fn peek(admin: &Client, slot: &str, config: &Config) -> Vec<Bytes> {
+/// The raw pgoutput messages of a slot under `config` with the xid the server reports for
+/// each, without consuming them.
+async fn peek(admin: &Client, slot: &str, config: &Config) -> Vec<(u32, Bytes)> {
     let mut options = vec![
         ("proto_version", config.proto.to_string()),
         ("publication_names", "pub".to_string()),
@@ -162,7 +164,7 @@ async fn peek(admin: &Client, slot: &str, config: &Config) -> Vec<Bytes> {
         .map(|(k, v)| format!("'{k}', '{v}'"))
         .collect();
     let sql = format!(
-        "SELECT data FROM pg_logical_slot_peek_binary_changes('{slot}', NULL, NULL, {})",
+        "SELECT xid::text, data FROM pg_logical_slot_peek_binary_changes('{slot}', NULL, NULL, {})",
         args.join(", ")
     );
     admin
@@ -170,7 +172,10 @@ async fn peek(admin: &Client, slot: &str, config: &Config) -> Vec<Bytes> {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .iter()
-        .map(|row| Bytes::from(row.get::<_, Vec<u8>>(0)))
+        .map(|row| {
+            let xid = row.get::<_, &str>(0).parse().expect("numeric xid");
+            (xid, Bytes::from(row.get::<_, Vec<u8>>(1)))
+        })
         .collect()
 }
 
@@ -178,7 +183,8 @@ async fn peek(admin: &Client, slot: &str, config: &Config) -> Vec<Bytes> {
 fn check(
     version: u32,
     config: &Config,
-    raw: &[Bytes],
+    raw: &[(u32, Bytes)],
+    window: (std::time::SystemTime, std::time::SystemTime),
     expected: &std::collections::BTreeMap<String, workload::Rows>,
     names: &Names,
 ) {
@@ -186,7 +192,8 @@ fn check(
     let proto = ProtocolVersion::try_from(config.proto).unwrap();
     let mut decoder = PgOutputDecoder::new(proto);
     let mut model = Model::default();
-    for (i, bytes) in raw.iter().enumerate() {
+    let mut headers = headers::Headers::new(window);
+    for (i, (server_xid, bytes)) in raw.iter().enumerate() {
         let msg = decoder
             .decode(bytes)
             .unwrap_or_else(|e| panic!("{ctx}: message {i} ({bytes:02x?}) does not decode: {e}"));
@@ -197,6 +204,9 @@ fn check(
             &bytes[..],
             "{ctx}: message {i} re-encodes differently"
         );
+        headers
+            .check(&msg, *server_xid)
+            .unwrap_or_else(|e| panic!("{ctx}: message {i}: {e}"));
         // Borrowed tuples iterate exactly their declared columns.
         if let pg_walstream_codec::pgoutput::Message::Insert(ins) = &msg {
             assert_eq!(ins.new.column_iter().count(), ins.new.len(), "{ctx}");
@@ -300,6 +310,12 @@ fn check(
         "{ctx}: TRUNCATE ... RESTART IDENTITY"
     );
     // Origin.
+    // The origin transaction carries the origin's commit time, and only it does.
+    assert_eq!(
+        headers.origin_stamped,
+        seen.origins.len(),
+        "{ctx}: origin commit time"
+    );
     if config.origin == Some("none") {
         assert!(
             seen.origins.is_empty(),
@@ -398,7 +414,10 @@ async fn fidelity_on(server: &TestServer) {
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL {version}: create two-phase slot: {e}"));
     }
+    let start = std::time::SystemTime::now();
     workload::run(&admin, &origin_session, &names).await;
+    let slack = std::time::Duration::from_secs(5);
+    let window = (start - slack, std::time::SystemTime::now() + slack);
     let expected = workload::snapshot(&admin).await;
     assert_eq!(
         expected["t_default"].len(),
@@ -413,7 +432,7 @@ async fn fidelity_on(server: &TestServer) {
             &names.slot
         };
         let raw = peek(&admin, slot, &config).await;
-        check(version, &config, &raw, &expected, &names);
+        check(version, &config, &raw, window, &expected, &names);
     }
 
     let mut cleanup = vec![format!("SELECT pg_drop_replication_slot('{}')", names.slot)];

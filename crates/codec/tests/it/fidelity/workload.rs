@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use pg_walstream_codec::PgTimestamp;
 use pg_walstream_testkit::unique_name;
 use tokio_postgres::Client;
 
@@ -38,6 +39,10 @@ impl Names {
 
 /// The commit LSN given to `pg_replication_origin_xact_setup` for the origin transaction.
 pub(crate) const ORIGIN_LSN: u64 = 0x00AB_CDEF;
+
+/// The commit time given to `pg_replication_origin_xact_setup`: 2020-01-01 00:00:00 UTC,
+/// in microseconds since 2000-01-01.
+pub(crate) const ORIGIN_COMMIT_TIME: PgTimestamp = PgTimestamp(631_152_000_000_000);
 
 /// Logical decoding messages the workload emits that commit: (prefix, content, transactional).
 pub(crate) fn expected_messages() -> Vec<(String, Vec<u8>, bool)> {
