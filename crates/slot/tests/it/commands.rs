@@ -188,7 +188,7 @@ async fn dropping_an_active_slot_fails_without_wait_and_waits_with_it() {
             .execute(&mut owner)
             .await
             .unwrap();
-        pg_walstream_transport::Transport::copy_both(
+        Transport::copy_both(
             &mut owner,
             &format!("START_REPLICATION SLOT \"{name}\" LOGICAL 0/0 (proto_version '1', publication_names 'p')"),
         )
