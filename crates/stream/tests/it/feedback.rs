@@ -1,0 +1,147 @@
+//! LSN feedback against real servers: the slot follows what the application reports, and
+//! follows keepalives while the publication is idle.
+
+use std::time::Duration;
+
+use pg_walstream_codec::Lsn;
+use pg_walstream_stream::EventKind;
+use pg_walstream_testkit::servers;
+use tokio::sync::mpsc;
+
+use crate::support::{Fixture, collect};
+
+#[tokio::test]
+async fn confirmed_flush_reaches_last_commit_only_after_report() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "ack",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let mut stream = fx.start(fx.config()).await;
+        let start = fx.confirmed_flush().await.expect("slot created");
+        fx.exec(&[
+            "INSERT INTO t VALUES (1)",
+            "INSERT INTO t VALUES (2)",
+            "INSERT INTO t VALUES (3)",
+        ])
+        .await;
+        let events = collect(&mut stream, 3, v).await;
+        let ends: Vec<Lsn> = events
+            .iter()
+            .filter_map(|e| match e.kind() {
+                EventKind::Commit(c) => Some(c.end_lsn),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends.len(), 3, "PG {v}");
+        // Delivered, not reported: several status intervals later the slot has not moved.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(stream.feedback().status_updates_sent() >= 3, "PG {v}");
+        let unreported = fx.confirmed_flush().await.unwrap();
+        assert!(
+            unreported < ends[0],
+            "PG {v}: slot at {unreported} before any report (start {start}, first end {})",
+            ends[0]
+        );
+        // Report the first transaction only.
+        stream.feedback().processed(ends[0]);
+        let seen = fx
+            .wait_confirmed(ends[0], Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(
+            seen >= ends[0] && seen < ends[1],
+            "PG {v}: {seen} after reporting {}",
+            ends[0]
+        );
+        // Report the last commit: the slot reaches its end LSN.
+        let last = events.iter().rev().find(|e| e.ack_lsn().is_some()).unwrap();
+        assert_eq!(stream.feedback().ack(last), Some(ends[2]), "PG {v}");
+        let seen = fx
+            .wait_confirmed(ends[2], Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(
+            seen >= ends[2],
+            "PG {v}: confirmed_flush_lsn {seen} < last end {}",
+            ends[2]
+        );
+        stream.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn idle_publication_slot_advances_and_nothing_is_lost() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "idle",
+            "CREATE TABLE published (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY)",
+            "FOR TABLE published",
+        )
+        .await;
+        let mut stream = fx.start(fx.config()).await;
+        // A consumer that acknowledges everything it processes and forwards inserted ids.
+        let (ids_tx, mut ids) = mpsc::unbounded_channel();
+        let consumer = tokio::spawn(async move {
+            let feedback = stream.feedback().clone();
+            while let Some(event) = stream.next_event().await {
+                let event = event.expect("stream error");
+                if let EventKind::Insert(c) = event.kind() {
+                    let id = c
+                        .new_tuple()
+                        .unwrap()
+                        .columns()
+                        .next()
+                        .unwrap()
+                        .value()
+                        .unwrap()
+                        .to_vec();
+                    let _ = ids_tx.send(String::from_utf8(id).unwrap());
+                }
+                feedback.ack(&event);
+            }
+        });
+        fx.exec(&["INSERT INTO published VALUES (1)"]).await;
+        let first = tokio::time::timeout(Duration::from_secs(30), ids.recv())
+            .await
+            .unwrap();
+        assert_eq!(first.as_deref(), Some("1"), "PG {v}");
+        // Only unpublished writes for a while.
+        for i in 0..20 {
+            fx.exec(&[&format!("INSERT INTO other VALUES ({i})")]).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let target = fx.current_lsn().await;
+        let seen = fx
+            .wait_confirmed(target, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(
+            seen >= target,
+            "PG {v}: slot stuck at {seen}, server at {target}"
+        );
+        // Published writes resume: nothing lost.
+        fx.exec(&[
+            "INSERT INTO published VALUES (2)",
+            "INSERT INTO published VALUES (3)",
+        ])
+        .await;
+        let mut rest = Vec::new();
+        for _ in 0..2 {
+            rest.push(
+                tokio::time::timeout(Duration::from_secs(30), ids.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(rest, ["2", "3"], "PG {v}");
+        consumer.abort();
+    }
+}

@@ -1,0 +1,7 @@
+//! The logical stream against real servers, every version of the run.
+
+mod events;
+mod feedback;
+mod slow_consumer;
+mod stop;
+mod support;

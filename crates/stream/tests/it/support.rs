@@ -1,0 +1,151 @@
+//! Helpers shared by the test modules.
+
+use std::time::{Duration, Instant};
+
+use pg_walstream_codec::Lsn;
+use pg_walstream_stream::{
+    CreateSlotOptions, Event, EventKind, LogicalConfig, LogicalConfigBuilder, LogicalStream,
+};
+use pg_walstream_testkit::{AuthUser, TestServer, unique_name};
+
+/// A fresh database with `ddl` applied and a publication `pub` for `tables`.
+pub(crate) struct Fixture {
+    pub(crate) version: u32,
+    pub(crate) admin: tokio_postgres::Client,
+    pub(crate) conninfo: String,
+    pub(crate) slot: String,
+}
+
+impl Fixture {
+    pub(crate) async fn new(
+        server: &TestServer,
+        prefix: &str,
+        ddl: &str,
+        publication: &str,
+    ) -> Self {
+        let db = server.create_database(prefix).await;
+        let admin = server.admin(&db).await;
+        admin
+            .batch_execute(ddl)
+            .await
+            .unwrap_or_else(|e| panic!("PG {}: {ddl}: {e}", server.version()));
+        admin
+            .batch_execute(&format!("CREATE PUBLICATION pub {publication}"))
+            .await
+            .unwrap_or_else(|e| panic!("PG {}: publication: {e}", server.version()));
+        Fixture {
+            version: server.version(),
+            admin,
+            conninfo: format!("{} sslmode=disable", server.conninfo(AuthUser::Scram, &db)),
+            slot: unique_name("slot"),
+        }
+    }
+
+    /// A config for this fixture's slot (created if missing) and publication.
+    pub(crate) fn config(&self) -> LogicalConfigBuilder {
+        LogicalConfig::builder()
+            .conninfo(&self.conninfo)
+            .slot(&self.slot)
+            .publication("pub")
+            .create_slot_if_missing(CreateSlotOptions::default())
+            .status_interval(Duration::from_millis(200))
+    }
+
+    pub(crate) async fn start(&self, config: LogicalConfigBuilder) -> LogicalStream {
+        let config = config.build().expect("valid config");
+        LogicalStream::connect(config)
+            .await
+            .unwrap_or_else(|e| panic!("PG {}: start: {e}", self.version))
+    }
+
+    /// Runs each SQL text as its own simple query (its own transaction unless it has
+    /// explicit BEGIN/COMMIT).
+    pub(crate) async fn exec(&self, statements: &[&str]) {
+        for sql in statements {
+            self.admin
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("PG {}: {sql}: {e}", self.version));
+        }
+    }
+
+    pub(crate) async fn current_lsn(&self) -> Lsn {
+        let row = self
+            .admin
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .expect("pg_current_wal_lsn");
+        row.get::<_, String>(0).parse().expect("lsn")
+    }
+
+    pub(crate) async fn confirmed_flush(&self) -> Option<Lsn> {
+        let row = self
+            .admin
+            .query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.slot],
+            )
+            .await
+            .expect("slot row");
+        row.get::<_, Option<String>>(0)
+            .map(|s| s.parse().expect("lsn"))
+    }
+
+    /// Polls until the slot's confirmed_flush_lsn reaches `target` (or `timeout` passes);
+    /// returns the last value seen.
+    pub(crate) async fn wait_confirmed(&self, target: Lsn, timeout: Duration) -> Option<Lsn> {
+        let start = Instant::now();
+        loop {
+            let seen = self.confirmed_flush().await;
+            if seen.is_some_and(|s| s >= target) || start.elapsed() > timeout {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Reads events until `commits` transaction-ending events (Commit, Stream Commit, Prepare,
+/// Commit/Rollback Prepared) have arrived, with a deadline.
+pub(crate) async fn collect(
+    stream: &mut LogicalStream,
+    commits: usize,
+    version: u32,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut seen = 0;
+    let deadline = Duration::from_secs(60);
+    while seen < commits {
+        let event = tokio::time::timeout(deadline, stream.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("PG {version}: timed out after {seen} commits: {events:#?}"))
+            .unwrap_or_else(|| panic!("PG {version}: stream ended after {seen} commits"))
+            .unwrap_or_else(|e| panic!("PG {version}: stream error: {e}"));
+        if matches!(
+            event.kind(),
+            EventKind::Commit(_)
+                | EventKind::StreamCommit(_)
+                | EventKind::Prepare(_)
+                | EventKind::StreamPrepare(_)
+                | EventKind::CommitPrepared(_)
+                | EventKind::RollbackPrepared(_)
+        ) || (matches!(event.kind(), EventKind::StreamAbort(a) if a.xid == a.subxid))
+        {
+            seen += 1;
+        }
+        events.push(event);
+    }
+    events
+}
+
+/// The text of column `index` of a tuple, `None` for NULL/unchanged.
+pub(crate) fn text(
+    tuple: &pg_walstream_codec::pgoutput::TupleData<'_>,
+    index: usize,
+) -> Option<String> {
+    tuple
+        .columns()
+        .nth(index)?
+        .value()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
