@@ -12,7 +12,7 @@ use pg_walstream_slot::{
     slot_health,
 };
 use pg_walstream_transport::conninfo::Replication;
-use pg_walstream_transport::{Connection, Transport};
+use pg_walstream_transport::{Backend, Connection, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
@@ -38,6 +38,7 @@ pub struct PreparedStream<T> {
     proto: ProtocolVersion,
     created: Option<CreatedSlot>,
     floor: Lsn,
+    backend: Option<Backend>,
 }
 
 /// A running logical replication stream: a [`futures_core::Stream`] of [`Event`]s, also
@@ -75,6 +76,8 @@ pub struct StreamInfo {
     pub confirmed_flush_lsn: Lsn,
     /// The slot, if this stream created it.
     pub created_slot: Option<CreatedSlot>,
+    /// The transport backend, when the stream made the connection itself.
+    pub backend: Option<Backend>,
 }
 
 /// An undecoded XLogData frame with its acknowledgement position (see
@@ -195,7 +198,9 @@ impl PreparedStream<Connection> {
         };
         connection_config.replication = Replication::Database;
         let connection = Connection::connect_with(&connection_config, backend).await?;
-        Self::prepare(connection, config).await
+        let mut prepared = Self::prepare(connection, config).await?;
+        prepared.backend = Some(prepared.transport.backend());
+        Ok(prepared)
     }
 }
 
@@ -246,6 +251,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
             server,
             proto,
             created,
+            backend: None,
         })
     }
 
@@ -300,6 +306,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
             start_lsn,
             confirmed_flush_lsn: self.floor,
             created_slot: self.created,
+            backend: self.backend,
         };
         Ok(LogicalStream::spawn(
             self.transport,

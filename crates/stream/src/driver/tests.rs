@@ -217,6 +217,7 @@ fn start(
         start_lsn: Lsn(0),
         confirmed_flush_lsn: Lsn(0),
         created_slot: None,
+        backend: None,
     };
     let stream = LogicalStream::spawn(transport, core, capacity, "mock", info);
     (stream, tx, observed)

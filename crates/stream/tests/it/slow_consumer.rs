@@ -43,6 +43,7 @@ async fn stalled_consumer_survives_wal_sender_timeout() {
             "{} sslmode=disable",
             server.conninfo(AuthUser::Scram, &db)
         ))
+        .backend(crate::support::backend())
         .slot(&slot)
         .publication("pub")
         .create_slot_if_missing(CreateSlotOptions::default())

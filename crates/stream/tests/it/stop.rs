@@ -74,6 +74,7 @@ async fn crate_doc_example_runs() {
     fx.exec(&["CREATE PUBLICATION app_pub FOR TABLE t"]).await;
     let config = LogicalConfig::builder()
         .conninfo(&fx.conninfo)
+        .backend(crate::support::backend())
         .slot(&fx.slot)
         .publication("app_pub")
         .create_slot_if_missing(CreateSlotOptions::default())

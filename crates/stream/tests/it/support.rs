@@ -7,6 +7,16 @@ use pg_walstream_stream::{
     CreateSlotOptions, Event, EventKind, LogicalConfig, LogicalConfigBuilder, LogicalStream,
 };
 use pg_walstream_testkit::{AuthUser, TestServer, unique_name};
+use pg_walstream_transport::Backend;
+
+/// The backend named by `PG_WALSTREAM_TEST_BACKEND` (`native`, the default, or `libpq`):
+/// `cargo xtask test` runs the suite once per backend.
+pub(crate) fn backend() -> Backend {
+    std::env::var("PG_WALSTREAM_TEST_BACKEND")
+        .unwrap_or_else(|_| "native".into())
+        .parse()
+        .expect("PG_WALSTREAM_TEST_BACKEND is native or libpq")
+}
 
 /// A fresh database with `ddl` applied and a publication `pub` for `tables`.
 pub(crate) struct Fixture {
@@ -45,6 +55,7 @@ impl Fixture {
     pub(crate) fn config(&self) -> LogicalConfigBuilder {
         LogicalConfig::builder()
             .conninfo(&self.conninfo)
+            .backend(backend())
             .slot(&self.slot)
             .publication("pub")
             .create_slot_if_missing(CreateSlotOptions::default())
@@ -53,9 +64,16 @@ impl Fixture {
 
     pub(crate) async fn start(&self, config: LogicalConfigBuilder) -> LogicalStream {
         let config = config.build().expect("valid config");
-        LogicalStream::connect(config)
+        let stream = LogicalStream::connect(config)
             .await
-            .unwrap_or_else(|e| panic!("PG {}: start: {e}", self.version))
+            .unwrap_or_else(|e| panic!("PG {}: start: {e}", self.version));
+        assert_eq!(
+            stream.info().backend,
+            Some(backend()),
+            "PG {}",
+            self.version
+        );
+        stream
     }
 
     /// Runs each SQL text as its own simple query (its own transaction unless it has
