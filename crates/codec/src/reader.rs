@@ -38,6 +38,11 @@ impl<'a> Reader<'a> {
         self.len - self.rest.len()
     }
 
+    /// The unread bytes, without consuming them.
+    pub(crate) fn peek(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// Bytes not yet read.
     pub(crate) fn remaining(&self) -> usize {
         self.rest.len()

@@ -121,6 +121,11 @@ pub(crate) fn read_tuple<'a>(r: &mut Reader<'a>) -> Result<TupleData<'a>, Decode
             expected: "tuple column count",
         });
     }
+    if let Some(used) = scan_columns(r.peek(), count) {
+        let raw = r.take(used, 0, "tuple columns")?;
+        return Ok(TupleData { count, raw });
+    }
+    // Malformed: walk again field by field to report exactly what is wrong and where.
     let mut probe = r.clone();
     for _ in 0..count {
         match probe.u8("tuple column kind 'n', 'u', 't' or 'b'")? {
@@ -137,6 +142,26 @@ pub(crate) fn read_tuple<'a>(r: &mut Reader<'a>) -> Result<TupleData<'a>, Decode
     let used = start_len - probe.remaining();
     let raw = r.take(used, 0, "tuple columns")?;
     Ok(TupleData { count, raw })
+}
+
+/// The length of `count` well-formed columns at the start of `raw`, or `None` if they are
+/// not well-formed (the hot path of decoding: plain slice operations, no error building).
+#[inline]
+fn scan_columns(raw: &[u8], count: u16) -> Option<usize> {
+    let mut rest = raw;
+    for _ in 0..count {
+        let (&kind, tail) = rest.split_first()?;
+        rest = match kind {
+            COLUMN_NULL | COLUMN_UNCHANGED_TOAST => tail,
+            COLUMN_TEXT | COLUMN_BINARY => {
+                let (len, tail) = tail.split_first_chunk::<4>()?;
+                let len = usize::try_from(i32::from_be_bytes(*len)).ok()?;
+                tail.get(len..)?
+            }
+            _ => return None,
+        };
+    }
+    Some(raw.len() - rest.len())
 }
 
 /// Iterator over the columns of a [`TupleData`]; allocation-free.
