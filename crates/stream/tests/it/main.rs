@@ -3,5 +3,6 @@
 mod events;
 mod feedback;
 mod slow_consumer;
+mod start;
 mod stop;
 mod support;

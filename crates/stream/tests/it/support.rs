@@ -87,6 +87,15 @@ impl Fixture {
         }
     }
 
+    /// The fixture database's name.
+    pub(crate) async fn admin_db(&self) -> String {
+        self.admin
+            .query_one("SELECT current_database()::text", &[])
+            .await
+            .expect("current_database")
+            .get(0)
+    }
+
     pub(crate) async fn current_lsn(&self) -> Lsn {
         let row = self
             .admin
