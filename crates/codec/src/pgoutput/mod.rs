@@ -134,26 +134,44 @@ pub enum Message<'a> {
 /// An owned pgoutput message: strings are `String`s, values and content share the received
 /// [`Bytes`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // Variants mirror `Message`.
 pub enum OwnedMessage {
+    /// `B`.
     Begin(Begin),
+    /// `C`.
     Commit(Commit),
+    /// `O`.
     Origin(Origin<String>),
+    /// `R`.
     Relation(Relation<String, OwnedRelationColumns>),
+    /// `Y`.
     Type(Type<String>),
+    /// `I`.
     Insert(Insert<OwnedTupleData>),
+    /// `U`.
     Update(Update<OwnedTupleData>),
+    /// `D`.
     Delete(Delete<OwnedTupleData>),
+    /// `T`.
     Truncate(Truncate<Vec<Oid>>),
+    /// `M`.
     Message(LogicalMessage<String, Bytes>),
+    /// `S` (v2+).
     StreamStart(StreamStart),
+    /// `E` (v2+).
     StreamStop,
+    /// `c` (v2+).
     StreamCommit(StreamCommit),
+    /// `A` (v2+).
     StreamAbort(StreamAbort),
+    /// `b` (v3+).
     BeginPrepare(BeginPrepare<String>),
+    /// `P` (v3+).
     Prepare(Prepare<String>),
+    /// `K` (v3+).
     CommitPrepared(CommitPrepared<String>),
+    /// `r` (v3+).
     RollbackPrepared(RollbackPrepared<String>),
+    /// `p` (v3+).
     StreamPrepare(Prepare<String>),
 }
 
