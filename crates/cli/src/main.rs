@@ -1,19 +1,124 @@
 //! The `pg-walstream` command-line tool.
 //!
-//! Subcommands (`recv`, `decode`, `slot`, and later `receivewal`, `basebackup`, `waldump`) are
-//! added by the issues that build the library parts they drive.
+//! - `pg-walstream recv`: stream a logical replication slot (pgoutput) and print the decoded
+//!   changes as JSON lines, per-transaction JSON, text, or a raw capture;
+//! - `pg-walstream decode`: decode a capture offline (a raw capture, or psql output of
+//!   `pg_logical_slot_peek_binary_changes`) into the same JSON;
+//! - `pg-walstream slot create|drop|list|show`: manage logical replication slots.
+//!
+//! Exit codes: 0 success (also after SIGINT/SIGTERM or at `--endpos`), 1 the work failed
+//! (connection, server, decoding, output), 2 invalid arguments. Errors are one line on
+//! standard error.
 
-use clap::Parser;
+mod capture;
+mod connect;
+mod decode;
+mod error;
+mod output;
+mod recv;
+mod render;
+mod slot;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+use crate::error::{CliError, EXIT_OK, EXIT_USAGE, one_line};
 
 /// Command-line arguments of `pg-walstream`.
 #[derive(Debug, Parser)]
 #[command(
     name = "pg-walstream",
     version,
-    about = "PostgreSQL replication from the command line"
+    about = "PostgreSQL logical replication from the command line: stream, decode, manage slots",
+    after_help = "EXIT CODES:\n  0  success (also after SIGINT/SIGTERM, or when --endpos was reached)\n  \
+                  1  the work failed (connection, server, decoding or output error)\n  \
+                  2  invalid arguments"
 )]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stream changes from a logical replication slot (pgoutput) and print them decoded.
+    Recv(Box<recv::RecvArgs>),
+    /// Decode captured pgoutput offline (raw capture or psql output) into the same JSON.
+    Decode(decode::DecodeArgs),
+    /// Create, drop, list and inspect replication slots.
+    Slot {
+        #[command(subcommand)]
+        command: slot::SlotCommand,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Decode(args) => decode::run(&args),
+        Command::Recv(args) => with_runtime(recv::run(*args)),
+        Command::Slot { command } => with_runtime(slot::run(command)),
+    }
+}
+
+fn with_runtime(work: impl Future<Output = Result<(), CliError>>) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed("starting the async runtime", &e))?;
+    runtime.block_on(work)
+}
+
+fn main() -> ExitCode {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!(
+            "pg-walstream: internal error{location}: {} (please report this)",
+            one_line(&payload)
+        );
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            return match error.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = error.print();
+                    ExitCode::from(if error.use_stderr() {
+                        EXIT_USAGE
+                    } else {
+                        EXIT_OK
+                    })
+                }
+                _ => {
+                    let text = error.render().to_string();
+                    // clap's first paragraph says what is wrong; the rest is usage.
+                    let first = text.split("\n\n").next().unwrap_or(&text);
+                    eprintln!("pg-walstream: {} (see --help)", one_line(first));
+                    ExitCode::from(EXIT_USAGE)
+                }
+            };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pg-walstream: error: {error}");
+            ExitCode::from(error.code())
+        }
+    }
 }

@@ -1,0 +1,128 @@
+//! `pg-walstream decode`: captured pgoutput to the same JSON `recv` prints, without a server.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+use clap::Args;
+use pg_walstream_codec::pgoutput::{PgOutputDecoder, ProtocolVersion};
+
+use crate::capture::psql::read_rows;
+use crate::capture::raw::{MAGIC, RawReader};
+use crate::error::CliError;
+use crate::output::{Destination, EventWriter, Format};
+use crate::render::Renderer;
+
+/// Arguments of `decode`.
+#[derive(Debug, Args)]
+#[command(after_help = "INPUTS:\n  \
+    A raw capture written by `pg-walstream recv --format raw` (recognised by its header; the\n  \
+    protocol version is read from it), or the rows of\n    \
+    SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes('slot', NULL, NULL,\n      \
+    'proto_version', '2', 'publication_names', 'pub' [, 'binary', 'true', ...])\n  \
+    saved by psql as CSV (\\copy (...) TO 'f' CSV [HEADER]), as COPY text or with\n  \
+    psql -At -F $'\\t' (tab-separated), or psql -A ('|'); bytea in hex (\\x...).\n  \
+    Those need --proto: the proto_version the rows were produced with.\n\n\
+OUTPUT:\n  \
+    The same objects as `pg-walstream recv` (see `pg-walstream recv --help`).")]
+pub(crate) struct DecodeArgs {
+    /// The capture file (`-` for standard input).
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+    /// pgoutput protocol version (1-4) the capture was made with; required for psql captures,
+    /// and must match the header of a raw capture.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4))]
+    proto: Option<u32>,
+    /// Output format: json (one object per event), jsonl-tx (one per transaction), text.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Write to FILE instead of standard output (`-` is standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn protocol(version: u32) -> ProtocolVersion {
+    ProtocolVersion::try_from(version).unwrap_or(ProtocolVersion::V1)
+}
+
+/// Runs `decode`.
+///
+/// # Errors
+/// Unreadable or malformed input (with its position), undecodable messages, output errors.
+pub(crate) fn run(args: &DecodeArgs) -> Result<(), CliError> {
+    if args.format == Format::Raw {
+        return Err(CliError::usage(
+            "--format raw is for `recv`; decode prints json, jsonl-tx or text",
+        ));
+    }
+    let name = args.input.display().to_string();
+    let reader: Box<dyn Read> = if args.input.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(
+            File::open(&args.input).map_err(|e| CliError::failed(format!("opening {name}"), &e))?,
+        )
+    };
+    let mut input = BufReader::with_capacity(256 * 1024, reader);
+    let starts_raw = input
+        .fill_buf()
+        .map_err(|e| CliError::failed(format!("reading {name}"), &e))?
+        .starts_with(&MAGIC[..4]);
+    let mut out = Destination::open(args.output.as_deref())
+        .map_err(|e| CliError::failed("opening the output", &e))?;
+    let mut writer = EventWriter::new(args.format);
+    let mut renderer = Renderer::new();
+    let write_error = |e: io::Error| CliError::failed("writing the output", &e);
+    if starts_raw {
+        let mut raw =
+            RawReader::new(input).map_err(|e| CliError::failed(format!("reading {name}"), &e))?;
+        let proto = raw.header().proto;
+        if let Some(requested) = args.proto
+            && requested != proto.as_u32()
+        {
+            return Err(CliError::usage(format!(
+                "--proto {requested} contradicts the capture, which was made with protocol \
+                 version {}",
+                proto.as_u32()
+            )));
+        }
+        let mut decoder = PgOutputDecoder::new(proto);
+        let mut index = 0u64;
+        while let Some(frame) = raw
+            .next_frame()
+            .map_err(|e| CliError::failed(format!("reading {name}"), &e))?
+        {
+            let message = decoder.decode(&frame.data).map_err(|e| {
+                CliError::failed(
+                    format!("{name}: frame {index} (wal_start {})", frame.wal_start),
+                    &e,
+                )
+            })?;
+            let event = renderer
+                .render(&message)
+                .map_err(|e| CliError::failed(format!("{name}: frame {index}"), &e))?;
+            writer.write(out.writer(), event).map_err(write_error)?;
+            index += 1;
+        }
+    } else {
+        let Some(proto) = args.proto else {
+            return Err(CliError::usage(format!(
+                "{name} is not a raw capture, so it is read as psql output of \
+                 pg_logical_slot_peek_binary_changes, which needs --proto N (the proto_version \
+                 the rows were produced with)"
+            )));
+        };
+        let rows = read_rows(input).map_err(|e| CliError::failed(name.clone(), &e))?;
+        let mut decoder = PgOutputDecoder::new(protocol(proto));
+        for row in rows {
+            let message = decoder.decode(&row.data).map_err(|e| {
+                CliError::failed(format!("{name}: line {} (lsn {})", row.line, row.lsn), &e)
+            })?;
+            let event = renderer.render(&message).map_err(|e| {
+                CliError::failed(format!("{name}: line {} (lsn {})", row.line, row.lsn), &e)
+            })?;
+            writer.write(out.writer(), event).map_err(write_error)?;
+        }
+    }
+    out.flush_durable().map_err(write_error)
+}

@@ -1,0 +1,374 @@
+//! Writing rendered events: one JSON object per event, one per transaction, or text lines.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+/// How events are printed (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// One JSON object per event (JSON lines).
+    Json,
+    /// One JSON object per transaction: `{"kind":"transaction","xid":…,"end_lsn":…,
+    /// "events":[…]}`; events outside transactions are printed alone.
+    JsonlTx,
+    /// One human-readable line per event.
+    Text,
+    /// The undecoded frames, in the raw capture format (`recv` only).
+    Raw,
+}
+
+/// Where output goes: standard output or a file (`-o`).
+pub(crate) struct Destination {
+    writer: BufWriter<Box<dyn Write + Send>>,
+    file: Option<File>,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("is_file", &self.file.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Destination {
+    /// `-` or no path: standard output; otherwise the file, created or truncated.
+    ///
+    /// # Errors
+    /// The file cannot be created.
+    pub(crate) fn open(path: Option<&Path>) -> io::Result<Self> {
+        match path {
+            None => Ok(Self::stdout()),
+            Some(p) if p.as_os_str() == "-" => Ok(Self::stdout()),
+            Some(p) => {
+                let file = File::create(p)?;
+                let writer: Box<dyn Write + Send> = Box::new(file.try_clone()?);
+                Ok(Destination {
+                    writer: BufWriter::with_capacity(64 * 1024, writer),
+                    file: Some(file),
+                })
+            }
+        }
+    }
+
+    fn stdout() -> Self {
+        Destination {
+            writer: BufWriter::with_capacity(64 * 1024, Box::new(io::stdout())),
+            file: None,
+        }
+    }
+
+    /// The buffered writer.
+    pub(crate) fn writer(&mut self) -> &mut BufWriter<Box<dyn Write + Send>> {
+        &mut self.writer
+    }
+
+    /// Flushes the buffer and, for a file, makes it durable: after this returns, everything
+    /// written may be acknowledged to the server.
+    ///
+    /// # Errors
+    /// Write or sync failures.
+    pub(crate) fn flush_durable(&mut self) -> io::Result<()> {
+        self.writer.flush()?;
+        if let Some(file) = &self.file {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Whether output goes to a file (syncs are expensive, so they are batched).
+    pub(crate) fn is_file(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+/// Writes rendered events in a text format; returns whether a complete unit was written
+/// (so the caller may flush and acknowledge).
+#[derive(Debug)]
+pub(crate) struct EventWriter {
+    format: Format,
+    /// `jsonl-tx`: the open transaction (Begin / Begin Prepare …).
+    open: Option<Vec<Value>>,
+    /// `jsonl-tx`: streamed transactions by xid.
+    streamed: HashMap<u64, Vec<Value>>,
+    /// `jsonl-tx`: the xid of the current streamed block.
+    stream_xid: Option<u64>,
+}
+
+fn field_u64(value: &Value, key: &str) -> Option<u64> {
+    value.get(key).and_then(Value::as_u64)
+}
+
+fn kind(value: &Value) -> &str {
+    value.get("kind").and_then(Value::as_str).unwrap_or("")
+}
+
+impl EventWriter {
+    /// A writer for `format` (not [`Format::Raw`], which `recv` writes itself).
+    pub(crate) fn new(format: Format) -> Self {
+        EventWriter {
+            format,
+            open: None,
+            streamed: HashMap::new(),
+            stream_xid: None,
+        }
+    }
+
+    /// Writes (or, for `jsonl-tx`, collects) one event.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub(crate) fn write(&mut self, out: &mut impl Write, event: Value) -> io::Result<()> {
+        match self.format {
+            Format::Json | Format::Raw => write_json_line(out, &event),
+            Format::Text => {
+                let mut line = text_line(&event);
+                line.push('\n');
+                out.write_all(line.as_bytes())
+            }
+            Format::JsonlTx => self.group(out, event),
+        }
+    }
+
+    fn group(&mut self, out: &mut impl Write, event: Value) -> io::Result<()> {
+        match kind(&event) {
+            "begin" | "begin_prepare" => {
+                self.open = Some(vec![event]);
+                Ok(())
+            }
+            "commit" | "prepare" => match self.open.take() {
+                Some(mut events) => {
+                    let xid = events.first().and_then(|b| field_u64(b, "xid"));
+                    let end = event.get("end_lsn").cloned();
+                    events.push(event);
+                    write_transaction(out, xid, end, false, events)
+                }
+                None => write_json_line(out, &event),
+            },
+            "stream_start" => {
+                let xid = field_u64(&event, "xid");
+                self.stream_xid = xid;
+                if let Some(xid) = xid {
+                    self.streamed.entry(xid).or_default();
+                }
+                Ok(())
+            }
+            "stream_stop" => {
+                self.stream_xid = None;
+                Ok(())
+            }
+            "stream_commit" | "stream_prepare" => {
+                let xid = field_u64(&event, "xid");
+                let mut events = xid
+                    .and_then(|x| self.streamed.remove(&x))
+                    .unwrap_or_default();
+                let end = event.get("end_lsn").cloned();
+                events.push(event);
+                write_transaction(out, xid, end, true, events)
+            }
+            "stream_abort" => {
+                let (xid, subxid) = (field_u64(&event, "xid"), field_u64(&event, "subxid"));
+                if xid == subxid {
+                    if let Some(xid) = xid {
+                        self.streamed.remove(&xid);
+                    }
+                } else if let Some(events) = xid.and_then(|x| self.streamed.get_mut(&x)) {
+                    events.retain(|e| field_u64(e, "xid") != subxid);
+                }
+                Ok(())
+            }
+            _ => {
+                if let Some(events) = self.open.as_mut() {
+                    events.push(event);
+                    Ok(())
+                } else if let Some(events) = self.stream_xid.and_then(|x| self.streamed.get_mut(&x))
+                {
+                    events.push(event);
+                    Ok(())
+                } else {
+                    write_json_line(out, &event)
+                }
+            }
+        }
+    }
+}
+
+fn write_transaction(
+    out: &mut impl Write,
+    xid: Option<u64>,
+    end_lsn: Option<Value>,
+    streamed: bool,
+    events: Vec<Value>,
+) -> io::Result<()> {
+    let mut map = Map::new();
+    map.insert("kind".to_owned(), Value::from("transaction"));
+    if let Some(xid) = xid {
+        map.insert("xid".to_owned(), Value::from(xid));
+    }
+    if let Some(end) = end_lsn {
+        map.insert("end_lsn".to_owned(), end);
+    }
+    if streamed {
+        map.insert("streamed".to_owned(), Value::Bool(true));
+    }
+    map.insert("events".to_owned(), Value::Array(events));
+    write_json_line(out, &Value::Object(map))
+}
+
+fn write_json_line(out: &mut impl Write, value: &Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// A column as `name[type]=value` (`NULL`, `<unchanged toast>`, `'text'`, `\x…` for hex).
+fn text_column(column: &Value) -> String {
+    let name = column.get("name").and_then(Value::as_str).unwrap_or("?");
+    let type_name = column.get("type").and_then(Value::as_str).map_or_else(
+        || field_u64(column, "type_oid").unwrap_or(0).to_string(),
+        str::to_owned,
+    );
+    let value = if let Some(text) = column.get("text").and_then(Value::as_str) {
+        format!("'{}'", text.replace('\'', "''"))
+    } else if let Some(hex) = column.get("text_hex").and_then(Value::as_str) {
+        format!("\\x{hex}")
+    } else if let Some(hex) = column.get("binary_hex").and_then(Value::as_str) {
+        format!("binary:\\x{hex}")
+    } else if column.get("unchanged_toast").is_some() {
+        "<unchanged toast>".to_owned()
+    } else {
+        "NULL".to_owned()
+    };
+    format!("{name}[{type_name}]={value}")
+}
+
+/// One line: the kind in capitals, then `key=value` for scalar fields and the tuples'
+/// columns, e.g. `INSERT public.t: new: id[int4]='1' v[text]='x'`.
+pub(crate) fn text_line(event: &Value) -> String {
+    let mut line = kind(event).to_ascii_uppercase();
+    let Some(map) = event.as_object() else {
+        return line;
+    };
+    if let (Some(schema), Some(table)) = (
+        map.get("schema").and_then(Value::as_str),
+        map.get("table").and_then(Value::as_str),
+    ) {
+        let _ = write!(line, " {schema}.{table}:");
+    }
+    for (key, value) in map {
+        match (key.as_str(), value) {
+            ("kind" | "schema" | "table", _) => {}
+            ("old" | "old_key" | "new", Value::Array(columns)) => {
+                let _ = write!(line, " {key}:");
+                for column in columns {
+                    line.push(' ');
+                    line.push_str(&text_column(column));
+                }
+            }
+            ("columns", Value::Array(columns)) => {
+                let names: Vec<String> = columns
+                    .iter()
+                    .map(|c| {
+                        let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+                        let ty = c.get("type").and_then(Value::as_str).unwrap_or("?");
+                        format!("{name}[{ty}]")
+                    })
+                    .collect();
+                let _ = write!(line, " columns=({})", names.join(" "));
+            }
+            ("relations", Value::Array(relations)) => {
+                let names: Vec<String> = relations
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}.{}",
+                            r.get("schema").and_then(Value::as_str).unwrap_or("?"),
+                            r.get("table").and_then(Value::as_str).unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                let _ = write!(line, " relations=({})", names.join(" "));
+            }
+            (_, Value::String(s)) => {
+                let _ = write!(line, " {key}={s}");
+            }
+            (_, other) => {
+                let _ = write!(line, " {key}={other}");
+            }
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn run(format: Format, events: Vec<Value>) -> Vec<Value> {
+        let mut writer = EventWriter::new(format);
+        let mut out = Vec::new();
+        for e in events {
+            writer.write(&mut out, e).unwrap();
+        }
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn jsonl_tx_groups_transactions_and_drops_aborted_subtransactions() {
+        let events = vec![
+            json!({"kind":"message","transactional":false,"prefix":"p"}),
+            json!({"kind":"begin","xid":7}),
+            json!({"kind":"insert","table":"t"}),
+            json!({"kind":"commit","end_lsn":"0/10"}),
+            json!({"kind":"stream_start","xid":9,"first_segment":true}),
+            json!({"kind":"insert","xid":9,"table":"a"}),
+            json!({"kind":"insert","xid":10,"table":"b"}),
+            json!({"kind":"stream_stop"}),
+            json!({"kind":"stream_abort","xid":9,"subxid":10}),
+            json!({"kind":"stream_start","xid":11,"first_segment":true}),
+            json!({"kind":"insert","xid":11,"table":"c"}),
+            json!({"kind":"stream_stop"}),
+            json!({"kind":"stream_abort","xid":11,"subxid":11}),
+            json!({"kind":"stream_commit","xid":9,"end_lsn":"0/20"}),
+        ];
+        let lines = run(Format::JsonlTx, events);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0]["kind"], "message");
+        assert_eq!(lines[1]["kind"], "transaction");
+        assert_eq!(lines[1]["xid"], 7);
+        assert_eq!(lines[1]["end_lsn"], "0/10");
+        assert_eq!(lines[1]["events"].as_array().unwrap().len(), 3);
+        assert_eq!(lines[2]["streamed"], true);
+        let tables: Vec<&str> = lines[2]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.get("table").and_then(Value::as_str))
+            .collect();
+        assert_eq!(tables, ["a"], "subtransaction 10 was rolled back");
+    }
+
+    #[test]
+    fn text_lines_show_every_column_state() {
+        let event = json!({"kind":"update","schema":"public","table":"t",
+            "new":[{"name":"id","type_oid":23,"type":"int4","text":"1"},
+                   {"name":"big","type_oid":25,"type":"text","unchanged_toast":true},
+                   {"name":"n","type_oid":25,"type":"text","null":true},
+                   {"name":"b","type_oid":17,"type":"bytea","binary_hex":"00ff"}]});
+        assert_eq!(
+            text_line(&event),
+            "UPDATE public.t: new: id[int4]='1' big[text]=<unchanged toast> n[text]=NULL \
+             b[bytea]=binary:\\x00ff"
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! `pg-walstream recv`: stream a logical slot and print the decoded changes.
+
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use pg_walstream_codec::Lsn;
+use pg_walstream_codec::pgoutput::ProtocolVersion;
+use pg_walstream_slot::{SlotName, drop_replication_slot_if_exists};
+use pg_walstream_stream::{
+    CreateSlotOptions, Error as StreamError, Event, LogicalConfig, OriginFilter, PreparedStream,
+    Streaming,
+};
+use pg_walstream_transport::{Connection, Transport as _};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::capture::raw::{FLAG_BINARY, RawHeader, write_frame, write_header};
+use crate::connect::{ConnectionArgs, advance_statement};
+use crate::error::{CliError, chain};
+use crate::output::{Destination, EventWriter, Format};
+use crate::render::Renderer;
+
+/// `--streaming`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StreamingArg {
+    /// Large transactions arrive at commit.
+    Off,
+    /// Large transactions arrive in blocks while running (PostgreSQL 14+).
+    On,
+    /// In blocks, for parallel apply (PostgreSQL 16+).
+    Parallel,
+}
+
+/// `--origin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OriginArg {
+    /// Only changes without a replication origin.
+    None,
+    /// All changes.
+    Any,
+}
+
+/// Arguments of `recv`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "OUTPUT (--format json): one JSON object per pgoutput message, with \
+    \"kind\" (begin, commit, relation, type, insert, update, delete, truncate, message, origin, \
+    stream_start, stream_stop, stream_commit, stream_abort, begin_prepare, prepare, \
+    commit_prepared, rollback_prepared, stream_prepare) and the message's fields. LSNs are \
+    \"X/Y\" strings, times RFC 3339 UTC. Row values (\"new\", \"old\", \"old_key\") are arrays of \
+    {\"name\", \"type_oid\", \"type\", VALUE} where VALUE is exactly one of: \"text\": the \
+    server's text form (text mode); \"text_hex\": a text value that is not UTF-8, in hex; \
+    \"binary_hex\": the binary send/recv form in hex (--binary); \"null\": true; \
+    \"unchanged_toast\": true (an unchanged TOASTed value the server did not send - never \
+    null).\n\n\
+--format jsonl-tx prints one {\"kind\":\"transaction\",\"xid\",\"end_lsn\",\"events\":[...]} \
+    per committed (or prepared) transaction; --format text one readable line per event; \
+    --format raw the undecoded frames (see `pg-walstream decode --help`).\n\n\
+Acknowledgement: a transaction is reported to the server (slot confirmed_flush_lsn) only \
+    after its output was flushed (and, with -o FILE, synced to disk, at most once a second). \
+    SIGINT/SIGTERM flush, acknowledge and stop gracefully (exit 0)."
+)]
+pub(crate) struct RecvArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// The logical replication slot.
+    #[arg(short = 'S', long, value_name = "SLOT")]
+    slot: String,
+    /// A publication to stream (repeatable; at least one).
+    #[arg(
+        short = 'P',
+        long = "publication",
+        value_name = "NAME",
+        required = true
+    )]
+    publications: Vec<String>,
+    /// Create the slot before streaming (an error if it exists, unless --if-not-exists).
+    #[arg(long)]
+    create_slot: bool,
+    /// With --create-slot: use the slot if it exists already.
+    #[arg(long, requires = "create_slot")]
+    if_not_exists: bool,
+    /// With --create-slot: a temporary slot, dropped when the connection ends.
+    #[arg(long, requires = "create_slot")]
+    temporary: bool,
+    /// Drop the slot after streaming ends (at --endpos or on SIGINT/SIGTERM).
+    #[arg(long)]
+    drop_slot: bool,
+    /// Start streaming at this LSN (X/Y) instead of the slot's confirmed position.
+    #[arg(long, value_name = "LSN", value_parser = parse_lsn)]
+    start: Option<Lsn>,
+    /// Stop after the transaction that reaches this LSN (X/Y), and exit 0.
+    #[arg(long, value_name = "LSN", value_parser = parse_lsn)]
+    endpos: Option<Lsn>,
+    /// pgoutput protocol version (1-4); default: the highest the server supports.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4))]
+    proto: Option<u32>,
+    /// Ask for column values in binary format (printed as hex, "binary_hex").
+    #[arg(long)]
+    binary: bool,
+    /// Streaming of large in-progress transactions.
+    #[arg(long, value_enum, default_value = "off")]
+    streaming: StreamingArg,
+    /// Decode prepared transactions at PREPARE TRANSACTION (PostgreSQL 15+).
+    #[arg(long)]
+    two_phase: bool,
+    /// Include logical decoding messages (pg_logical_emit_message).
+    #[arg(long)]
+    messages: bool,
+    /// Filter changes by replication origin (PostgreSQL 16+).
+    #[arg(long, value_enum)]
+    origin: Option<OriginArg>,
+    /// Seconds between status updates to the server (may be fractional).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    status_interval: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Write to FILE instead of standard output (`-` is standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn parse_lsn(text: &str) -> Result<Lsn, String> {
+    text.parse().map_err(|_| {
+        format!("{text:?} is not an LSN (expected X/Y in hexadecimal, e.g. 0/16B3748)")
+    })
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds < 86_400.0) {
+        return Err(format!(
+            "{text} must be more than 0 and less than 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl RecvArgs {
+    fn config(&self) -> Result<LogicalConfig, CliError> {
+        let mut builder = LogicalConfig::builder()
+            .connection_config(self.connection.config()?)
+            .backend(self.connection.backend()?)
+            .slot(&self.slot)
+            .streaming(match self.streaming {
+                StreamingArg::Off => Streaming::Off,
+                StreamingArg::On => Streaming::On,
+                StreamingArg::Parallel => Streaming::Parallel,
+            })
+            .binary(self.binary)
+            .messages(self.messages)
+            .two_phase(self.two_phase)
+            .status_interval(self.status_interval);
+        for publication in &self.publications {
+            builder = builder.publication(publication);
+        }
+        if let Some(proto) = self.proto {
+            let version = ProtocolVersion::try_from(proto)
+                .map_err(|e| CliError::usage(format!("--proto: {e}")))?;
+            builder = builder.proto_version(version);
+        }
+        if let Some(origin) = self.origin {
+            builder = builder.origin(match origin {
+                OriginArg::None => OriginFilter::None,
+                OriginArg::Any => OriginFilter::Any,
+            });
+        }
+        if let Some(start) = self.start {
+            builder = builder.start_lsn(start);
+        }
+        if let Some(end) = self.endpos {
+            builder = builder.stop_at(end);
+        }
+        if self.create_slot {
+            builder = builder.create_slot_if_missing(CreateSlotOptions {
+                temporary: self.temporary,
+                export_snapshot: false,
+            });
+        }
+        builder.build().map_err(|e| CliError::usage(chain(&e)))
+    }
+}
+
+/// Errors that come from a bad request rather than a failure are usage errors (exit 2).
+fn stream_failure(context: &str, error: &StreamError, slot: &str) -> CliError {
+    match error {
+        StreamError::Config(_) => CliError::usage(format!("{context}: {}", chain(error))),
+        StreamError::SlotNotFound { .. } => CliError::message(format!(
+            "replication slot {slot:?} does not exist (use --create-slot to create it)"
+        )),
+        _ => CliError::failed(context, error),
+    }
+}
+
+/// What ended the receive loop.
+enum End {
+    /// The stream ended by itself (--endpos reached).
+    Finished,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The reader of standard output went away.
+    BrokenPipe,
+}
+
+/// Output state: where events go and what may be acknowledged.
+struct Sink {
+    out: Destination,
+    writer: EventWriter,
+    renderer: Renderer,
+    raw: bool,
+    /// Written but not yet durable (files are synced at most once a second).
+    pending_ack: Option<Lsn>,
+}
+
+impl Sink {
+    fn handle(&mut self, event: &Event) -> Result<Option<Lsn>, io::Error> {
+        if self.raw {
+            write_frame(self.out.writer(), event.xlog_data())?;
+        } else {
+            let value = self
+                .renderer
+                .render(&event.message())
+                .map_err(io::Error::other)?;
+            self.writer.write(self.out.writer(), value)?;
+        }
+        let Some(ack) = event.ack_lsn() else {
+            return Ok(None);
+        };
+        if self.out.is_file() {
+            self.out.writer().flush()?;
+            self.pending_ack = Some(ack);
+            Ok(None)
+        } else {
+            self.out.flush_durable()?;
+            Ok(Some(ack))
+        }
+    }
+
+    /// Makes everything written durable and returns the position that may now be reported.
+    fn sync(&mut self) -> Result<Option<Lsn>, io::Error> {
+        self.out.flush_durable()?;
+        Ok(self.pending_ack.take())
+    }
+}
+
+/// Runs `recv`.
+///
+/// # Errors
+/// Usage errors (exit 2), connection, server, decoding and output errors (exit 1).
+pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
+    let config = args.config()?;
+    let slot = config.slot().as_str().to_owned();
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::failed("installing the SIGINT handler", &e))?;
+    let mut sigterm = signal(SignalKind::terminate())
+        .map_err(|e| CliError::failed("installing the SIGTERM handler", &e))?;
+    let mut out = Destination::open(args.output.as_deref())
+        .map_err(|e| CliError::failed("opening the output", &e))?;
+
+    let prepared = tokio::select! {
+        prepared = PreparedStream::connect(config) => {
+            prepared.map_err(|e| stream_failure("starting replication", &e, &slot))?
+        }
+        _ = sigint.recv() => return Ok(()),
+        _ = sigterm.recv() => return Ok(()),
+    };
+    if args.create_slot && !args.if_not_exists && prepared.created_slot().is_none() {
+        return Err(CliError::message(format!(
+            "replication slot {slot:?} already exists (add --if-not-exists to use it)"
+        )));
+    }
+    let proto = prepared.proto_version();
+    let mut stream = prepared
+        .start()
+        .await
+        .map_err(|e| stream_failure("starting replication", &e, &slot))?;
+    if args.format == Format::Raw {
+        let header = RawHeader {
+            proto,
+            flags: if args.binary { FLAG_BINARY } else { 0 },
+        };
+        write_header(out.writer(), header).map_err(|e| CliError::failed("writing", &e))?;
+    }
+    let mut sink = Sink {
+        out,
+        writer: EventWriter::new(args.format),
+        renderer: Renderer::new(),
+        raw: args.format == Format::Raw,
+        pending_ack: None,
+    };
+    let feedback = stream.feedback().clone();
+    let mut sync_timer = tokio::time::interval(Duration::from_secs(1));
+    let outcome: Result<End, CliError> = loop {
+        tokio::select! {
+            _ = sigint.recv() => break Ok(End::Signal),
+            _ = sigterm.recv() => break Ok(End::Signal),
+            _ = sync_timer.tick(), if sink.pending_ack.is_some() => match sink.sync() {
+                Ok(ack) => if let Some(lsn) = ack { feedback.processed(lsn) },
+                Err(e) => break Err(CliError::failed("writing the output", &e)),
+            },
+            item = stream.next_event() => match item {
+                None => break Ok(End::Finished),
+                Some(Err(e)) => break Err(stream_failure("replication failed", &e, &slot)),
+                Some(Ok(event)) => match sink.handle(&event) {
+                    Ok(Some(lsn)) => feedback.processed(lsn),
+                    Ok(None) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Ok(End::BrokenPipe),
+                    Err(e) => break Err(CliError::failed("writing the output", &e)),
+                },
+            },
+        }
+    };
+    // Acknowledge what is durable, whatever ended the loop.
+    let synced = match sink.sync() {
+        Ok(ack) => {
+            if let Some(lsn) = ack {
+                feedback.processed(lsn);
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::failed("writing the output", &e)),
+    };
+    let stopped = stream.stop().await;
+    let end = outcome?;
+    synced?;
+    if let Err(e) = stopped
+        && !matches!(end, End::BrokenPipe)
+    {
+        return Err(stream_failure("stopping replication", &e, &slot));
+    }
+    let processed = feedback.processed_lsn();
+    let needs_advance = processed > feedback.confirmed_flush_lsn() && !args.temporary;
+    if needs_advance || args.drop_slot {
+        finish_slot(&args, &slot, needs_advance.then_some(processed)).await?;
+    }
+    Ok(())
+}
+
+/// After the stream ended: confirm `advance_to` (the stream stopped at --endpos before the
+/// last transaction's report could be sent) and/or drop the slot.
+async fn finish_slot(args: &RecvArgs, slot: &str, advance_to: Option<Lsn>) -> Result<(), CliError> {
+    let mut connection = args.connection.connect().await?;
+    if let Some(lsn) = advance_to
+        && !args.drop_slot
+    {
+        let statement = advance_statement(slot, &lsn.to_string())?;
+        retry_while_active(
+            &mut connection,
+            &statement,
+            "confirming the final position of",
+        )
+        .await
+        .map_err(|e| CliError::failed(format!("confirming {lsn} for slot {slot:?}"), &e))?;
+    }
+    if args.drop_slot && !args.temporary {
+        let name = SlotName::new(slot).map_err(|e| CliError::usage(chain(&e)))?;
+        drop_replication_slot_if_exists(&mut connection, &name, true)
+            .await
+            .map_err(|e| CliError::failed(format!("dropping slot {slot:?}"), &e))?;
+    }
+    let _ = connection.close().await;
+    Ok(())
+}
+
+/// Runs `statement`, retrying for a few seconds while the walsender that just ended still
+/// holds the slot (SQLSTATE 55006).
+async fn retry_while_active(
+    connection: &mut Connection,
+    statement: &str,
+    _what: &str,
+) -> Result<(), pg_walstream_transport::TransportError> {
+    let mut attempts = 0;
+    loop {
+        match connection.simple_query(statement).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if attempts < 50
+                    && e.code() == Some(pg_walstream_transport::SqlState::OBJECT_IN_USE) =>
+            {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
