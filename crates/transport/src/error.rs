@@ -137,6 +137,7 @@ impl TransportError {
             | TransportError::ConnectTimeout { .. }
             | TransportError::Io(_)
             | TransportError::Closed => true,
+            TransportError::Libpq(message) => libpq_message_is_transient(message),
             TransportError::Server(e) => {
                 e.code.class() == "08"
                     || [
@@ -163,6 +164,20 @@ impl TransportError {
             TransportError::Io(e)
         }
     }
+}
+
+/// libpq reports network failures only as (English, unless translated) text; these phrases
+/// mark the ones a retry can fix. Unknown messages count as permanent.
+fn libpq_message_is_transient(message: &str) -> bool {
+    const PHRASES: [&str; 6] = [
+        "Connection refused",
+        "could not connect",
+        "timeout expired",
+        "server closed the connection unexpectedly",
+        "Connection reset",
+        "no connection to the server",
+    ];
+    PHRASES.iter().any(|phrase| message.contains(phrase))
 }
 
 /// Result alias of this crate.

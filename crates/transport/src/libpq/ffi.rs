@@ -126,6 +126,15 @@ impl RawConn {
         Ok(RawConn { conn, sink })
     }
 
+    /// Makes libpq include the SQLSTATE in its error messages (`PQERRORS_VERBOSE`), so a
+    /// failed connection attempt still yields the server's code.
+    pub(crate) fn set_verbose_errors(&mut self) {
+        // SAFETY: valid PGconn, exclusive access.
+        unsafe {
+            pq::PQsetErrorVerbosity(self.conn.as_ptr(), pq::PGVerbosity::PQERRORS_VERBOSE);
+        }
+    }
+
     /// Whether the connection is in a bad state (failed start, or lost).
     pub(crate) fn is_bad(&self) -> bool {
         // SAFETY: `self.conn` is a valid PGconn for the lifetime of `self`.

@@ -12,6 +12,7 @@
 //!
 //! All `unsafe` code of the workspace lives in the `ffi` submodule.
 
+mod connect_error;
 mod ffi;
 mod params;
 mod session;

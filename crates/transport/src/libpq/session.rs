@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use super::connect_error::server_error;
 use super::ffi::{
     self, CopyData, ErrorFields, PollStatus, RawCancel, RawConn, RawResult, ResultStatus, Socket,
     register_socket,
@@ -95,12 +96,13 @@ impl LibpqConnection {
         let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut conn = RawConn::start(&borrowed).map_err(TransportError::Libpq)?;
         if conn.is_bad() {
-            return Err(TransportError::Libpq(conn.error_message()));
+            return Err(connect_failure(&conn));
         }
+        conn.set_verbose_errors();
         loop {
             let interest = match conn.connect_poll() {
                 PollStatus::Ok => break,
-                PollStatus::Failed => return Err(TransportError::Libpq(conn.error_message())),
+                PollStatus::Failed => return Err(connect_failure(&conn)),
                 PollStatus::Reading => Interest::READABLE,
                 PollStatus::Writing => Interest::WRITABLE,
             };
@@ -164,7 +166,7 @@ impl LibpqConnection {
 
     fn broken(&mut self, message: String) -> TransportError {
         self.mark_broken();
-        TransportError::Libpq(message)
+        libpq_error(message)
     }
 
     /// After a libpq failure the socket may be closed: deregister it now.
@@ -532,6 +534,21 @@ impl LibpqConnection {
     pub async fn close(self) -> Result<()> {
         drop(self);
         Ok(())
+    }
+}
+
+/// The error for a failed connection attempt: the server's error with its SQLSTATE when the
+/// server refused us, libpq's message otherwise.
+fn connect_failure(conn: &RawConn) -> TransportError {
+    libpq_error(conn.error_message())
+}
+
+/// A libpq failure message as an error: the server's error (with SQLSTATE) when the message
+/// carries one (e.g. FATAL from `pg_terminate_backend`), libpq's own message otherwise.
+fn libpq_error(message: String) -> TransportError {
+    match server_error(&message) {
+        Some(error) => TransportError::server(Box::new(error)),
+        None => TransportError::Libpq(message),
     }
 }
 

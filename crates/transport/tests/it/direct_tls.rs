@@ -3,8 +3,9 @@
 use pg_walstream_testkit::{AuthUser, servers};
 use pg_walstream_transport::{Transport, TransportError};
 
-use crate::support::{chain, connect};
+use crate::support::{chain, connect_native};
 
+// Native backend only: it checks typed TLS/auth errors or settings libpq 15 lacks.
 #[tokio::test]
 async fn direct_tls_works_on_17_and_later_and_fails_cleanly_before() {
     for server in servers() {
@@ -17,7 +18,7 @@ async fn direct_tls_works_on_17_and_later_and_fails_cleanly_before() {
             AuthUser::Scram.password().expect("scram password"),
             server.ca_cert_path().display()
         );
-        let result = connect(&ci).await;
+        let result = connect_native(&ci).await;
         if v >= 17 {
             let mut conn = result.unwrap_or_else(|e| panic!("PG {v}: {}", chain(&e)));
             assert!(conn.is_tls(), "PG {v}");

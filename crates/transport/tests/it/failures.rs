@@ -6,7 +6,7 @@ use pg_walstream_auth::AuthError;
 use pg_walstream_testkit::{AuthUser, TestServer, servers};
 use pg_walstream_transport::{SqlState, Transport, TransportError};
 
-use crate::support::{chain, connect, relay};
+use crate::support::{chain, connect, connect_native, relay};
 
 /// Asserts that neither `Display` (with sources) nor `Debug` of `error` contains `secret`.
 fn assert_no_leak(error: &TransportError, secret: &str, cell: &str) {
@@ -63,6 +63,7 @@ async fn wrong_password_is_a_typed_server_error_without_the_password() {
     }
 }
 
+// Native backend only: it checks typed TLS/auth errors or settings libpq 15 lacks.
 #[tokio::test]
 async fn wrong_ca_fails_verification() {
     for server in servers() {
@@ -77,7 +78,7 @@ async fn wrong_ca_fails_verification() {
                 server.certs().untrusted_ca_cert().display()
             );
             let cell = format!("PG {v}: untrusted CA, sslmode={mode}");
-            let err = connect(&ci).await.expect_err(&cell);
+            let err = connect_native(&ci).await.expect_err(&cell);
             assert!(matches!(err, TransportError::Tls { .. }), "{cell}: {err:?}");
             let text = chain(&err);
             assert!(
@@ -94,13 +95,14 @@ async fn wrong_ca_fails_verification() {
             AuthUser::Scram.name(),
             server.certs().untrusted_ca_cert().display()
         );
-        let err = connect(&ci)
+        let err = connect_native(&ci)
             .await
             .expect_err("require + root cert file verifies like verify-ca");
         assert!(matches!(err, TransportError::Tls { .. }), "PG {v}: {err:?}");
     }
 }
 
+// Native backend only: it checks typed TLS/auth errors or settings libpq 15 lacks.
 #[tokio::test]
 async fn host_name_mismatch_fails_only_under_verify_full() {
     for server in servers() {
@@ -121,7 +123,7 @@ async fn host_name_mismatch_fails_only_under_verify_full() {
                 server.ca_cert_path().display()
             )
         };
-        let err = connect(&ci("verify-full"))
+        let err = connect_native(&ci("verify-full"))
             .await
             .expect_err("name mismatch");
         let text = chain(&err);
@@ -135,7 +137,7 @@ async fn host_name_mismatch_fails_only_under_verify_full() {
             AuthUser::Scram.name(),
             server.ca_cert_path().display()
         );
-        let err = connect(&hostaddr)
+        let err = connect_native(&hostaddr)
             .await
             .expect_err("host name not in the certificate");
         assert!(
@@ -143,7 +145,7 @@ async fn host_name_mismatch_fails_only_under_verify_full() {
             "PG {v}: {}",
             chain(&err)
         );
-        let conn = connect(&ci("verify-ca"))
+        let conn = connect_native(&ci("verify-ca"))
             .await
             .unwrap_or_else(|e| panic!("PG {v}: verify-ca ignores the name: {}", chain(&e)));
         assert!(conn.is_tls(), "PG {v}");
@@ -174,6 +176,7 @@ async fn missing_client_certificate() {
     }
 }
 
+// Native backend only: it checks typed TLS/auth errors or settings libpq 15 lacks.
 #[tokio::test]
 async fn channel_binding_require() {
     for server in servers() {
@@ -185,7 +188,7 @@ async fn channel_binding_require() {
             "{} sslmode=require channel_binding=require password={md5_pw}",
             base(server, AuthUser::Md5, &db)
         );
-        let err = connect(&ci)
+        let err = connect_native(&ci)
             .await
             .expect_err("md5 with channel_binding=require");
         assert!(
@@ -206,7 +209,7 @@ async fn channel_binding_require() {
             "{} sslmode=require channel_binding=require",
             base(server, AuthUser::Trust, &db)
         );
-        let err = connect(&ci)
+        let err = connect_native(&ci)
             .await
             .expect_err("trust with channel_binding=require");
         assert!(
@@ -222,7 +225,7 @@ async fn channel_binding_require() {
             "{} sslmode=disable channel_binding=require password={scram_pw}",
             base(server, AuthUser::Scram, &db)
         );
-        let err = connect(&ci)
+        let err = connect_native(&ci)
             .await
             .expect_err("scram over plain TCP with channel_binding=require");
         assert!(matches!(err, TransportError::Auth(_)), "PG {v}: {err:?}");
@@ -232,7 +235,7 @@ async fn channel_binding_require() {
             "{} sslmode=verify-full channel_binding=require password={scram_pw}",
             base(server, AuthUser::Scram, &db)
         );
-        let conn = connect(&ci)
+        let conn = connect_native(&ci)
             .await
             .unwrap_or_else(|e| panic!("PG {v}: SCRAM-PLUS: {}", chain(&e)));
         assert!(conn.is_tls());
@@ -240,6 +243,7 @@ async fn channel_binding_require() {
     }
 }
 
+// Native backend only: it checks typed TLS/auth errors or settings libpq 15 lacks.
 #[tokio::test]
 async fn require_auth_mismatch() {
     for server in servers() {
@@ -273,7 +277,7 @@ async fn require_auth_mismatch() {
                 write!(ci, " password={pw}").expect("write to String");
             }
             let cell = format!("PG {v}: {user:?} require_auth={require}");
-            match connect(&ci).await {
+            match connect_native(&ci).await {
                 Ok(conn) if ok => conn.close().await.expect("close"),
                 Ok(_) => panic!("{cell}: connected"),
                 Err(e) if ok => panic!("{cell}: {}", chain(&e)),

@@ -5,11 +5,31 @@ use std::path::Path;
 use std::process::Command;
 
 use pg_walstream_transport::conninfo::Config;
-use pg_walstream_transport::{Connection, TransportError};
+use pg_walstream_transport::{Backend, Connection, TransportError};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Connects with the native backend to a libpq connection string.
+/// The backend this run of the suite tests: `PG_WALSTREAM_TEST_BACKEND` (`native`, the
+/// default, or `libpq`). `cargo xtask test` runs the suite once per backend.
+pub(crate) fn backend() -> Backend {
+    std::env::var("PG_WALSTREAM_TEST_BACKEND")
+        .unwrap_or_else(|_| "native".into())
+        .parse()
+        .expect("PG_WALSTREAM_TEST_BACKEND is native or libpq")
+}
+
+/// Connects to a libpq connection string with the backend under test.
 pub(crate) async fn connect(conninfo: &str) -> Result<Connection, TransportError> {
+    let config: Config = conninfo
+        .parse()
+        .unwrap_or_else(|e| panic!("bad test conninfo {conninfo:?}: {e}"));
+    let connection = Connection::connect_with(&config, backend()).await?;
+    assert_eq!(connection.backend(), backend());
+    Ok(connection)
+}
+
+/// Connects with the native backend, for tests of behaviour only it has (e.g. direct TLS with
+/// a libpq older than 17, typed TLS errors).
+pub(crate) async fn connect_native(conninfo: &str) -> Result<Connection, TransportError> {
     let config: Config = conninfo
         .parse()
         .unwrap_or_else(|e| panic!("bad test conninfo {conninfo:?}: {e}"));
