@@ -11,7 +11,11 @@ use pg_walstream_testkit::{
 use crate::process::{available, cargo, run as run_command};
 
 /// Packages whose integration tests run once per transport backend.
-const CONFORMANCE_PACKAGES: [&str; 2] = ["pg-walstream-transport", "pg-walstream-slot"];
+const CONFORMANCE_PACKAGES: [&str; 3] = [
+    "pg-walstream-transport",
+    "pg-walstream-slot",
+    "pg-walstream-stream",
+];
 
 /// Environment variable naming the backend the conformance suites use (`native` or `libpq`).
 const BACKEND_ENV: &str = "PG_WALSTREAM_TEST_BACKEND";
