@@ -71,7 +71,7 @@ enum Phase {
     Finished,
 }
 
-/// The logical replication stream as a state machine (see the [module docs](self)).
+/// The logical replication stream as a state machine (see the [crate docs](crate)).
 ///
 /// Inputs: [`handle_copy_data`](Self::handle_copy_data) for each CopyData frame,
 /// [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) passes,
