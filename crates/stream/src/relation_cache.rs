@@ -1,6 +1,7 @@
 //! Relation descriptions received on the stream, shared with events behind `Arc`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use pg_walstream_codec::Oid;
@@ -18,7 +19,28 @@ pub type RelationInfo = Relation<String, OwnedRelationColumns>;
 /// keep the description they were decoded with.
 #[derive(Debug, Default)]
 pub struct RelationCache {
-    relations: HashMap<Oid, Arc<RelationInfo>>,
+    relations: HashMap<Oid, Arc<RelationInfo>, BuildHasherDefault<OidHasher>>,
+}
+
+/// A multiplicative hash for the 32-bit OIDs the server assigns: one multiplication instead
+/// of SipHash on the per-change lookup (OIDs are not attacker-chosen keys).
+#[derive(Debug, Default)]
+struct OidHasher(u64);
+
+impl Hasher for OidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.0 = (self.0 ^ u64::from(value)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl RelationCache {

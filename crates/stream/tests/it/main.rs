@@ -1,5 +1,6 @@
 //! The logical stream against real servers, every version of the run.
 
+mod alloc_free;
 mod events;
 mod feedback;
 mod slow_consumer;
