@@ -6,9 +6,10 @@
 //!   version, run every test of the workspace against them, stop them and check nothing leaked.
 //! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions.
 //! - `cargo xtask fuzz [--time SECS] [TARGET]`: run the cargo-fuzz targets on stable.
-//! - `cargo xtask demo`: stream changes from a throwaway server (once the stream lands).
+//! - `cargo xtask demo [--pg-version N]`: stream a workload's changes from a throwaway server.
 
 mod ci;
+mod demo;
 mod deps;
 mod fuzz;
 mod pg;
@@ -40,7 +41,7 @@ enum Task {
     /// Everything CI checks: fmt, clippy, docs, no_std build, tests on all versions.
     Ci,
     /// Stream changes from a throwaway local server to the terminal.
-    Demo,
+    Demo(demo::DemoArgs),
     /// Run the cargo-fuzz targets of fuzz/ for a bounded time each.
     Fuzz(fuzz::FuzzArgs),
 }
@@ -52,11 +53,7 @@ fn main() -> ExitCode {
         Task::Test(args) => test::run(&args),
         Task::Ci => ci::run(),
         Task::Fuzz(args) => fuzz::run_fuzz(&args),
-        Task::Demo => Err(
-            "cargo xtask demo is not available yet: it streams changes through the logical \
-             replication stream, which has not been built yet (see the README's status)"
-                .to_owned(),
-        ),
+        Task::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
