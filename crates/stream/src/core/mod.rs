@@ -169,8 +169,9 @@ impl LogicalCore {
         self.phase != Phase::Streaming
     }
 
-    /// Asks for a graceful stop: no more events are delivered; a final status update is
-    /// produced, then [`wants_copy_done`](Self::wants_copy_done) turns true.
+    /// Asks for a graceful stop: no more frames are decoded (events already decoded stay
+    /// available); a final status update is produced, then
+    /// [`wants_copy_done`](Self::wants_copy_done) turns true.
     pub fn request_stop(&mut self) {
         if self.phase == Phase::Streaming {
             self.phase = Phase::Stopping;
