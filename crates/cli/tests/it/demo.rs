@@ -10,7 +10,9 @@ use crate::support::{bin, column, kinds};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_xtask_demo_prints_the_workload_and_exits_0() {
     // The demo starts its own server; use the version this run tests first.
-    let version = servers().first().map_or(15, |s| s.version());
+    let version = servers()
+        .first()
+        .map_or(15, pg_walstream_testkit::TestServer::version);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = tokio::task::spawn_blocking(move || {
         Command::new(cargo)
