@@ -145,3 +145,56 @@ async fn idle_publication_slot_advances_and_nothing_is_lost() {
         consumer.abort();
     }
 }
+
+#[tokio::test]
+async fn restart_resumes_after_the_last_reported_transaction() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "resume",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let mut stream = fx.start(fx.config()).await;
+        fx.exec(&[
+            "INSERT INTO t VALUES (1)",
+            "INSERT INTO t VALUES (2)",
+            "INSERT INTO t VALUES (3)",
+        ])
+        .await;
+        let events = collect(&mut stream, 3, v).await;
+        let ends: Vec<Lsn> = events
+            .iter()
+            .filter_map(|e| match e.kind() {
+                EventKind::Commit(c) => Some(c.end_lsn),
+                _ => None,
+            })
+            .collect();
+        // Wait for a keepalive to arrive after everything: it must not cover the third,
+        // unreported transaction.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        stream.feedback().processed(ends[1]);
+        stream.stop().await.unwrap();
+        let confirmed = fx.confirmed_flush().await.unwrap();
+        assert!(
+            confirmed >= ends[1] && confirmed < ends[2],
+            "PG {v}: {confirmed} vs {ends:?}"
+        );
+        // A new stream on the same slot starts with the unreported transaction.
+        let mut stream = fx.start(fx.config()).await;
+        let again = collect(&mut stream, 1, v).await;
+        let ids: Vec<String> = again
+            .iter()
+            .filter_map(|e| match e.kind() {
+                EventKind::Insert(c) => {
+                    Some(crate::support::text(&c.new_tuple().unwrap(), 0).unwrap())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["3"], "PG {v}");
+        stream.stop().await.unwrap();
+    }
+}
