@@ -97,3 +97,57 @@ impl StreamMetrics {
 fn as_gauge(value: u64) -> f64 {
     value as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use pg_walstream_codec::PgTimestamp;
+
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn counters_and_gauges_reach_an_installed_recorder() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let mut m = metrics::with_local_recorder(&recorder, || StreamMetrics::new("s1"));
+        m.on_frame(100);
+        m.on_frame(50);
+        m.on_event(&Err(Error::ServerEnded));
+        m.on_status(&StandbyStatusUpdate {
+            write: Lsn(0x300),
+            flush: Lsn(0x100),
+            apply: Lsn(0x100),
+            send_time: PgTimestamp(0),
+            reply_requested: false,
+        });
+        m.on_wait(true, Lsn(0x300));
+        let values: std::collections::HashMap<String, DebugValue> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                assert!(key.labels().any(|l| l.key() == "slot" && l.value() == "s1"));
+                (key.name().to_owned(), value)
+            })
+            .collect();
+        let counter = |name: &str| match values.get(name) {
+            Some(DebugValue::Counter(n)) => *n,
+            other => panic!("{name}: {other:?}"),
+        };
+        let gauge = |name: &str| match values.get(name) {
+            Some(DebugValue::Gauge(g)) => g.into_inner(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(counter("walstream_frames_total"), 2);
+        assert_eq!(counter("walstream_bytes_total"), 150);
+        assert_eq!(counter("walstream_errors_total"), 1);
+        assert_eq!(counter("walstream_events_total"), 0);
+        assert_eq!(counter("walstream_status_updates_total"), 1);
+        assert!((gauge("walstream_lag_bytes") - 512.0).abs() < f64::EPSILON);
+        assert!((gauge("walstream_flushed_lsn") - 256.0).abs() < f64::EPSILON);
+        assert!((gauge("walstream_backpressured") - 1.0).abs() < f64::EPSILON);
+        assert!((gauge("walstream_received_lsn") - 768.0).abs() < f64::EPSILON);
+    }
+}
