@@ -1,0 +1,207 @@
+//! Benchmark consumer on pg-walstream's public Stream API.
+//!
+//! Consumes a logical slot to a stop LSN, reads every column of every row through the
+//! borrowed tuple view, acknowledges each transaction at its Commit through the Feedback
+//! handle, and prints one JSON line of counts (and, with `--latency`, commit-to-receive
+//! latency percentiles). Run by `cargo xtask bench`; see docs/BENCHMARKS.md.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pg_walstream::codec::pgoutput::{Column, ProtocolVersion};
+use pg_walstream::codec::{Lsn, PgTimestamp};
+use pg_walstream::stream::{Change, EventKind, LogicalConfig, LogicalStream};
+use pg_walstream_transport::Backend;
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800 * 1_000_000;
+
+struct Args {
+    conninfo: String,
+    slot: String,
+    publication: String,
+    stop_at: Lsn,
+    proto: Option<u8>,
+    binary: bool,
+    backend: Backend,
+    latency: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut conninfo, mut slot, mut publication, mut stop_at) = (None, None, None, None);
+    let (mut proto, mut binary, mut backend, mut latency) = (None, false, Backend::Native, false);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--conninfo" => conninfo = Some(value()?),
+            "--slot" => slot = Some(value()?),
+            "--publication" => publication = Some(value()?),
+            "--stop-at" => {
+                stop_at = Some(
+                    value()?
+                        .parse::<Lsn>()
+                        .map_err(|e| format!("--stop-at: {e}"))?,
+                );
+            }
+            "--proto" => {
+                proto = Some(
+                    value()?
+                        .parse::<u8>()
+                        .map_err(|e| format!("--proto: {e}"))?,
+                )
+            }
+            "--binary" => binary = true,
+            "--latency" => latency = true,
+            "--backend" => {
+                backend = value()?.parse().map_err(|e| format!("--backend: {e:?}"))?;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        conninfo: conninfo.ok_or("--conninfo is required")?,
+        slot: slot.ok_or("--slot is required")?,
+        publication: publication.ok_or("--publication is required")?,
+        stop_at: stop_at.ok_or("--stop-at is required")?,
+        proto,
+        binary,
+        backend,
+        latency,
+    })
+}
+
+/// What the consumer saw; printed as JSON.
+#[derive(Default)]
+struct Counts {
+    events: u64,
+    dml: u64,
+    txns: u64,
+    columns: u64,
+    value_bytes: u64,
+    checksum: u64,
+    latencies_us: Vec<i64>,
+}
+
+impl Counts {
+    /// Reads every column of every tuple of `change`.
+    fn change(&mut self, change: &Change) {
+        self.dml += 1;
+        let old = change.old_tuple().map(|old| *old.tuple());
+        for tuple in change.new_tuple().into_iter().chain(old) {
+            for column in tuple.columns() {
+                self.columns += 1;
+                match column {
+                    Column::Text(v) | Column::Binary(v) => {
+                        self.value_bytes += v.len() as u64;
+                        // Touch the value's bytes so the read cannot be optimised away.
+                        self.checksum = self
+                            .checksum
+                            .wrapping_mul(31)
+                            .wrapping_add(u64::from(v.first().copied().unwrap_or(0)))
+                            .wrapping_add(u64::from(v.last().copied().unwrap_or(0)));
+                    }
+                    Column::Null | Column::UnchangedToast => {}
+                }
+            }
+        }
+    }
+}
+
+fn now_pg_micros() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    since.as_micros() as i64 - PG_EPOCH_UNIX_MICROS
+}
+
+async fn run(args: Args) -> Result<Counts, String> {
+    let mut builder = LogicalConfig::builder()
+        .conninfo(&args.conninfo)
+        .backend(args.backend)
+        .slot(&args.slot)
+        .publication(&args.publication)
+        .binary(args.binary)
+        .stop_at(args.stop_at);
+    if let Some(proto) = args.proto {
+        let version =
+            ProtocolVersion::try_from(u32::from(proto)).map_err(|e| format!("--proto: {e:?}"))?;
+        builder = builder.proto_version(version);
+    }
+    let config = builder.build().map_err(|e| e.to_string())?;
+    let mut stream = LogicalStream::connect(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let feedback = stream.feedback().clone();
+    let mut counts = Counts::default();
+    while let Some(event) = stream.next_event().await {
+        let event = event.map_err(|e| e.to_string())?;
+        counts.events += 1;
+        match event.kind() {
+            EventKind::Insert(change) | EventKind::Update(change) | EventKind::Delete(change) => {
+                counts.change(change);
+            }
+            EventKind::Commit(commit) => {
+                counts.txns += 1;
+                if args.latency {
+                    let PgTimestamp(at) = commit.commit_time;
+                    counts.latencies_us.push(now_pg_micros() - at);
+                }
+                feedback.processed(commit.end_lsn);
+            }
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("bench-ours-consumer: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench-ours-consumer: runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(mut counts) => {
+            counts.latencies_us.sort_unstable();
+            println!(
+                "{{\"events\":{},\"dml\":{},\"txns\":{},\"columns\":{},\"value_bytes\":{},\
+                 \"checksum\":{},\"latency_p50_us\":{},\"latency_p99_us\":{},\"latency_samples\":{}}}",
+                counts.events,
+                counts.dml,
+                counts.txns,
+                counts.columns,
+                counts.value_bytes,
+                counts.checksum,
+                percentile(&counts.latencies_us, 0.50),
+                percentile(&counts.latencies_us, 0.99),
+                counts.latencies_us.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("bench-ours-consumer: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
