@@ -1,9 +1,9 @@
 //! The [`Feedback`] handle: where the application reports what it has durably processed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use pg_walstream_codec::Lsn;
+use pg_walstream_codec::{Lsn, PgTimestamp};
 
 use crate::events::Event;
 
@@ -22,7 +22,7 @@ use crate::events::Event;
 /// the flush position may follow the server's keepalives.
 ///
 /// ```
-/// use pg_walstream_codec::Lsn;
+/// use pg_walstream_codec::{Lsn, PgTimestamp};
 /// use pg_walstream_stream::Feedback;
 ///
 /// let feedback = Feedback::new();
@@ -43,6 +43,8 @@ struct Shared {
     sent_flush: AtomicU64,
     sent_apply: AtomicU64,
     updates_sent: AtomicU64,
+    server_wal_end: AtomicU64,
+    server_time: AtomicI64,
 }
 
 impl Feedback {
@@ -89,6 +91,29 @@ impl Feedback {
     /// How many status updates have been sent.
     pub fn status_updates_sent(&self) -> u64 {
         self.shared.updates_sent.load(Ordering::Acquire)
+    }
+
+    /// Health: the server's WAL end as of its latest message (XLogData or keepalive), `0/0`
+    /// before the first. Together with [`last_server_time`](Self::last_server_time) it tells
+    /// whether the server is still talking, independently of whether events flow.
+    pub fn server_wal_end(&self) -> Lsn {
+        Lsn(self.shared.server_wal_end.load(Ordering::Relaxed))
+    }
+
+    /// Health: the server's clock in its latest message (`PgTimestamp::EPOCH` before the
+    /// first). Compare with the wall clock to see how stale the connection is.
+    pub fn last_server_time(&self) -> PgTimestamp {
+        PgTimestamp(self.shared.server_time.load(Ordering::Relaxed))
+    }
+
+    /// Records what the server said in its latest message.
+    pub(crate) fn record_server(&self, wal_end: Lsn, send_time: PgTimestamp) {
+        self.shared
+            .server_wal_end
+            .fetch_max(wal_end.0, Ordering::Relaxed);
+        self.shared
+            .server_time
+            .store(send_time.0, Ordering::Relaxed);
     }
 
     /// Records a status update that is about to be written.
@@ -139,5 +164,12 @@ mod tests {
             (Lsn(3), Lsn(2), Lsn(1))
         );
         assert_eq!(b.status_updates_sent(), 1);
+        assert_eq!(b.server_wal_end(), Lsn(0));
+        a.record_server(Lsn(9), PgTimestamp(5));
+        a.record_server(Lsn(8), PgTimestamp(6));
+        assert_eq!(
+            (b.server_wal_end(), b.last_server_time()),
+            (Lsn(9), PgTimestamp(6))
+        );
     }
 }

@@ -198,8 +198,14 @@ impl LogicalCore {
                 after: self.tracker.received(),
                 source,
             }),
-            Ok(BackendMessage::PrimaryKeepalive(k)) => self.on_keepalive(now, k),
-            Ok(BackendMessage::XLogData(x)) => self.on_xlog_data(x),
+            Ok(BackendMessage::PrimaryKeepalive(k)) => {
+                self.feedback.record_server(k.wal_end, k.send_time);
+                self.on_keepalive(now, k);
+            }
+            Ok(BackendMessage::XLogData(x)) => {
+                self.feedback.record_server(x.wal_end, x.send_time);
+                self.on_xlog_data(x);
+            }
         }
     }
 

@@ -187,6 +187,7 @@ fn keepalive_never_acks_unprocessed_data() {
     h.feedback.processed(Lsn(0x108));
     let u = h.transmit(30.0).unwrap();
     assert_eq!(positions(&u), (0x5000, 0x5000, 0x108));
+    assert_eq!(h.feedback.server_wal_end(), Lsn(0x5000));
 }
 
 #[test]
