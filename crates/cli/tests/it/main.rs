@@ -2,5 +2,6 @@
 
 mod demo;
 mod errors;
+mod examples;
 mod recv;
 mod support;
