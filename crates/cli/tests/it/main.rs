@@ -4,4 +4,5 @@ mod demo;
 mod errors;
 mod examples;
 mod recv;
+mod signals;
 mod support;
