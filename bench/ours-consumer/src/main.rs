@@ -3,7 +3,8 @@
 //! Consumes a logical slot to a stop LSN, reads every column of every row through the
 //! borrowed tuple view, acknowledges each transaction at its Commit through the Feedback
 //! handle, and prints one JSON line of counts (and, with `--latency`, commit-to-receive
-//! latency percentiles). Run by `cargo xtask bench`; see docs/BENCHMARKS.md.
+//! latency percentiles). Without `--stop-at` it ends after the transaction that brings the
+//! DML count to `--until-dml` (live mode). Run by `cargo xtask bench`; see docs/BENCHMARKS.md.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,17 +21,19 @@ struct Args {
     conninfo: String,
     slot: String,
     publication: String,
-    stop_at: Lsn,
+    stop_at: Option<Lsn>,
     proto: Option<u8>,
     binary: bool,
     backend: Backend,
     latency: bool,
+    until_dml: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut conninfo, mut slot, mut publication, mut stop_at) = (None, None, None, None);
     let (mut proto, mut binary, mut backend, mut latency) = (None, false, Backend::Native, false);
+    let mut until_dml = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -53,6 +56,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--binary" => binary = true,
             "--latency" => latency = true,
+            "--until-dml" => {
+                until_dml = Some(value()?.parse().map_err(|e| format!("--until-dml: {e}"))?);
+            }
             "--backend" => {
                 backend = value()?.parse().map_err(|e| format!("--backend: {e:?}"))?;
             }
@@ -63,11 +69,12 @@ fn parse_args() -> Result<Args, String> {
         conninfo: conninfo.ok_or("--conninfo is required")?,
         slot: slot.ok_or("--slot is required")?,
         publication: publication.ok_or("--publication is required")?,
-        stop_at: stop_at.ok_or("--stop-at is required")?,
+        stop_at,
         proto,
         binary,
         backend,
         latency,
+        until_dml,
     })
 }
 
@@ -80,6 +87,7 @@ struct Counts {
     columns: u64,
     value_bytes: u64,
     checksum: u64,
+    last_end_lsn: Lsn,
     latencies_us: Vec<i64>,
 }
 
@@ -121,8 +129,10 @@ async fn run(args: Args) -> Result<Counts, String> {
         .backend(args.backend)
         .slot(&args.slot)
         .publication(&args.publication)
-        .binary(args.binary)
-        .stop_at(args.stop_at);
+        .binary(args.binary);
+    if let Some(lsn) = args.stop_at {
+        builder = builder.stop_at(lsn);
+    }
     if let Some(proto) = args.proto {
         let version =
             ProtocolVersion::try_from(u32::from(proto)).map_err(|e| format!("--proto: {e:?}"))?;
@@ -148,6 +158,10 @@ async fn run(args: Args) -> Result<Counts, String> {
                     counts.latencies_us.push(now_pg_micros() - at);
                 }
                 feedback.processed(commit.end_lsn);
+                counts.last_end_lsn = commit.end_lsn;
+                if args.until_dml.is_some_and(|n| counts.dml >= n) {
+                    break;
+                }
             }
             _ => {}
         }
@@ -186,13 +200,14 @@ fn main() -> ExitCode {
             counts.latencies_us.sort_unstable();
             println!(
                 "{{\"events\":{},\"dml\":{},\"txns\":{},\"columns\":{},\"value_bytes\":{},\
-                 \"checksum\":{},\"latency_p50_us\":{},\"latency_p99_us\":{},\"latency_samples\":{}}}",
+                 \"checksum\":{},\"last_end_lsn\":\"{}\",\"latency_p50_us\":{},\"latency_p99_us\":{},\"latency_samples\":{}}}",
                 counts.events,
                 counts.dml,
                 counts.txns,
                 counts.columns,
                 counts.value_bytes,
                 counts.checksum,
+                counts.last_end_lsn,
                 percentile(&counts.latencies_us, 0.50),
                 percentile(&counts.latencies_us, 0.99),
                 counts.latencies_us.len()

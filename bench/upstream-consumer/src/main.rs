@@ -3,11 +3,12 @@
 //!
 //! Follows upstream's documented Stream API: `LogicalReplicationStream::new` + `start`,
 //! `into_stream`, `next_event` and `update_applied_lsn(event.lsn)` after every event, with
-//! the default rustls backend. Bounded replay (`with_stop_at_lsn`) ends at the stop LSN. Every
-//! column of every row is read. Prints one JSON line of counts.
+//! the default rustls backend. Bounded replay (`with_stop_at_lsn`) ends at the stop LSN (or,
+//! in live mode, `--until-dml` ends after that many DML events). Every column of every row is
+//! read. Prints one JSON line of counts.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use upstream::{
     CancellationToken, ColumnValue, EventType, LogicalReplicationStream, ReplicationError,
@@ -18,15 +19,17 @@ struct Args {
     conninfo: String,
     slot: String,
     publication: String,
-    stop_at: u64,
+    stop_at: Option<u64>,
     proto: u32,
     binary: bool,
+    latency: bool,
+    until_dml: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut conninfo, mut slot, mut publication, mut stop_at) = (None, None, None, None);
-    let (mut proto, mut binary) = (4u32, false);
+    let (mut proto, mut binary, mut latency, mut until_dml) = (4u32, false, false, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -39,6 +42,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--proto" => proto = value()?.parse().map_err(|e| format!("--proto: {e}"))?,
             "--binary" => binary = true,
+            "--latency" => latency = true,
+            "--until-dml" => {
+                until_dml = Some(value()?.parse().map_err(|e| format!("--until-dml: {e}"))?);
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -46,9 +53,11 @@ fn parse_args() -> Result<Args, String> {
         conninfo: conninfo.ok_or("--conninfo is required")?,
         slot: slot.ok_or("--slot is required")?,
         publication: publication.ok_or("--publication is required")?,
-        stop_at: stop_at.ok_or("--stop-at is required")?,
+        stop_at,
         proto,
         binary,
+        latency,
+        until_dml,
     })
 }
 
@@ -60,6 +69,7 @@ struct Counts {
     columns: u64,
     value_bytes: u64,
     checksum: u64,
+    latencies_us: Vec<i64>,
 }
 
 impl Counts {
@@ -81,12 +91,30 @@ impl Counts {
     }
 }
 
+fn now_unix_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_micros() as i64
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
 async fn run(args: Args) -> Result<Counts, String> {
     let config = ReplicationStreamConfig::builder(args.slot.clone(), args.publication.clone())
         .with_protocol_version(args.proto)
         .with_binary(args.binary)
-        .with_feedback_interval(Duration::from_secs(10))
-        .with_stop_at_lsn(args.stop_at);
+        .with_feedback_interval(Duration::from_secs(10));
+    let config = match args.stop_at {
+        Some(lsn) => config.with_stop_at_lsn(lsn),
+        None => config,
+    };
     let mut stream = LogicalReplicationStream::new(&args.conninfo, config)
         .await
         .map_err(|e| e.to_string())?;
@@ -116,10 +144,24 @@ async fn run(args: Args) -> Result<Counts, String> {
                         counts.dml += 1;
                         counts.row(old_data);
                     }
-                    EventType::Commit { .. } => counts.txns += 1,
+                    EventType::Commit {
+                        commit_timestamp, ..
+                    } => {
+                        counts.txns += 1;
+                        if args.latency {
+                            counts
+                                .latencies_us
+                                .push(now_unix_micros() - commit_timestamp.timestamp_micros());
+                        }
+                    }
                     _ => {}
                 }
                 events.update_applied_lsn(event.lsn.value());
+                let done = matches!(event.event_type, EventType::Commit { .. })
+                    && args.until_dml.is_some_and(|n| counts.dml >= n);
+                if done {
+                    break;
+                }
             }
             Err(ReplicationError::StreamStopped(_)) => break,
             Err(error) => return Err(error.to_string()),
@@ -148,11 +190,21 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-        Ok(c) => {
+        Ok(mut c) => {
+            c.latencies_us.sort_unstable();
             println!(
                 "{{\"events\":{},\"dml\":{},\"txns\":{},\"columns\":{},\"value_bytes\":{},\
-                 \"checksum\":{}}}",
-                c.events, c.dml, c.txns, c.columns, c.value_bytes, c.checksum
+                 \"checksum\":{},\"latency_p50_us\":{},\"latency_p99_us\":{},\
+                 \"latency_samples\":{}}}",
+                c.events,
+                c.dml,
+                c.txns,
+                c.columns,
+                c.value_bytes,
+                c.checksum,
+                percentile(&c.latencies_us, 0.50),
+                percentile(&c.latencies_us, 0.99),
+                c.latencies_us.len()
             );
             ExitCode::SUCCESS
         }
