@@ -128,10 +128,11 @@ async fn recv_decode_and_slots_agree_on_every_version() {
         let v = fx.version();
         let ci = fx.conninfo();
         let proto = max_proto(v).to_string();
-        let (slot_text, slot_binary, slot_raw) = (
+        let (slot_text, slot_binary, slot_raw, slot_libpq) = (
             unique_name("cli_t"),
             unique_name("cli_b"),
             unique_name("cli_r"),
+            unique_name("cli_l"),
         );
 
         // --create-slot with an --endpos already reached: creates the slot, prints nothing.
@@ -158,7 +159,7 @@ async fn recv_decode_and_slots_agree_on_every_version() {
             fx.confirmed_flush(&slot_text).await.is_some(),
             "PostgreSQL {v}"
         );
-        for slot in [&slot_binary, &slot_raw] {
+        for slot in [&slot_binary, &slot_raw, &slot_libpq] {
             let out = run(args(&["slot", "create", "-d", &ci, slot])).await;
             let lines = ok_lines(v, "slot create", &out);
             assert_eq!(lines[0]["created"], true, "PostgreSQL {v}: {lines:?}");
@@ -359,6 +360,41 @@ async fn recv_decode_and_slots_agree_on_every_version() {
             text.contains("big[text]=<unchanged toast>") && text.contains("v[text]='it''s'"),
             "PostgreSQL {v}: {text}"
         );
+
+        // The libpq backend prints the same, or (a build without the `libpq` feature) refuses.
+        let libpq = run(args(&[
+            "recv",
+            "-d",
+            &ci,
+            "--slot",
+            &slot_libpq,
+            "--publication",
+            "p",
+            "--proto",
+            &proto,
+            "--messages",
+            "--endpos",
+            &end,
+            "--backend",
+            "libpq",
+            "--drop-slot",
+        ]))
+        .await;
+        if libpq.status.code() == Some(2) {
+            assert!(
+                stderr(&libpq).contains("built without the `libpq` feature"),
+                "PostgreSQL {v}: {}",
+                stderr(&libpq)
+            );
+        } else {
+            let events = ok_lines(v, "recv --backend libpq", &libpq);
+            assert_same(v, "recv --backend libpq", &events, &text_events);
+            assert_eq!(
+                fx.confirmed_flush(&slot_libpq).await,
+                None,
+                "PostgreSQL {v}"
+            );
+        }
 
         // slot list / show report health.
         let listed = run(args(&["slot", "list", "-d", &ci, "--format", "json"])).await;
