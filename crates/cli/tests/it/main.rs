@@ -5,4 +5,5 @@ mod errors;
 mod examples;
 mod recv;
 mod signals;
+mod streamed;
 mod support;
