@@ -21,13 +21,8 @@ pub(crate) enum BackendArg {
 pub(crate) struct ConnectionArgs {
     /// Database name or connection string (libpq key=value or postgresql:// URI); PG*
     /// environment variables and ~/.pgpass apply as in libpq. replication=database is added.
-    #[arg(
-        short = 'd',
-        long = "dbname",
-        value_name = "CONNINFO",
-        default_value = ""
-    )]
-    pub(crate) dbname: String,
+    #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
+    pub(crate) dbname: Option<String>,
     /// Transport backend.
     #[arg(long, value_enum, default_value = "native")]
     pub(crate) backend: BackendArg,
@@ -54,7 +49,7 @@ impl ConnectionArgs {
     /// # Errors
     /// A usage error when the connection string does not parse.
     pub(crate) fn config(&self) -> Result<Config, CliError> {
-        let mut config = Config::parse(&conninfo_text(&self.dbname))
+        let mut config = Config::parse(&conninfo_text(self.dbname.as_deref().unwrap_or_default()))
             .map_err(|e| CliError::usage(format!("invalid --dbname: {}", chain(&e))))?;
         config.replication = Replication::Database;
         Ok(config)
@@ -108,7 +103,7 @@ mod tests {
 
     fn args(dbname: &str) -> ConnectionArgs {
         ConnectionArgs {
-            dbname: dbname.to_owned(),
+            dbname: Some(dbname.to_owned()),
             backend: BackendArg::Native,
         }
     }

@@ -23,6 +23,12 @@ use crate::render::Renderer;
     saved by psql as CSV (\\copy (...) TO 'f' CSV [HEADER]), as COPY text or with\n  \
     psql -At -F $'\\t' (tab-separated), or psql -A ('|'); bytea in hex (\\x...).\n  \
     Those need --proto: the proto_version the rows were produced with.\n\n\
+RAW CAPTURE FORMAT (version 1, integers big-endian):\n  \
+    header: magic \"PGWSRAW\\0\" (8 bytes), format version u16 = 1, proto_version u8,\n          \
+    flags u8 (bit 0: binary mode)\n  \
+    frames until end of file: data length u32, wal_start u64, wal_end u64,\n          \
+    send_time i64 (microseconds since 2000-01-01 UTC), data (one pgoutput message)\n  \
+    A file that ends inside the header or a frame is an error.\n\n\
 OUTPUT:\n  \
     The same objects as `pg-walstream recv` (see `pg-walstream recv --help`).")]
 pub(crate) struct DecodeArgs {
@@ -41,8 +47,8 @@ pub(crate) struct DecodeArgs {
     output: Option<PathBuf>,
 }
 
-fn protocol(version: u32) -> ProtocolVersion {
-    ProtocolVersion::try_from(version).unwrap_or(ProtocolVersion::V1)
+fn protocol(version: u32) -> Result<ProtocolVersion, CliError> {
+    ProtocolVersion::try_from(version).map_err(|e| CliError::usage(format!("--proto: {e}")))
 }
 
 /// Runs `decode`.
@@ -113,7 +119,7 @@ pub(crate) fn run(args: &DecodeArgs) -> Result<(), CliError> {
             )));
         };
         let rows = read_rows(input).map_err(|e| CliError::failed(name.clone(), &e))?;
-        let mut decoder = PgOutputDecoder::new(protocol(proto));
+        let mut decoder = PgOutputDecoder::new(protocol(proto)?);
         for row in rows {
             let message = decoder.decode(&row.data).map_err(|e| {
                 CliError::failed(format!("{name}: line {} (lsn {})", row.line, row.lsn), &e)

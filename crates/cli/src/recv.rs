@@ -349,13 +349,9 @@ async fn finish_slot(args: &RecvArgs, slot: &str, advance_to: Option<Lsn>) -> Re
         && !args.drop_slot
     {
         let statement = advance_statement(slot, &lsn.to_string())?;
-        retry_while_active(
-            &mut connection,
-            &statement,
-            "confirming the final position of",
-        )
-        .await
-        .map_err(|e| CliError::failed(format!("confirming {lsn} for slot {slot:?}"), &e))?;
+        retry_while_active(&mut connection, &statement)
+            .await
+            .map_err(|e| CliError::failed(format!("confirming {lsn} for slot {slot:?}"), &e))?;
     }
     if args.drop_slot && !args.temporary {
         let name = SlotName::new(slot).map_err(|e| CliError::usage(chain(&e)))?;
@@ -372,7 +368,6 @@ async fn finish_slot(args: &RecvArgs, slot: &str, advance_to: Option<Lsn>) -> Re
 async fn retry_while_active(
     connection: &mut Connection,
     statement: &str,
-    _what: &str,
 ) -> Result<(), pg_walstream_transport::TransportError> {
     let mut attempts = 0;
     loop {
