@@ -3,6 +3,7 @@
 mod alloc_free;
 mod events;
 mod feedback;
+mod liveness;
 mod slow_consumer;
 mod start;
 mod stop;
