@@ -90,6 +90,7 @@ pub(crate) async fn run<T: Transport>(
     mut stop: oneshot::Receiver<()>,
     mut metrics: StreamMetrics,
 ) {
+    tracing::debug!("replication stream running");
     let mut buf = BytesMut::with_capacity(64);
     let mut stop_seen = false;
     let sleep = tokio::time::sleep_until(Instant::now());
@@ -145,6 +146,12 @@ pub(crate) async fn run<T: Transport>(
             },
         }
     }
+    tracing::debug!(
+        clean = core.ended_cleanly(),
+        received = %core.received_lsn(),
+        confirmed_flush = %core.feedback().confirmed_flush_lsn(),
+        "replication stream ended"
+    );
     if core.ended_cleanly() {
         // The server follows its CopyDone with the command's end; say goodbye politely.
         let _ = transport.close().await;

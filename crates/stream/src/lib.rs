@@ -70,6 +70,12 @@
 //! [`channel_capacity`](LogicalConfigBuilder::channel_capacity) events wait) and the deadline
 //! does not run, but status updates still go out, so `wal_sender_timeout` never fires.
 //!
+//! **Health.** [`Feedback::server_wal_end`] and [`Feedback::last_server_time`] tell whether the
+//! server is still talking (keepalives included), independently of whether events flow;
+//! [`Feedback::confirmed_flush_lsn`] is what the slot was last told. Counters and gauges go to
+//! the `metrics` facade (free without a recorder), and each stream's task runs in a `walstream`
+//! tracing span carrying the slot name.
+//!
 //! # Layers
 //!
 //! [`LogicalCore`] is the sans-IO state machine (frames and time in; events, status updates

@@ -255,7 +255,8 @@ impl<T: Transport + 'static> PreparedStream<T> {
         })
     }
 
-    /// The exported snapshot's name, valid until [`start`](Self::start).
+    /// The exported snapshot's name, valid until [`start`](Self::start); `None` unless this
+    /// stream created the slot with [`export_snapshot`](crate::CreateSlotOptions::export_snapshot).
     pub fn snapshot_name(&self) -> Option<&str> {
         self.created.as_ref()?.snapshot_name.as_deref()
     }
@@ -291,6 +292,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
     pub async fn start(mut self) -> Result<LogicalStream> {
         let start_lsn = self.config.start_lsn;
         let command = self.config.start_replication_command(self.proto, start_lsn);
+        tracing::debug!(%command, confirmed_flush = %self.floor, "starting replication");
         self.transport.copy_both(&command).await?;
         let feedback = Feedback::new();
         let mut options = CoreOptions::new(self.proto);
