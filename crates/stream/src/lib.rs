@@ -70,6 +70,14 @@
 //! [`channel_capacity`](LogicalConfigBuilder::channel_capacity) events wait) and the deadline
 //! does not run, but status updates still go out, so `wal_sender_timeout` never fires.
 //!
+//! **Resuming.** A new stream on the slot starts at the slot's `confirmed_flush_lsn` — the last
+//! flush position the server received — so transactions that were delivered but not reported
+//! are sent again, whole (never half a transaction). For exactly-once application, record the
+//! `end_lsn` of each applied transaction in the destination, atomically with its data, and
+//! restart with [`start_lsn`](LogicalConfigBuilder::start_lsn) set to it: the server skips
+//! every transaction whose commit record starts before that position, and the stream never
+//! reports less than it.
+//!
 //! **Health.** [`Feedback::server_wal_end`] and [`Feedback::last_server_time`] tell whether the
 //! server is still talking (keepalives included), independently of whether events flow;
 //! [`Feedback::confirmed_flush_lsn`] is what the slot was last told. Counters and gauges go to

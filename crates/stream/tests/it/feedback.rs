@@ -198,3 +198,57 @@ async fn restart_resumes_after_the_last_reported_transaction() {
         stream.stop().await.unwrap();
     }
 }
+
+/// The dedupe contract: an application that records the `end_lsn` of the last transaction it
+/// applied (in its own store, atomically with the data) restarts with that as the start LSN and
+/// receives each transaction exactly once, even when the slot was told less.
+#[tokio::test]
+async fn restart_from_the_applications_own_position_skips_applied_transactions() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "dedupe",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let mut stream = fx.start(fx.config()).await;
+        fx.exec(&[
+            "INSERT INTO t VALUES (1)",
+            "INSERT INTO t VALUES (2)",
+            "INSERT INTO t VALUES (3)",
+        ])
+        .await;
+        let events = collect(&mut stream, 3, v).await;
+        let ends: Vec<Lsn> = events
+            .iter()
+            .filter_map(|e| match e.kind() {
+                EventKind::Commit(c) => Some(c.end_lsn),
+                _ => None,
+            })
+            .collect();
+        // The slot only hears about the first; the application durably applied two.
+        stream.feedback().processed(ends[0]);
+        stream.stop().await.unwrap();
+        assert!(fx.confirmed_flush().await.unwrap() < ends[1], "PG {v}");
+        let mut stream = fx.start(fx.config().start_lsn(ends[1])).await;
+        assert_eq!(
+            stream.info().confirmed_flush_lsn,
+            ends[1],
+            "PG {v}: flush floor"
+        );
+        let again = collect(&mut stream, 1, v).await;
+        let ids: Vec<String> = again
+            .iter()
+            .filter_map(|e| match e.kind() {
+                EventKind::Insert(c) => {
+                    Some(crate::support::text(&c.new_tuple().unwrap(), 0).unwrap())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["3"], "PG {v}");
+        stream.stop().await.unwrap();
+    }
+}
