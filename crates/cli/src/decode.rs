@@ -107,7 +107,7 @@ pub(crate) fn run(args: &DecodeArgs) -> Result<(), CliError> {
             let event = renderer
                 .render(&message)
                 .map_err(|e| CliError::failed(format!("{name}: frame {index}"), &e))?;
-            writer.write(out.writer(), event).map_err(write_error)?;
+            writer.write(out.writer(), &event).map_err(write_error)?;
             index += 1;
         }
     } else {
@@ -127,7 +127,7 @@ pub(crate) fn run(args: &DecodeArgs) -> Result<(), CliError> {
             let event = renderer.render(&message).map_err(|e| {
                 CliError::failed(format!("{name}: line {} (lsn {})", row.line, row.lsn), &e)
             })?;
-            writer.write(out.writer(), event).map_err(write_error)?;
+            writer.write(out.writer(), &event).map_err(write_error)?;
         }
     }
     out.flush_durable().map_err(write_error)

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// How events are printed (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,18 +87,26 @@ impl Destination {
     }
 }
 
-/// Writes rendered events in a text format; returns whether a complete unit was written
-/// (so the caller may flush and acknowledge).
+/// Writes rendered events in the chosen format.
+///
+/// `jsonl-tx` writes a transaction's line as its events arrive — `{"kind":"transaction",
+/// "xid":…,"events":[…],"end_lsn":…}` — so memory stays flat however large it is (the line is
+/// complete, and flushed, at its Commit or Prepare). A *streamed* transaction's blocks
+/// interleave with others and may be rolled back in parts, so its events are held, serialized,
+/// until its Stream Commit or Stream Prepare.
 #[derive(Debug)]
 pub(crate) struct EventWriter {
     format: Format,
-    /// `jsonl-tx`: the open transaction (Begin / Begin Prepare …).
-    open: Option<Vec<Value>>,
-    /// `jsonl-tx`: streamed transactions by xid.
-    streamed: HashMap<u64, Vec<Value>>,
+    /// `jsonl-tx`: a transaction line is open (after Begin / Begin Prepare).
+    open: bool,
+    /// `jsonl-tx`: streamed transactions by xid: each event's (sub)transaction xid and JSON.
+    streamed: HashMap<u64, Vec<HeldEvent>>,
     /// `jsonl-tx`: the xid of the current streamed block.
     stream_xid: Option<u64>,
 }
+
+/// A held event of a streamed transaction: its (sub)transaction xid and its JSON.
+type HeldEvent = (Option<u64>, Vec<u8>);
 
 fn field_u64(value: &Value, key: &str) -> Option<u64> {
     value.get(key).and_then(Value::as_u64)
@@ -108,26 +116,56 @@ fn kind(value: &Value) -> &str {
     value.get("kind").and_then(Value::as_str).unwrap_or("")
 }
 
+fn to_json(out: &mut impl Write, value: &Value) -> io::Result<()> {
+    serde_json::to_writer(out, value).map_err(io::Error::other)
+}
+
+/// `{"kind":"transaction","xid":N,[ "streamed":true,]"events":[`
+fn transaction_head(out: &mut impl Write, xid: Option<u64>, streamed: bool) -> io::Result<()> {
+    out.write_all(br#"{"kind":"transaction""#)?;
+    if let Some(xid) = xid {
+        write!(out, r#","xid":{xid}"#)?;
+    }
+    if streamed {
+        out.write_all(br#","streamed":true"#)?;
+    }
+    out.write_all(br#","events":["#)
+}
+
+/// `,<last event>],"end_lsn":"X/Y"}` and the line's end.
+fn transaction_tail(out: &mut impl Write, last: &Value, separator: bool) -> io::Result<()> {
+    if separator {
+        out.write_all(b",")?;
+    }
+    to_json(out, last)?;
+    out.write_all(b"]")?;
+    if let Some(end) = last.get("end_lsn") {
+        out.write_all(br#","end_lsn":"#)?;
+        to_json(out, end)?;
+    }
+    out.write_all(b"}\n")
+}
+
 impl EventWriter {
     /// A writer for `format` (not [`Format::Raw`], which `recv` writes itself).
     pub(crate) fn new(format: Format) -> Self {
         EventWriter {
             format,
-            open: None,
+            open: false,
             streamed: HashMap::new(),
             stream_xid: None,
         }
     }
 
-    /// Writes (or, for `jsonl-tx`, collects) one event.
+    /// Writes (or, for a streamed transaction in `jsonl-tx`, holds) one event.
     ///
     /// # Errors
     /// Write failures.
-    pub(crate) fn write(&mut self, out: &mut impl Write, event: Value) -> io::Result<()> {
+    pub(crate) fn write(&mut self, out: &mut impl Write, event: &Value) -> io::Result<()> {
         match self.format {
-            Format::Json | Format::Raw => write_json_line(out, &event),
+            Format::Json | Format::Raw => write_json_line(out, event),
             Format::Text => {
-                let mut line = text_line(&event);
+                let mut line = text_line(event);
                 line.push('\n');
                 out.write_all(line.as_bytes())
             }
@@ -135,23 +173,20 @@ impl EventWriter {
         }
     }
 
-    fn group(&mut self, out: &mut impl Write, event: Value) -> io::Result<()> {
-        match kind(&event) {
+    fn group(&mut self, out: &mut impl Write, event: &Value) -> io::Result<()> {
+        match kind(event) {
             "begin" | "begin_prepare" => {
-                self.open = Some(vec![event]);
+                transaction_head(out, field_u64(event, "xid"), false)?;
+                to_json(out, event)?;
+                self.open = true;
                 Ok(())
             }
-            "commit" | "prepare" => match self.open.take() {
-                Some(mut events) => {
-                    let xid = events.first().and_then(|b| field_u64(b, "xid"));
-                    let end = event.get("end_lsn").cloned();
-                    events.push(event);
-                    write_transaction(out, xid, end, false, events)
-                }
-                None => write_json_line(out, &event),
-            },
+            "commit" | "prepare" if self.open => {
+                self.open = false;
+                transaction_tail(out, event, true)
+            }
             "stream_start" => {
-                let xid = field_u64(&event, "xid");
+                let xid = field_u64(event, "xid");
                 self.stream_xid = xid;
                 if let Some(xid) = xid {
                     self.streamed.entry(xid).or_default();
@@ -163,61 +198,45 @@ impl EventWriter {
                 Ok(())
             }
             "stream_commit" | "stream_prepare" => {
-                let xid = field_u64(&event, "xid");
-                let mut events = xid
+                let xid = field_u64(event, "xid");
+                let held = xid
                     .and_then(|x| self.streamed.remove(&x))
                     .unwrap_or_default();
-                let end = event.get("end_lsn").cloned();
-                events.push(event);
-                write_transaction(out, xid, end, true, events)
+                transaction_head(out, xid, true)?;
+                for (index, (_, json)) in held.iter().enumerate() {
+                    if index > 0 {
+                        out.write_all(b",")?;
+                    }
+                    out.write_all(json)?;
+                }
+                transaction_tail(out, event, !held.is_empty())
             }
             "stream_abort" => {
-                let (xid, subxid) = (field_u64(&event, "xid"), field_u64(&event, "subxid"));
+                let (xid, subxid) = (field_u64(event, "xid"), field_u64(event, "subxid"));
                 if xid == subxid {
                     if let Some(xid) = xid {
                         self.streamed.remove(&xid);
                     }
-                } else if let Some(events) = xid.and_then(|x| self.streamed.get_mut(&x)) {
-                    events.retain(|e| field_u64(e, "xid") != subxid);
+                } else if let Some(held) = xid.and_then(|x| self.streamed.get_mut(&x)) {
+                    held.retain(|(event_xid, _)| *event_xid != subxid);
                 }
                 Ok(())
             }
             _ => {
-                if let Some(events) = self.open.as_mut() {
-                    events.push(event);
-                    Ok(())
-                } else if let Some(events) = self.stream_xid.and_then(|x| self.streamed.get_mut(&x))
-                {
-                    events.push(event);
+                if self.open {
+                    out.write_all(b",")?;
+                    to_json(out, event)
+                } else if let Some(held) = self.stream_xid.and_then(|x| self.streamed.get_mut(&x)) {
+                    let mut json = Vec::new();
+                    to_json(&mut json, event)?;
+                    held.push((field_u64(event, "xid"), json));
                     Ok(())
                 } else {
-                    write_json_line(out, &event)
+                    write_json_line(out, event)
                 }
             }
         }
     }
-}
-
-fn write_transaction(
-    out: &mut impl Write,
-    xid: Option<u64>,
-    end_lsn: Option<Value>,
-    streamed: bool,
-    events: Vec<Value>,
-) -> io::Result<()> {
-    let mut map = Map::new();
-    map.insert("kind".to_owned(), Value::from("transaction"));
-    if let Some(xid) = xid {
-        map.insert("xid".to_owned(), Value::from(xid));
-    }
-    if let Some(end) = end_lsn {
-        map.insert("end_lsn".to_owned(), end);
-    }
-    if streamed {
-        map.insert("streamed".to_owned(), Value::Bool(true));
-    }
-    map.insert("events".to_owned(), Value::Array(events));
-    write_json_line(out, &Value::Object(map))
 }
 
 fn write_json_line(out: &mut impl Write, value: &Value) -> io::Result<()> {
@@ -314,7 +333,7 @@ mod tests {
         let mut writer = EventWriter::new(format);
         let mut out = Vec::new();
         for e in events {
-            writer.write(&mut out, e).unwrap();
+            writer.write(&mut out, &e).unwrap();
         }
         String::from_utf8(out)
             .unwrap()

@@ -225,7 +225,7 @@ impl Sink {
                 .renderer
                 .render(&event.message())
                 .map_err(io::Error::other)?;
-            self.writer.write(self.out.writer(), value)?;
+            self.writer.write(self.out.writer(), &value)?;
         }
         let Some(ack) = event.ack_lsn() else {
             return Ok(None);
