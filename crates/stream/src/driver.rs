@@ -95,6 +95,7 @@ pub(crate) async fn run<T: Transport>(
     let mut stop_seen = false;
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
+    let feedback = core.feedback().clone();
     loop {
         if let Err(error) = transmit(&mut transport, &mut core, &mut buf, &mut metrics).await {
             core.handle_error(error);
@@ -125,6 +126,8 @@ pub(crate) async fn run<T: Transport>(
                 core.request_stop();
             }
             () = &mut sleep => core.handle_timeout(Instant::now().into_std()),
+            // The status update itself goes out at the top of the loop.
+            () = feedback.status_requested() => {}
             permit = tx.reserve(), if backpressured => {
                 if let Ok(permit) = permit {
                     if let Some(item) = core.poll_event() {

@@ -1,7 +1,9 @@
 //! The [`Feedback`] handle: where the application reports what it has durably processed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use tokio::sync::Notify;
 
 use pg_walstream_codec::{Lsn, PgTimestamp};
 
@@ -45,6 +47,8 @@ struct Shared {
     updates_sent: AtomicU64,
     server_wal_end: AtomicU64,
     server_time: AtomicI64,
+    status_requested: AtomicBool,
+    wake: Notify,
 }
 
 impl Feedback {
@@ -56,6 +60,23 @@ impl Feedback {
     /// Reports that every change up to `lsn` is durably processed.
     pub fn processed(&self, lsn: Lsn) {
         self.shared.processed.fetch_max(lsn.0, Ordering::AcqRel);
+    }
+
+    /// Asks for a status update now rather than at the next interval, e.g. right after
+    /// reporting a position the slot should learn about promptly.
+    pub fn request_status_update(&self) {
+        self.shared.status_requested.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// Takes a pending [`request_status_update`](Self::request_status_update).
+    pub(crate) fn take_status_request(&self) -> bool {
+        self.shared.status_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Resolves after [`request_status_update`](Self::request_status_update) was called.
+    pub(crate) async fn status_requested(&self) {
+        self.shared.wake.notified().await;
     }
 
     /// Reports `event` as processed if it ends a unit the server can be told about (a

@@ -261,7 +261,8 @@ impl LogicalCore {
 
     /// Appends a standby status update (`r` CopyData payload) to `buf` if one is due at
     /// `now` — periodic, requested by the server, a liveness ping half-way through the read
-    /// deadline, or the final one before CopyDone — and returns it. `send_time` is the wall
+    /// deadline, asked for through [`Feedback::request_status_update`], or the final one before
+    /// CopyDone — and returns it. `send_time` is the wall
     /// clock at `now`.
     pub fn poll_transmit(
         &mut self,
@@ -273,8 +274,12 @@ impl LogicalCore {
             return None;
         }
         let ping = self.phase == Phase::Streaming && self.timers.ping_due(now);
-        let due =
-            self.reply_pending || self.final_status_pending || ping || self.timers.status_due(now);
+        let requested = self.feedback.take_status_request();
+        let due = requested
+            || self.reply_pending
+            || self.final_status_pending
+            || ping
+            || self.timers.status_due(now);
         if !due {
             return None;
         }

@@ -326,6 +326,19 @@ fn status_timer_and_reply_requested() {
 }
 
 #[test]
+fn application_can_ask_for_an_update_now() {
+    let mut h = Harness::v(ProtocolVersion::V1);
+    h.transaction(1.0, 1, 0x100, 0x108);
+    h.feedback.processed(Lsn(0x108));
+    assert!(h.transmit(2.0).is_none(), "not due yet");
+    h.feedback.request_status_update();
+    let u = h.transmit(2.0).expect("requested");
+    assert_eq!(u.flush, Lsn(0x100));
+    assert!(h.transmit(2.0).is_none(), "one update per request");
+    assert_eq!(h.core.poll_timeout(), Some(h.at(12.0)), "timer restarts");
+}
+
+#[test]
 fn fixed_read_deadline_pings_then_fails() {
     let mut options = CoreOptions::new(ProtocolVersion::V1);
     options.read_timeout = ReadTimeout::Fixed(8 * SECOND);

@@ -252,3 +252,36 @@ async fn restart_from_the_applications_own_position_skips_applied_transactions()
         stream.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn requested_status_update_confirms_without_waiting_for_the_interval() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "request",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let mut stream = fx
+            .start(fx.config().status_interval(Duration::from_secs(120)))
+            .await;
+        fx.exec(&["INSERT INTO t VALUES (1)"]).await;
+        let events = collect(&mut stream, 1, v).await;
+        let end = events.last().unwrap().ack_lsn().unwrap();
+        stream.feedback().processed(end);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            fx.confirmed_flush().await.unwrap() < end,
+            "PG {v}: confirmed before the interval"
+        );
+        stream.feedback().request_status_update();
+        let seen = fx
+            .wait_confirmed(end, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(seen >= end, "PG {v}: {seen} < {end}");
+        stream.stop().await.unwrap();
+    }
+}
