@@ -178,8 +178,17 @@ async fn server_side_refusals_fail_cleanly_on_every_version() {
             1,
             "could not connect",
         );
-        if v == 14 {
-            let too_new = run(args(&[
+        // Options the server version lacks are refused before anything is created.
+        let mut too_new: Vec<(&[&str], &str)> = Vec::new();
+        if v < 16 {
+            too_new.push((&["--streaming", "parallel"], "16"));
+            too_new.push((&["--origin", "none"], "16"));
+        }
+        if v < 15 {
+            too_new.push((&["--two-phase"], "15"));
+        }
+        for (options, needle) in too_new {
+            let mut argv = args(&[
                 "recv",
                 "-d",
                 &ci,
@@ -188,11 +197,10 @@ async fn server_side_refusals_fail_cleanly_on_every_version() {
                 "--publication",
                 "p",
                 "--create-slot",
-                "--streaming",
-                "parallel",
-            ]))
-            .await;
-            assert_one_line_failure("PostgreSQL 14: parallel streaming", &too_new, 2, "16");
+            ]);
+            argv.extend(args(options));
+            let refused = run(argv).await;
+            assert_one_line_failure(&format!("PostgreSQL {v}: {options:?}"), &refused, 2, needle);
             assert_eq!(fx.confirmed_flush(&slot).await, None, "nothing was created");
         }
         let created = run(args(&["slot", "create", "-d", &ci, &slot])).await;

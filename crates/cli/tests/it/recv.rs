@@ -428,3 +428,56 @@ async fn recv_decode_and_slots_agree_on_every_version() {
         assert!(json_lines(&missing).is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_skips_transactions_before_it_on_every_version() {
+    for server in servers() {
+        let fx = Fixture::new(server, "cli_start").await;
+        let v = fx.version();
+        let ci = fx.conninfo();
+        let slot = unique_name("cli_start");
+        ok_lines(
+            v,
+            "slot create",
+            &run(args(&["slot", "create", "-d", &ci, &slot])).await,
+        );
+        fx.admin
+            .batch_execute("INSERT INTO t VALUES (1, 'before', NULL)")
+            .await
+            .unwrap();
+        let start = fx.current_lsn().await;
+        fx.admin
+            .batch_execute("INSERT INTO t VALUES (2, 'after', NULL)")
+            .await
+            .unwrap();
+        let end = fx.current_lsn().await;
+        let out = run(args(&[
+            "recv",
+            "-d",
+            &ci,
+            "--slot",
+            &slot,
+            "--publication",
+            "p",
+            "--start",
+            &start,
+            "--endpos",
+            &end,
+            "--status-interval",
+            "0.5",
+            "--drop-slot",
+        ]))
+        .await;
+        let events = ok_lines(v, "recv --start", &out);
+        let inserted: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["kind"] == "insert")
+            .map(|e| &column(&e["new"], "v")["text"])
+            .collect();
+        assert_eq!(
+            inserted,
+            [&Value::from("after")],
+            "PostgreSQL {v}: {events:?}"
+        );
+    }
+}
