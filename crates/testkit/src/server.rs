@@ -377,8 +377,8 @@ impl TestServer {
              listen_addresses = '127.0.0.1'\n\
              unix_socket_directories = '{}'\n\
              wal_level = logical\n\
-             max_replication_slots = 20\n\
-             max_wal_senders = 20\n\
+             max_replication_slots = 200\n\
+             max_wal_senders = 60\n\
              max_prepared_transactions = 10\n\
              logical_decoding_work_mem = '64kB'\n\
              max_connections = 200\n\

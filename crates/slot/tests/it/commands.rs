@@ -47,7 +47,7 @@ async fn identify_system_matches_the_server() {
         assert_eq!(show(&mut physical, "wal_level").await.unwrap(), "logical");
         assert_eq!(
             show(&mut physical, "max_replication_slots").await.unwrap(),
-            "20"
+            "200"
         );
         let error = show(&mut physical, "no_such_setting").await.unwrap_err();
         assert_eq!(

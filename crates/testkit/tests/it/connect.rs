@@ -12,6 +12,7 @@ async fn wal_level_is_logical_and_settings_are_applied() {
             ("wal_level", "logical"),
             ("ssl", "on"),
             ("max_prepared_transactions", "10"),
+            ("max_replication_slots", "200"),
             ("logical_decoding_work_mem", "64kB"),
         ] {
             let row = admin.query_one(&format!("SHOW {name}"), &[]).await.unwrap();
