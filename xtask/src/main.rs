@@ -7,7 +7,10 @@
 //! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions.
 //! - `cargo xtask fuzz [--time SECS] [TARGET]`: run the cargo-fuzz targets on stable.
 //! - `cargo xtask demo [--pg-version N]`: stream a workload's changes from a throwaway server.
+//! - `cargo xtask bench [--rows N] [--runs N] [--live]`: our consumer vs pg_recvlogical and
+//!   upstream pg_walstream, side by side (docs/BENCHMARKS.md).
 
+mod bench;
 mod ci;
 mod demo;
 mod deps;
@@ -42,6 +45,8 @@ enum Task {
     Ci,
     /// Stream changes from a throwaway local server to the terminal.
     Demo(demo::DemoArgs),
+    /// Benchmark our logical consumer against pg_recvlogical and upstream pg_walstream.
+    Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets of fuzz/ for a bounded time each.
     Fuzz(fuzz::FuzzArgs),
 }
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Task::Ci => ci::run(),
         Task::Fuzz(args) => fuzz::run_fuzz(&args),
         Task::Demo(args) => demo::run(&args),
+        Task::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

