@@ -13,8 +13,8 @@ use serde_json::Value;
 pub(crate) enum Format {
     /// One JSON object per event (JSON lines).
     Json,
-    /// One JSON object per transaction: `{"kind":"transaction","xid":…,"end_lsn":…,
-    /// "events":[…]}`; events outside transactions are printed alone.
+    /// One JSON object per transaction: `{"kind":"transaction","xid":…,"events":[…],
+    /// "end_lsn":…}`; events outside transactions are printed alone.
     JsonlTx,
     /// One human-readable line per event.
     Text,

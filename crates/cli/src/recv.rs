@@ -54,8 +54,9 @@ pub(crate) enum OriginArg {
     \"binary_hex\": the binary send/recv form in hex (--binary); \"null\": true; \
     \"unchanged_toast\": true (an unchanged TOASTed value the server did not send - never \
     null).\n\n\
---format jsonl-tx prints one {\"kind\":\"transaction\",\"xid\",\"end_lsn\",\"events\":[...]} \
-    per committed (or prepared) transaction; --format text one readable line per event; \
+--format jsonl-tx prints one {\"kind\":\"transaction\",\"xid\",\"events\":[...],\"end_lsn\"} \
+    per committed (or prepared) transaction, written as it arrives (a streamed transaction is \
+    held in memory until its Stream Commit); --format text one readable line per event; \
     --format raw the undecoded frames (see `pg-walstream decode --help`).\n\n\
 Acknowledgement: a transaction is reported to the server (slot confirmed_flush_lsn) only \
     after its output was flushed (and, with -o FILE, synced to disk, at most once a second). \
