@@ -74,7 +74,7 @@ pub(crate) fn run(args: &DecodeArgs) -> Result<(), CliError> {
         .fill_buf()
         .map_err(|e| CliError::failed(format!("reading {name}"), &e))?
         .starts_with(&MAGIC[..4]);
-    let mut out = Destination::open(args.output.as_deref())
+    let mut out = Destination::create(args.output.as_deref())
         .map_err(|e| CliError::failed("opening the output", &e))?;
     let mut writer = EventWriter::new(args.format);
     let mut renderer = Renderer::new();

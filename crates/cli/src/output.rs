@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -41,18 +41,45 @@ impl Destination {
     ///
     /// # Errors
     /// The file cannot be created.
-    pub(crate) fn open(path: Option<&Path>) -> io::Result<Self> {
+    pub(crate) fn create(path: Option<&Path>) -> io::Result<Self> {
+        Self::open_with(
+            path,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )
+    }
+
+    /// `-` or no path: standard output; otherwise the file, created if missing and appended
+    /// to (what an earlier run wrote was acknowledged and will not be sent again).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub(crate) fn append(path: Option<&Path>) -> io::Result<Self> {
+        Self::open_with(path, OpenOptions::new().append(true).create(true))
+    }
+
+    fn open_with(path: Option<&Path>, options: &OpenOptions) -> io::Result<Self> {
         match path {
             None => Ok(Self::stdout()),
             Some(p) if p.as_os_str() == "-" => Ok(Self::stdout()),
             Some(p) => {
-                let file = File::create(p)?;
+                let file = options.open(p)?;
                 let writer: Box<dyn Write + Send> = Box::new(file.try_clone()?);
                 Ok(Destination {
                     writer: BufWriter::with_capacity(64 * 1024, writer),
                     file: Some(file),
                 })
             }
+        }
+    }
+
+    /// Bytes already in the output file (0 for standard output).
+    ///
+    /// # Errors
+    /// The file's metadata cannot be read.
+    pub(crate) fn existing_len(&self) -> io::Result<u64> {
+        match &self.file {
+            Some(file) => Ok(file.metadata()?.len()),
+            None => Ok(0),
         }
     }
 

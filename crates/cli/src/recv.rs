@@ -1,7 +1,7 @@
 //! `pg-walstream recv`: stream a logical slot and print the decoded changes.
 
 use std::io::{self, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -15,7 +15,7 @@ use pg_walstream_stream::{
 use pg_walstream_transport::{Connection, Transport as _};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::capture::raw::{FLAG_BINARY, RawHeader, write_frame, write_header};
+use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_frame, write_header};
 use crate::connect::{ConnectionArgs, advance_statement};
 use crate::error::{CliError, chain};
 use crate::output::{Destination, EventWriter, Format};
@@ -118,7 +118,8 @@ pub(crate) struct RecvArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
-    /// Write to FILE instead of standard output (`-` is standard output).
+    /// Append to FILE (created if missing) instead of writing to standard output (`-`); a raw
+    /// capture is continued only if it was made with the same protocol version and mode.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -259,7 +260,7 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::failed("installing the SIGINT handler", &e))?;
     let mut sigterm = signal(SignalKind::terminate())
         .map_err(|e| CliError::failed("installing the SIGTERM handler", &e))?;
-    let mut out = Destination::open(args.output.as_deref())
+    let mut out = Destination::append(args.output.as_deref())
         .map_err(|e| CliError::failed("opening the output", &e))?;
 
     let prepared = tokio::select! {
@@ -275,17 +276,13 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
         )));
     }
     let proto = prepared.proto_version();
+    if args.format == Format::Raw {
+        start_raw_capture(&mut out, args.output.as_deref(), proto, args.binary)?;
+    }
     let mut stream = prepared
         .start()
         .await
         .map_err(|e| stream_failure("starting replication", &e, &slot))?;
-    if args.format == Format::Raw {
-        let header = RawHeader {
-            proto,
-            flags: if args.binary { FLAG_BINARY } else { 0 },
-        };
-        write_header(out.writer(), header).map_err(|e| CliError::failed("writing", &e))?;
-    }
     let mut sink = Sink {
         out,
         writer: EventWriter::new(args.format),
@@ -340,6 +337,46 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
         finish_slot(&args, &slot, needs_advance.then_some(processed)).await?;
     }
     Ok(())
+}
+
+/// Writes the raw capture header, or, when appending to an existing capture, checks that it
+/// was made with the same protocol version and mode.
+fn start_raw_capture(
+    out: &mut Destination,
+    path: Option<&Path>,
+    proto: ProtocolVersion,
+    binary: bool,
+) -> Result<(), CliError> {
+    let header = RawHeader {
+        proto,
+        flags: if binary { FLAG_BINARY } else { 0 },
+    };
+    let existing = out
+        .existing_len()
+        .map_err(|e| CliError::failed("reading the output file", &e))?;
+    match path {
+        Some(path) if existing > 0 => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| CliError::failed(format!("reading {}", path.display()), &e))?;
+            let found = RawReader::new(io::BufReader::new(file))
+                .map_err(|e| CliError::failed(format!("appending to {}", path.display()), &e))?
+                .header();
+            if found == header {
+                Ok(())
+            } else {
+                Err(CliError::usage(format!(
+                    "{} is a raw capture made with protocol version {} and flags {}; this \
+                     stream uses version {} and flags {}: write to another file",
+                    path.display(),
+                    found.proto.as_u32(),
+                    found.flags,
+                    proto.as_u32(),
+                    header.flags
+                )))
+            }
+        }
+        _ => write_header(out.writer(), header).map_err(|e| CliError::failed("writing", &e)),
+    }
 }
 
 /// After the stream ended: confirm `advance_to` (the stream stopped at --endpos before the

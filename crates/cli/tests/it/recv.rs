@@ -481,3 +481,110 @@ async fn start_skips_transactions_before_it_on_every_version() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_files_are_appended_and_raw_captures_continue_on_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    for server in servers() {
+        let fx = Fixture::new(server, "cli_append").await;
+        let v = fx.version();
+        let ci = fx.conninfo();
+        let (raw_slot, json_slot) = (unique_name("cli_ar"), unique_name("cli_aj"));
+        for slot in [&raw_slot, &json_slot] {
+            ok_lines(
+                v,
+                "slot create",
+                &run(args(&["slot", "create", "-d", &ci, slot])).await,
+            );
+        }
+        let raw_path = dir.path().join(format!("append-{v}.raw"));
+        let raw_arg = raw_path.to_string_lossy().into_owned();
+        let json_path = dir.path().join(format!("append-{v}.jsonl"));
+        let json_arg = json_path.to_string_lossy().into_owned();
+        for (id, word) in [(1, "first"), (2, "second")] {
+            fx.admin
+                .batch_execute(&format!("INSERT INTO t VALUES ({id}, '{word}', NULL)"))
+                .await
+                .unwrap();
+            let end = fx.current_lsn().await;
+            for (slot, format, path) in [
+                (&raw_slot, "raw", &raw_arg),
+                (&json_slot, "json", &json_arg),
+            ] {
+                let out = run(args(&[
+                    "recv",
+                    "-d",
+                    &ci,
+                    "--slot",
+                    slot,
+                    "--publication",
+                    "p",
+                    "--endpos",
+                    &end,
+                    "--format",
+                    format,
+                    "-o",
+                    path,
+                ]))
+                .await;
+                assert!(ok_lines(v, "recv -o", &out).is_empty(), "PostgreSQL {v}");
+            }
+        }
+        let words = |events: &[Value]| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e["kind"] == "insert")
+                .map(|e| column(&e["new"], "v")["text"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let decoded = ok_lines(v, "decode", &run(args(&["decode", &raw_arg])).await);
+        assert_eq!(
+            words(&decoded),
+            ["first", "second"],
+            "PostgreSQL {v}: one capture"
+        );
+        let appended: Vec<Value> = std::fs::read_to_string(&json_path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(words(&appended), ["first", "second"], "PostgreSQL {v}");
+        // Continuing a text-mode capture in binary mode would mix formats: refused.
+        let end = fx.current_lsn().await;
+        let mixed = run(args(&[
+            "recv",
+            "-d",
+            &ci,
+            "--slot",
+            &raw_slot,
+            "--publication",
+            "p",
+            "--endpos",
+            &end,
+            "--format",
+            "raw",
+            "--binary",
+            "-o",
+            &raw_arg,
+        ]))
+        .await;
+        assert_eq!(
+            mixed.status.code(),
+            Some(2),
+            "PostgreSQL {v}: {}",
+            stderr(&mixed)
+        );
+        assert!(
+            stderr(&mixed).contains("another file"),
+            "PostgreSQL {v}: {}",
+            stderr(&mixed)
+        );
+        for slot in [&raw_slot, &json_slot] {
+            ok_lines(
+                v,
+                "slot drop",
+                &run(args(&["slot", "drop", "-d", &ci, slot, "--wait"])).await,
+            );
+        }
+    }
+}
