@@ -177,6 +177,23 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// VmHWM, RssAnon and RssFile of this process (KiB) as a JSON object, for profiling.
+fn memory_status() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let fields: Vec<String> = status
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            let wanted = ["VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads"];
+            wanted.contains(&key).then(|| {
+                let number = value.trim().trim_end_matches(" kB");
+                format!("\"{key}\":{number}")
+            })
+        })
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -200,7 +217,7 @@ fn main() -> ExitCode {
             counts.latencies_us.sort_unstable();
             println!(
                 "{{\"events\":{},\"dml\":{},\"txns\":{},\"columns\":{},\"value_bytes\":{},\
-                 \"checksum\":{},\"last_end_lsn\":\"{}\",\"latency_p50_us\":{},\"latency_p99_us\":{},\"latency_samples\":{}}}",
+                 \"checksum\":{},\"last_end_lsn\":\"{}\",\"latency_p50_us\":{},\"latency_p99_us\":{},\"latency_samples\":{},\"status\":{}}}",
                 counts.events,
                 counts.dml,
                 counts.txns,
@@ -210,7 +227,8 @@ fn main() -> ExitCode {
                 counts.last_end_lsn,
                 percentile(&counts.latencies_us, 0.50),
                 percentile(&counts.latencies_us, 0.99),
-                counts.latencies_us.len()
+                counts.latencies_us.len(),
+                memory_status()
             );
             ExitCode::SUCCESS
         }

@@ -171,6 +171,23 @@ async fn run(args: Args) -> Result<Counts, String> {
     Ok(counts)
 }
 
+/// VmHWM, RssAnon and RssFile of this process (KiB) as a JSON object, for profiling.
+fn memory_status() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let fields: Vec<String> = status
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            let wanted = ["VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads"];
+            wanted.contains(&key).then(|| {
+                let number = value.trim().trim_end_matches(" kB");
+                format!("\"{key}\":{number}")
+            })
+        })
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -195,7 +212,7 @@ fn main() -> ExitCode {
             println!(
                 "{{\"events\":{},\"dml\":{},\"txns\":{},\"columns\":{},\"value_bytes\":{},\
                  \"checksum\":{},\"latency_p50_us\":{},\"latency_p99_us\":{},\
-                 \"latency_samples\":{}}}",
+                 \"latency_samples\":{},\"status\":{}}}",
                 c.events,
                 c.dml,
                 c.txns,
@@ -204,7 +221,8 @@ fn main() -> ExitCode {
                 c.checksum,
                 percentile(&c.latencies_us, 0.50),
                 percentile(&c.latencies_us, 0.99),
-                c.latencies_us.len()
+                c.latencies_us.len(),
+                memory_status()
             );
             ExitCode::SUCCESS
         }

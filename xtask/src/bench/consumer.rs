@@ -60,8 +60,10 @@ impl Consumer {
 pub(crate) struct Tools {
     /// `bench-measure`.
     pub(crate) measure: PathBuf,
-    /// `bench-ours-consumer`.
-    pub(crate) ours: PathBuf,
+    /// `bench-ours-consumer` built without libpq.
+    pub(crate) ours_native: PathBuf,
+    /// `bench-ours-consumer` built with the libpq feature.
+    pub(crate) ours_libpq: PathBuf,
     /// `bench-upstream-consumer`.
     pub(crate) upstream: PathBuf,
     /// `pg_recvlogical`, if one that can talk to the server was found.
@@ -131,12 +133,12 @@ pub(crate) fn command(
     let proto = spec.proto.to_string();
     match consumer {
         Consumer::OursNative | Consumer::OursLibpq => {
-            let backend = if consumer == Consumer::OursNative {
-                "native"
+            let (backend, program) = if consumer == Consumer::OursNative {
+                ("native", &tools.ours_native)
             } else {
-                "libpq"
+                ("libpq", &tools.ours_libpq)
             };
-            command.arg(&tools.ours).args([
+            command.arg(program).args([
                 "--conninfo",
                 spec.conninfo,
                 "--slot",

@@ -244,14 +244,14 @@ mod tests {
     #[test]
     fn writers_cover_disjoint_id_ranges() {
         let four = SCENARIOS[3];
-        assert!(
-            four.writer_sql(1_000_000, 0, 0)
-                .contains("lo := 0 + i * 8000")
-        );
-        assert!(
-            four.writer_sql(1_000_000, 1, 0)
-                .contains("lo := 256000 + i * 8000")
-        );
+        let [set, first] = four.writer_sql(1_000_000, 0, 0);
+        assert_eq!(set, "SET synchronous_commit = off");
+        assert!(first.contains("lo := 0 + i * 8000"), "{first}");
+        assert!(first.contains("FOR i IN 0..31 LOOP"), "{first}");
+        let [_, second] = four.writer_sql(1_000_000, 1, 0);
+        assert!(second.contains("lo := 256000 + i * 8000"), "{second}");
+        let [live, _] = four.writer_sql(1_000_000, 1, 2);
+        assert_eq!(live, "SET synchronous_commit = on");
     }
 
     #[test]

