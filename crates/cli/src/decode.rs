@@ -78,7 +78,7 @@ pub(crate) fn run(args: &DecodeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::failed("opening the output", &e))?;
     let mut writer = EventWriter::new(args.format);
     let mut renderer = Renderer::new();
-    let write_error = |e: io::Error| CliError::failed("writing the output", &e);
+    let write_error = |e: io::Error| CliError::writing(&e);
     if starts_raw {
         let mut raw =
             RawReader::new(input).map_err(|e| CliError::failed(format!("reading {name}"), &e))?;

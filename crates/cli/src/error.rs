@@ -67,6 +67,30 @@ impl CliError {
         }
     }
 
+    /// The reader of the output went away (`| head`): stop quietly with exit code 0, as
+    /// Unix filters do.
+    pub(crate) fn output_closed() -> Self {
+        CliError {
+            code: EXIT_OK,
+            message: String::new(),
+        }
+    }
+
+    /// An output write failed: [`output_closed`](Self::output_closed) for a broken pipe,
+    /// otherwise a failure.
+    pub(crate) fn writing(error: &std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            Self::output_closed()
+        } else {
+            Self::failed("writing the output", error)
+        }
+    }
+
+    /// Whether there is nothing to print (see [`output_closed`](Self::output_closed)).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.message.is_empty()
+    }
+
     /// The exit code.
     pub(crate) fn code(&self) -> u8 {
         self.code

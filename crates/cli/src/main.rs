@@ -117,7 +117,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("pg-walstream: error: {error}");
+            if !error.is_quiet() {
+                eprintln!("pg-walstream: error: {error}");
+            }
             ExitCode::from(error.code())
         }
     }

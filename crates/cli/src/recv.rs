@@ -375,7 +375,7 @@ fn start_raw_capture(
                 )))
             }
         }
-        _ => write_header(out.writer(), header).map_err(|e| CliError::failed("writing", &e)),
+        _ => write_header(out.writer(), header).map_err(|e| CliError::writing(&e)),
     }
 }
 

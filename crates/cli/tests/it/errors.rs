@@ -241,3 +241,35 @@ async fn server_side_refusals_fail_cleanly_on_every_version() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_closed_output_pipe_ends_decode_quietly_with_exit_0() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("begins.tsv");
+    // 100k valid Begin messages: far more output than a pipe buffers.
+    let row = format!("0/10\t5\t\\x42{}\n", "00".repeat(20));
+    std::fs::write(&path, row.repeat(100_000)).unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(crate::support::bin())
+            .args(["decode", "--proto", "1", "--format", "text"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("BEGIN xid=0 final_lsn=0/0"), "{first}");
+        // The reader is gone now, like `| head -1`.
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+}
