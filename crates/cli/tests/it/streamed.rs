@@ -1,4 +1,5 @@
-//! Streamed (in-progress) and prepared transactions: `recv --streaming on --two-phase` and
+//! Streamed (in-progress) and prepared transactions: `recv --streaming on|parallel
+//! --two-phase` and
 //! `decode` of the psql capture of the same changes print the same events; `jsonl-tx` puts a
 //! streamed transaction on one line.
 
@@ -22,6 +23,8 @@ async fn streamed_and_prepared_transactions_decode_alike_on_every_version() {
         let ci = fx.conninfo();
         let proto = max_proto(v).to_string();
         let two_phase = v >= 15;
+        // `on` where parallel apply does not exist, `parallel` (protocol 4) where it does.
+        let streaming = if v >= 16 { "parallel" } else { "on" };
         let slot = unique_name("cli_s");
         let mut create = args(&["slot", "create", "-d", &ci, &slot]);
         if two_phase {
@@ -53,7 +56,7 @@ async fn streamed_and_prepared_transactions_decode_alike_on_every_version() {
         let copy = format!(
             "\\copy (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes('{slot}', \
              NULL, NULL, 'proto_version', '{proto}', 'publication_names', 'p', 'streaming', \
-             'on'{options})) TO '{}' CSV",
+             '{streaming}'{options})) TO '{}' CSV",
             csv_path.display()
         );
         let captured = fx.psql(args(&["-c", &copy])).await;
@@ -82,7 +85,7 @@ async fn streamed_and_prepared_transactions_decode_alike_on_every_version() {
         if two_phase {
             recv.push("--two-phase".to_owned());
         }
-        let events = ok_lines(v, "recv --streaming on", &run(recv).await);
+        let events = ok_lines(v, "recv --streaming", &run(recv).await);
         assert!(
             count(&events, "stream_start") >= 1,
             "PostgreSQL {v}: not streamed"
