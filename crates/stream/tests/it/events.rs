@@ -429,3 +429,49 @@ async fn origins_any_and_none() {
         }
     }
 }
+
+#[tokio::test]
+async fn streamed_prepared_transaction() {
+    for server in servers().iter().filter(|s| s.version() >= 15) {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "streamprep",
+            "CREATE TABLE sp (id int PRIMARY KEY, pad text)",
+            "FOR TABLE sp",
+        )
+        .await;
+        let mut stream = fx
+            .start(fx.config().two_phase(true).streaming(Streaming::On))
+            .await;
+        fx.exec(&[
+            "BEGIN;
+             INSERT INTO sp SELECT g, repeat('s', 100) FROM generate_series(1, 3000) g;
+             PREPARE TRANSACTION 'big';",
+            "COMMIT PREPARED 'big'",
+        ])
+        .await;
+        let events = collect(&mut stream, 2, v).await;
+        let mut inserts = 0;
+        let mut top = None;
+        let mut tail = Vec::new();
+        for e in &events {
+            match e.kind() {
+                EventKind::StreamStart(s) => top = Some(s.xid),
+                EventKind::Insert(c) => {
+                    assert_eq!(c.xid(), top, "PG {v}: streamed change carries its xid");
+                    inserts += 1;
+                }
+                EventKind::StreamPrepare(p) => tail.push(format!("p:{}", p.gid)),
+                EventKind::CommitPrepared(c) => {
+                    assert_eq!(Some(c.xid), top, "PG {v}");
+                    tail.push(format!("K:{}", c.gid));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(inserts, 3000, "PG {v}");
+        assert_eq!(tail, ["p:big", "K:big"], "PG {v}");
+        stream.stop().await.unwrap();
+    }
+}
