@@ -85,6 +85,9 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) stop_at: Option<&'a str>,
     /// Live mode: end after this many DML events, measuring commit latency.
     pub(crate) until_dml: Option<u64>,
+    /// A profiler command the consumer runs under (`perf record … --`, `strace -c …`); its
+    /// cost then counts as the consumer's.
+    pub(crate) wrap: Vec<String>,
 }
 
 /// The measured result of one consumer process.
@@ -130,6 +133,7 @@ pub(crate) fn command(
     spec: &RunSpec<'_>,
 ) -> Result<Command, String> {
     let mut command = Command::new(&tools.measure);
+    command.args(&spec.wrap);
     let proto = spec.proto.to_string();
     match consumer {
         Consumer::OursNative | Consumer::OursLibpq => {

@@ -61,6 +61,10 @@ pub(crate) struct BenchArgs {
     /// pg_recvlogical to use (default: found or installed for the server version).
     #[arg(long)]
     recvlogical: Option<PathBuf>,
+    /// Run the consumers under a profiler: `perf` (perf record -g) or `strace` (strace -c);
+    /// output in target/bench/profile/. Figures of profiled runs include the profiler.
+    #[arg(long)]
+    profile: Option<String>,
     /// A consumer still running after this many seconds is killed and its run fails.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -78,6 +82,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         if format != "text" && format != "binary" {
             return Err(format!("unknown format {format:?}: text or binary"));
         }
+    }
+    if let Some(profiler) = args.profile.as_deref()
+        && profiler != "perf"
+        && profiler != "strace"
+    {
+        return Err(format!("unknown profiler {profiler:?}: perf or strace"));
     }
     if args.runs == 0 || args.rows == 0 {
         return Err("--runs and --rows must be at least 1".into());
@@ -241,6 +251,42 @@ impl Context<'_> {
             "{} sslmode=disable",
             self.server.conninfo(AuthUser::Trust, db)
         )
+    }
+
+    /// The profiler command for one run (empty without `--profile`).
+    fn profiler(
+        &self,
+        scenario: &str,
+        format: &str,
+        consumer: Consumer,
+        run: usize,
+    ) -> Vec<String> {
+        let Some(profiler) = self.args.profile.as_deref() else {
+            return Vec::new();
+        };
+        let dir = workspace_root().join("target/bench/profile");
+        let _ = std::fs::create_dir_all(&dir);
+        let stem = format!("{scenario}-{format}-{}-run{}", consumer.name(), run + 1);
+        let path = |ext: &str| dir.join(format!("{stem}.{ext}")).display().to_string();
+        let words: Vec<String> = match profiler {
+            "perf" => vec![
+                "perf".into(),
+                "record".into(),
+                "-q".into(),
+                "-g".into(),
+                "-o".into(),
+                path("perf.data"),
+                "--".into(),
+            ],
+            _ => vec![
+                "strace".into(),
+                "-f".into(),
+                "-c".into(),
+                "-o".into(),
+                path("strace.txt"),
+            ],
+        };
+        words
     }
 
     fn proto(&self) -> u32 {
@@ -412,6 +458,7 @@ impl Context<'_> {
             binary: false,
             stop_at: Some(&insert_lsn),
             until_dml: None,
+            wrap: Vec::new(),
         };
         let warm = self.measure(Consumer::OursNative, &spec, &db.admin).await?;
         Self::drop_slot(&db.admin, &slot).await;
@@ -450,6 +497,7 @@ impl Context<'_> {
                         binary: format == "binary",
                         stop_at: Some(&end),
                         until_dml: None,
+                        wrap: self.profiler(scenario.name, format, consumer, run),
                     };
                     let result = self
                         .measure(consumer, &spec, &db.admin)
@@ -547,6 +595,7 @@ impl Context<'_> {
                     binary: format == "binary",
                     stop_at: None,
                     until_dml: Some(events),
+                    wrap: self.profiler(scenario.name, &format, consumer, run),
                 };
                 let mut process = Running::start(
                     consumer::command(self.tools, consumer, &spec)?,
