@@ -19,7 +19,7 @@ use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_frame, write_
 use crate::connect::{ConnectionArgs, advance_statement};
 use crate::error::{CliError, chain};
 use crate::output::{Destination, EventWriter, Format};
-use crate::render::Renderer;
+use crate::render::{RenderError, Renderer};
 
 /// `--streaming`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -218,15 +218,29 @@ struct Sink {
     pending_ack: Option<Lsn>,
 }
 
+/// Why an event could not be handled.
+enum HandleError {
+    /// Writing the output failed.
+    Io(io::Error),
+    /// The event cannot be rendered.
+    Render(RenderError),
+}
+
+impl From<io::Error> for HandleError {
+    fn from(error: io::Error) -> Self {
+        HandleError::Io(error)
+    }
+}
+
 impl Sink {
-    fn handle(&mut self, event: &Event) -> Result<Option<Lsn>, io::Error> {
+    fn handle(&mut self, event: &Event) -> Result<Option<Lsn>, HandleError> {
         if self.raw {
             write_frame(self.out.writer(), event.xlog_data())?;
         } else {
             let value = self
                 .renderer
                 .render(&event.message())
-                .map_err(io::Error::other)?;
+                .map_err(HandleError::Render)?;
             self.writer.write(self.out.writer(), &value)?;
         }
         let Some(ack) = event.ack_lsn() else {
@@ -298,7 +312,7 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
             _ = sigterm.recv() => break Ok(End::Signal),
             _ = sync_timer.tick(), if sink.pending_ack.is_some() => match sink.sync() {
                 Ok(ack) => if let Some(lsn) = ack { feedback.processed(lsn) },
-                Err(e) => break Err(CliError::failed("writing the output", &e)),
+                Err(e) => break Err(CliError::writing(&e)),
             },
             item = stream.next_event() => match item {
                 None => break Ok(End::Finished),
@@ -306,8 +320,13 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
                 Some(Ok(event)) => match sink.handle(&event) {
                     Ok(Some(lsn)) => feedback.processed(lsn),
                     Ok(None) => {}
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Ok(End::BrokenPipe),
-                    Err(e) => break Err(CliError::failed("writing the output", &e)),
+                    Err(HandleError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        break Ok(End::BrokenPipe);
+                    }
+                    Err(HandleError::Io(e)) => break Err(CliError::writing(&e)),
+                    Err(HandleError::Render(e)) => {
+                        break Err(CliError::failed(format!("event at {}", event.wal_start()), &e));
+                    }
                 },
             },
         }
@@ -321,7 +340,7 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(CliError::failed("writing the output", &e)),
+        Err(e) => Err(CliError::writing(&e)),
     };
     let stopped = stream.stop().await;
     let end = outcome?;
