@@ -63,8 +63,8 @@ async fn transmit<T: Transport>(
     core: &mut LogicalCore,
     buf: &mut BytesMut,
     metrics: &mut StreamMetrics,
+    now: std::time::Instant,
 ) -> Result<()> {
-    let now = Instant::now().into_std();
     let mut wrote = false;
     while let Some(update) = core.poll_transmit(now, wall_clock(), buf) {
         transport.write_copy_data(buf)?;
@@ -95,10 +95,15 @@ pub(crate) async fn run<T: Transport>(
     let mut stop_seen = false;
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
+    let mut armed = None;
     let feedback = core.feedback().clone();
     loop {
-        if let Err(error) = transmit(&mut transport, &mut core, &mut buf, &mut metrics).await {
-            core.handle_error(error);
+        let now = Instant::now().into_std();
+        if core.transmit_due(now) || core.wants_copy_done() {
+            let sent = transmit(&mut transport, &mut core, &mut buf, &mut metrics, now).await;
+            if let Err(error) = sent {
+                core.handle_error(error);
+            }
         }
         let backpressured = match deliver(&mut core, &tx, &mut metrics) {
             Delivery::Drained => false,
@@ -113,12 +118,15 @@ pub(crate) async fn run<T: Transport>(
         if core.is_finished() {
             break;
         }
-        let now = Instant::now().into_std();
         core.set_reading(now, !backpressured);
         metrics.on_wait(backpressured, core.received_lsn());
-        // Finished cores (waiting only to hand over their error) have no timer.
+        // Finished cores (waiting only to hand over their error) have no timer. The one
+        // timer is re-armed only when the deadline moves.
         let at = core.poll_timeout().unwrap_or(now + IDLE_WAIT);
-        sleep.as_mut().reset(at.into());
+        if armed != Some(at) {
+            sleep.as_mut().reset(at.into());
+            armed = Some(at);
+        }
         tokio::select! {
             biased;
             _ = &mut stop, if !stop_seen => {

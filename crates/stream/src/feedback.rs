@@ -69,6 +69,11 @@ impl Feedback {
         self.shared.wake.notify_one();
     }
 
+    /// Whether a [`request_status_update`](Self::request_status_update) is pending.
+    pub(crate) fn status_request_pending(&self) -> bool {
+        self.shared.status_requested.load(Ordering::Acquire)
+    }
+
     /// Takes a pending [`request_status_update`](Self::request_status_update).
     pub(crate) fn take_status_request(&self) -> bool {
         self.shared.status_requested.swap(false, Ordering::AcqRel)

@@ -259,6 +259,17 @@ impl LogicalCore {
         }
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) would produce a status update at `now`
+    /// (lets a driver skip reading the wall clock when nothing is due).
+    pub fn transmit_due(&self, now: Instant) -> bool {
+        !matches!(self.phase, Phase::CopyDoneSent | Phase::Finished)
+            && (self.feedback.status_request_pending()
+                || self.reply_pending
+                || self.final_status_pending
+                || (self.phase == Phase::Streaming && self.timers.ping_due(now))
+                || self.timers.status_due(now))
+    }
+
     /// Appends a standby status update (`r` CopyData payload) to `buf` if one is due at
     /// `now` — periodic, requested by the server, a liveness ping half-way through the read
     /// deadline, asked for through [`Feedback::request_status_update`], or the final one before
