@@ -94,13 +94,8 @@ fn run_with(versions: &[u32], packages: &[String], runner_args: &[String]) -> Re
             run_command(again)
         };
         let unit_and_integration = unit_and_integration.and(libpq_pass);
-        let mut doctests = cargo();
-        doctests
-            .args(["test", "--all-features", "--doc"])
-            .args(&scope)
-            .env(SERVERS_ENV, descriptor_path);
         let doc = if runner_args.is_empty() {
-            run_command(doctests)
+            run_doctests(packages, descriptor_path)
         } else {
             Ok(())
         };
@@ -224,4 +219,45 @@ fn processes_mentioning(text: &str) -> Vec<u32> {
                 .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(text))
         })
         .collect()
+}
+
+/// Doctests of the workspace, or of the selected packages that have a library (doctests of a
+/// binary-only package do not exist, and cargo refuses `--doc` for one).
+fn run_doctests(packages: &[String], descriptor_path: &std::path::Path) -> Result<(), String> {
+    let mut scope: Vec<String> = Vec::new();
+    if packages.is_empty() {
+        scope.push("--workspace".to_owned());
+    } else {
+        for package in packages.iter().filter(|package| has_library(package)) {
+            scope.extend(["-p".to_owned(), package.clone()]);
+        }
+        if scope.is_empty() {
+            return Ok(());
+        }
+    }
+    let mut doctests = cargo();
+    doctests
+        .args(["test", "--all-features", "--doc"])
+        .args(&scope)
+        .env(SERVERS_ENV, descriptor_path);
+    run_command(doctests)
+}
+
+/// Whether workspace package `name` has a library target (`src/lib.rs` beside a manifest that
+/// names it).
+fn has_library(name: &str) -> bool {
+    let root = workspace_root();
+    let needle = format!("name = \"{name}\"");
+    ["crates", "examples"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(root.join(dir)).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .chain(std::iter::once(root.join("xtask")))
+        .any(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.contains(&needle))
+                && dir.join("src").join("lib.rs").exists()
+        })
 }
