@@ -4,6 +4,7 @@ mod alloc_free;
 mod events;
 mod feedback;
 mod liveness;
+mod reconnect;
 mod slow_consumer;
 mod start;
 mod stop;
