@@ -61,6 +61,10 @@ pub(crate) struct BenchArgs {
     /// pg_recvlogical to use (default: found or installed for the server version).
     #[arg(long)]
     recvlogical: Option<PathBuf>,
+    /// Live mode: pause of each writer after each 100-row commit, in ms (keeps the write rate
+    /// below what the walsenders can decode, so latency is delivery, not backlog).
+    #[arg(long, default_value_t = 20)]
+    live_pause_ms: u64,
     /// Run the consumers under a profiler: `perf` (perf record -g) or `strace` (strace -c);
     /// output in target/bench/profile/. Figures of profiled runs include the profiler.
     #[arg(long)]
@@ -613,7 +617,7 @@ impl Context<'_> {
                 }
                 running.push(process);
             }
-            let mut writers = Box::pin(self.write(&db, &scenario, 2));
+            let mut writers = Box::pin(self.write(&db, &scenario, self.args.live_pause_ms.max(1)));
             let mut wrote = None;
             let deadline = Instant::now() + Duration::from_secs(self.args.timeout);
             loop {
