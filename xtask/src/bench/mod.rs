@@ -443,11 +443,13 @@ impl Context<'_> {
             .await
             .map_err(|e| format!("template slot: {}", pg_error(&e)))?;
         let wrote = self.write(&db, scenario, 0).await?;
+        // Read right after the last commit (normally its end exactly), then checkpoint so no
+        // checkpoint runs during the measurements.
+        let insert_lsn = Self::lsn(&db.admin, "SELECT pg_current_wal_insert_lsn()::text").await?;
         db.admin
             .batch_execute("CHECKPOINT")
             .await
             .map_err(|e| format!("CHECKPOINT: {}", pg_error(&e)))?;
-        let insert_lsn = Self::lsn(&db.admin, "SELECT pg_current_wal_insert_lsn()::text").await?;
         eprintln!(
             "xtask: bench: {}: written in {wrote:.1} s, up to {insert_lsn}",
             scenario.name

@@ -132,15 +132,23 @@ impl Scenario {
     pub(crate) fn ddl(&self) -> String {
         let columns = match self.shape {
             Shape::Narrow { .. } | Shape::Mixed => {
-                "id bigint PRIMARY KEY, payload text STORAGE PLAIN NOT NULL".to_owned()
+                "id bigint PRIMARY KEY, payload text NOT NULL".to_owned()
             }
             Shape::Wide => {
                 let rest: Vec<&str> = WIDE_COLUMNS.iter().map(|(def, _)| *def).collect();
                 format!("id bigint PRIMARY KEY, {}", rest.join(", "))
             }
         };
+        // `STORAGE` in a column definition needs PostgreSQL 16; ALTER works on every version.
+        let plain = match self.shape {
+            Shape::Narrow { .. } | Shape::Mixed => {
+                format!(" ALTER TABLE {TABLE} ALTER COLUMN payload SET STORAGE PLAIN;")
+            }
+            Shape::Wide => String::new(),
+        };
         format!(
-            "CREATE TABLE {TABLE} ({columns}); CREATE PUBLICATION {PUBLICATION} FOR TABLE {TABLE};"
+            "CREATE TABLE {TABLE} ({columns});{plain} \
+             CREATE PUBLICATION {PUBLICATION} FOR TABLE {TABLE};"
         )
     }
 
