@@ -105,6 +105,8 @@ pub(crate) struct Sample {
     pub(crate) nvcsw: f64,
     /// CPU of the walsender serving it, s (from /proc, sampled every 10 ms).
     pub(crate) walsender_cpu_s: Option<f64>,
+    /// 1-minute load average when the run started.
+    pub(crate) load_1m: f64,
     /// What the consumer reported about itself (ours and upstream only).
     pub(crate) report: Option<Json>,
 }
@@ -315,6 +317,7 @@ impl Running {
             maxrss_kb: number("maxrss_kb"),
             nvcsw: number("nvcsw"),
             walsender_cpu_s: self.walsender.map(|(_, cpu)| cpu),
+            load_1m: f64::NAN,
             report: json
                 .get("consumer")
                 .filter(|c| !matches!(c, Json::Null))

@@ -69,6 +69,10 @@ pub(crate) struct BenchArgs {
     /// output in target/bench/profile/. Figures of profiled runs include the profiler.
     #[arg(long)]
     profile: Option<String>,
+    /// Before starting, wait up to this many seconds for the 1-minute load average to drop
+    /// below 1 (the figures are noisy on a busy machine).
+    #[arg(long, default_value_t = 0)]
+    wait_quiet: u64,
     /// A consumer still running after this many seconds is killed and its run fails.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -108,6 +112,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
                 args.recvlogical.as_deref(),
             )?);
         }
+    }
+    let quiet_deadline = Instant::now() + Duration::from_secs(args.wait_quiet);
+    while tools::load() >= 1.0 && Instant::now() < quiet_deadline {
+        eprintln!(
+            "xtask: bench: waiting for a quiet machine (load average {:.2})",
+            tools::load()
+        );
+        std::thread::sleep(Duration::from_secs(10));
     }
     let load_before = tools::load();
     eprintln!(
@@ -505,9 +517,14 @@ impl Context<'_> {
                         until_dml: None,
                         wrap: self.profiler(scenario.name, format, consumer, run),
                     };
+                    let load = tools::load();
                     let result = self
                         .measure(consumer, &spec, &db.admin)
                         .await
+                        .map(|mut s| {
+                            s.load_1m = load;
+                            s
+                        })
                         .and_then(|s| Self::check(consumer, &s, events).map(|()| s));
                     Self::drop_slot(&db.admin, &slot).await;
                     let cell = cells

@@ -236,7 +236,8 @@ pub(crate) fn to_json(cells: &[Cell], meta: Value) -> Value {
                         json!({
                             "wall_s": s.wall_s, "user_s": s.user_s, "sys_s": s.sys_s,
                             "maxrss_kb": s.maxrss_kb, "voluntary_context_switches": s.nvcsw,
-                            "walsender_cpu_s": s.walsender_cpu_s, "consumer": s.report,
+                            "walsender_cpu_s": s.walsender_cpu_s, "load_1m": s.load_1m,
+                            "consumer": s.report,
                         })
                     })
                 })
