@@ -57,6 +57,16 @@ fn deliver(
     Delivery::Drained
 }
 
+/// A permit on the channel (only polled while backpressured, so the sender is there).
+async fn reserve(
+    tx: Option<&mpsc::Sender<Result<Event>>>,
+) -> std::result::Result<mpsc::Permit<'_, Result<Event>>, mpsc::error::SendError<()>> {
+    match tx {
+        Some(sender) => sender.reserve().await,
+        None => Err(mpsc::error::SendError(())),
+    }
+}
+
 /// Writes due status updates and, when the core asks for it, CopyDone.
 async fn transmit<T: Transport>(
     transport: &mut T,
@@ -97,6 +107,9 @@ pub(crate) async fn run<T: Transport>(
     tokio::pin!(sleep);
     let mut armed = None;
     let feedback = core.feedback().clone();
+    // Dropped (ending the application's event stream) once the stop LSN is reached and every
+    // event was handed over; the connection stays until the application stops or drops.
+    let mut tx = Some(tx);
     loop {
         let now = Instant::now().into_std();
         if core.transmit_due(now) || core.wants_copy_done() {
@@ -105,7 +118,11 @@ pub(crate) async fn run<T: Transport>(
                 core.handle_error(error);
             }
         }
-        let backpressured = match deliver(&mut core, &tx, &mut metrics) {
+        let delivery = match &tx {
+            Some(sender) => deliver(&mut core, sender, &mut metrics),
+            None => Delivery::Drained,
+        };
+        let backpressured = match delivery {
             Delivery::Drained => false,
             Delivery::Full => true,
             Delivery::Closed => {
@@ -117,6 +134,9 @@ pub(crate) async fn run<T: Transport>(
         };
         if core.is_finished() {
             break;
+        }
+        if core.stop_reached_and_drained() && tx.take().is_some() {
+            tracing::debug!("stop LSN reached; waiting for the application to stop the stream");
         }
         core.set_reading(now, !backpressured);
         metrics.on_wait(backpressured, core.received_lsn());
@@ -136,7 +156,7 @@ pub(crate) async fn run<T: Transport>(
             () = &mut sleep => core.handle_timeout(Instant::now().into_std()),
             // The status update itself goes out at the top of the loop.
             () = feedback.status_requested() => {}
-            permit = tx.reserve(), if backpressured => {
+            permit = reserve(tx.as_ref()), if backpressured => {
                 if let Ok(permit) = permit {
                     if let Some(item) = core.poll_event() {
                         metrics.on_event(&item);

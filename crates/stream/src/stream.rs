@@ -156,7 +156,13 @@ impl LogicalStream {
             Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
-                // The task ended: cleanly, or (panic, runtime shutdown) without a word.
+                // Asking past the last event (after a stop LSN) means the application is done
+                // with everything it received: stop now, so the final status update carries
+                // what it reported.
+                if let Some(stop) = self.stop.take() {
+                    let _ = stop.send(());
+                }
+                // The task ends: cleanly, or (panic, runtime shutdown) without a word.
                 let Some(task) = self.task.as_mut() else {
                     self.done = true;
                     return Poll::Ready(None);

@@ -1,9 +1,11 @@
 //! Per-frame cost of the transport's read path.
 //!
 //! - `parse`: splitting CopyData frames off one buffer (the sans-IO parser alone);
-//! - `native_read_copy_data`: the whole native read path (socket reads into the large buffer,
-//!   parsing, `read_copy_data` through the `Connection` enum) against a local fake server that
-//!   completes a trust startup and then streams XLogData-sized CopyData frames.
+//! - `native_read_copy_data_per_frame`: the whole native read path (socket reads into the large
+//!   buffer, parsing, `read_copy_data` through the `Connection` enum) against a local fake
+//!   server that completes a trust startup and then streams XLogData-sized CopyData frames;
+//! - `libpq_read_copy_data_per_frame` (feature `libpq`): the same stream through the libpq
+//!   backend (`PQconsumeInput` + `PQgetCopyData`, buffer handed out in a `Bytes`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use bytes::{BufMut, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pg_walstream_transport::conninfo::Config;
 use pg_walstream_transport::message::backend::{BackendMessage, DEFAULT_MAX_FRAME_LEN, parse};
-use pg_walstream_transport::{Connection, Transport};
+use pg_walstream_transport::{Backend, Connection, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -118,7 +120,7 @@ fn bench_parse(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_native(c: &mut Criterion) {
+fn bench_backends(c: &mut Criterion) {
     // The fake server runs on its own thread so the measured thread only does client work.
     let (port_tx, port_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -143,36 +145,44 @@ fn bench_native(c: &mut Criterion) {
             .expect("config");
     let mut group = c.benchmark_group("transport");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("native_read_copy_data_per_frame", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let mut conn = Connection::connect(&config).await.expect("connect");
-                conn.copy_both(&format!("STREAM {iters}"))
-                    .await
-                    .expect("copy both");
-                let start = Instant::now();
-                let mut n = 0u64;
-                while let Some(frame) = conn.read_copy_data().await.expect("read") {
-                    black_box(&frame);
-                    n += 1;
-                }
-                let elapsed = start.elapsed();
-                assert_eq!(n, iters);
-                conn.send_copy_done().await.expect("copy done");
-                while conn.next_response().await.expect("end")
-                    != pg_walstream_transport::Response::Ready
-                {}
-                conn.close().await.expect("close");
-                elapsed
-            })
+    let mut backends = vec![("native", Backend::Native)];
+    if Backend::Libpq.is_available() {
+        backends.push(("libpq", Backend::Libpq));
+    }
+    for (name, backend) in backends {
+        group.bench_function(format!("{name}_read_copy_data_per_frame"), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let mut conn = Connection::connect_with(&config, backend)
+                        .await
+                        .expect("connect");
+                    conn.copy_both(&format!("STREAM {iters}"))
+                        .await
+                        .expect("copy both");
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    while let Some(frame) = conn.read_copy_data().await.expect("read") {
+                        black_box(&frame);
+                        n += 1;
+                    }
+                    let elapsed = start.elapsed();
+                    assert_eq!(n, iters);
+                    conn.send_copy_done().await.expect("copy done");
+                    while conn.next_response().await.expect("end")
+                        != pg_walstream_transport::Response::Ready
+                    {}
+                    conn.close().await.expect("close");
+                    elapsed
+                })
+            });
         });
-    });
+    }
     group.finish();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_parse, bench_native
+    targets = bench_parse, bench_backends
 }
 criterion_main!(benches);

@@ -62,6 +62,10 @@ impl CoreOptions {
 enum Phase {
     /// Delivering events.
     Streaming,
+    /// The stop LSN was reached: the crossing transaction is delivered, later data is
+    /// discarded, status updates keep reporting what the application processes; waiting for
+    /// [`LogicalCore::request_stop`] (the application's stop or drop) to send the final one.
+    StopReached,
     /// Stop requested or stop LSN reached: data is no longer delivered; a final status update
     /// is due, then CopyDone.
     Stopping,
@@ -164,6 +168,15 @@ impl LogicalCore {
         self.phase == Phase::Finished && self.events.is_empty()
     }
 
+    /// Whether the stop LSN was reached and every event up to it was taken: the application
+    /// has the whole bounded replay. The connection stays open (status updates still report
+    /// what the application processes) until [`request_stop`](Self::request_stop), so the
+    /// final status update acknowledges what was processed after the last event was handed
+    /// out.
+    pub fn stop_reached_and_drained(&self) -> bool {
+        self.phase == Phase::StopReached && self.events.is_empty()
+    }
+
     /// Whether the stream is winding down (stop requested, stop LSN reached, or ended).
     pub fn is_stopping(&self) -> bool {
         self.phase != Phase::Streaming
@@ -173,7 +186,7 @@ impl LogicalCore {
     /// available); a final status update is produced, then
     /// [`wants_copy_done`](Self::wants_copy_done) turns true.
     pub fn request_stop(&mut self) {
-        if self.phase == Phase::Streaming {
+        if matches!(self.phase, Phase::Streaming | Phase::StopReached) {
             self.phase = Phase::Stopping;
             self.final_status_pending = true;
         }
@@ -228,7 +241,9 @@ impl LogicalCore {
                 self.clean_end = true;
             }
             Phase::Finished => {}
-            Phase::Streaming | Phase::Stopping => self.fail(Error::ServerEnded),
+            Phase::Streaming | Phase::StopReached | Phase::Stopping => {
+                self.fail(Error::ServerEnded);
+            }
         }
     }
 
@@ -266,7 +281,8 @@ impl LogicalCore {
             && (self.feedback.status_request_pending()
                 || self.reply_pending
                 || self.final_status_pending
-                || (self.phase == Phase::Streaming && self.timers.ping_due(now))
+                || (matches!(self.phase, Phase::Streaming | Phase::StopReached)
+                    && self.timers.ping_due(now))
                 || self.timers.status_due(now))
     }
 
@@ -284,7 +300,8 @@ impl LogicalCore {
         if matches!(self.phase, Phase::CopyDoneSent | Phase::Finished) {
             return None;
         }
-        let ping = self.phase == Phase::Streaming && self.timers.ping_due(now);
+        let ping = matches!(self.phase, Phase::Streaming | Phase::StopReached)
+            && self.timers.ping_due(now);
         let requested = self.feedback.take_status_request();
         let due = requested
             || self.reply_pending
@@ -318,7 +335,9 @@ impl LogicalCore {
     }
 
     fn reach_stop(&mut self) {
-        self.request_stop();
+        if self.phase == Phase::Streaming {
+            self.phase = Phase::StopReached;
+        }
     }
 
     fn on_keepalive(&mut self, now: Instant, keepalive: PrimaryKeepalive) {

@@ -529,9 +529,18 @@ fn stop_at_delivers_the_crossing_transaction_then_stops() {
         })
         .collect();
     assert_eq!(commits, [0x108, 0x208]);
+    // The stop waits for the application: no final status and no CopyDone until it stops
+    // (or drops) the stream, so what it processes after the last event is acknowledged.
+    assert!(h.core.stop_reached_and_drained());
+    assert!(!h.core.wants_copy_done());
+    assert!(
+        h.transmit(1.0).is_none(),
+        "nothing due before the application stops"
+    );
+    h.feedback.processed(Lsn(0x208));
+    h.core.request_stop();
     // Final status first (even though not due), then CopyDone, then the server's end.
     assert!(!h.core.wants_copy_done());
-    h.feedback.processed(Lsn(0x208));
     let u = h.transmit(1.0).expect("final status");
     assert_eq!(
         u.flush,
@@ -577,4 +586,36 @@ fn server_end_before_stop_is_an_error() {
     h.core.request_stop();
     assert!(h.transmit(0.0).is_some());
     assert!(h.core.wants_copy_done());
+}
+
+#[test]
+fn after_the_stop_lsn_timers_keep_moving_while_waiting_for_the_application() {
+    let mut options = CoreOptions::new(ProtocolVersion::V1);
+    options.stop_at = Some(Lsn(0x108));
+    let mut h = Harness::new(options);
+    h.transaction(1.0, 1, 0x100, 0x108);
+    assert_eq!(h.drain().len(), 4);
+    assert!(h.core.stop_reached_and_drained());
+    // The server goes quiet: every deadline the core asks to be woken at must lead to
+    // something (a ping or a status update), never a deadline stuck in the past.
+    let mut now = 1.0;
+    for _ in 0..20 {
+        let at = h.core.poll_timeout().expect("a timer is armed");
+        let wake = (at - h.t0).as_secs_f64().max(now);
+        h.core.handle_timeout(h.at(wake));
+        let _ = h.transmit(wake);
+        // A read timeout (the server stayed silent past the deadline) ends the stream.
+        let Some(next) = h.core.poll_timeout() else {
+            break;
+        };
+        assert!(
+            next > h.at(wake),
+            "the next timeout at {wake}s must lie in the future"
+        );
+        now = wake;
+    }
+    assert!(
+        !h.core.wants_copy_done(),
+        "the final status waits for the application's stop"
+    );
 }
