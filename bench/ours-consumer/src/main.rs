@@ -92,11 +92,18 @@ struct Counts {
 }
 
 impl Counts {
-    /// Reads every column of every tuple of `change`.
-    fn change(&mut self, change: &Change) {
+    /// Reads every column of every tuple of `change`: the new row of an Insert, the new row
+    /// and the old key/row (if sent) of an Update, the old key/row of a Delete. (Each accessor
+    /// re-reads the message, so only the ones the kind can carry are called.)
+    fn change(&mut self, change: &Change, new: bool, old: bool) {
         self.dml += 1;
-        let old = change.old_tuple().map(|old| *old.tuple());
-        for tuple in change.new_tuple().into_iter().chain(old) {
+        let new = if new { change.new_tuple() } else { None };
+        let old = if old {
+            change.old_tuple().map(|old| *old.tuple())
+        } else {
+            None
+        };
+        for tuple in new.into_iter().chain(old) {
             for column in tuple.columns() {
                 self.columns += 1;
                 match column {
@@ -148,9 +155,9 @@ async fn run(args: Args) -> Result<Counts, String> {
         let event = event.map_err(|e| e.to_string())?;
         counts.events += 1;
         match event.kind() {
-            EventKind::Insert(change) | EventKind::Update(change) | EventKind::Delete(change) => {
-                counts.change(change);
-            }
+            EventKind::Insert(change) => counts.change(change, true, false),
+            EventKind::Update(change) => counts.change(change, true, true),
+            EventKind::Delete(change) => counts.change(change, false, true),
             EventKind::Commit(commit) => {
                 counts.txns += 1;
                 if args.latency {

@@ -65,7 +65,8 @@ pub(crate) struct BenchArgs {
     /// below what the walsenders can decode, so latency is delivery, not backlog).
     #[arg(long, default_value_t = 20)]
     live_pause_ms: u64,
-    /// Run the consumers under a profiler: `perf` (perf record -g) or `strace` (strace -c);
+    /// Run the consumers under a profiler: `perf` (perf record -g), `strace` (strace -c) or
+    /// `callgrind` (valgrind: user-space instruction counts that do not depend on the load);
     /// output in target/bench/profile/. Figures of profiled runs include the profiler.
     #[arg(long)]
     profile: Option<String>,
@@ -94,8 +95,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     if let Some(profiler) = args.profile.as_deref()
         && profiler != "perf"
         && profiler != "strace"
+        && profiler != "callgrind"
     {
-        return Err(format!("unknown profiler {profiler:?}: perf or strace"));
+        return Err(format!(
+            "unknown profiler {profiler:?}: perf, strace or callgrind"
+        ));
     }
     if args.runs == 0 || args.rows == 0 {
         return Err("--runs and --rows must be at least 1".into());
@@ -293,6 +297,12 @@ impl Context<'_> {
                 "-o".into(),
                 path("perf.data"),
                 "--".into(),
+            ],
+            "callgrind" => vec![
+                "valgrind".into(),
+                "--tool=callgrind".into(),
+                "--quiet".into(),
+                format!("--callgrind-out-file={}", path("callgrind.out")),
             ],
             _ => vec![
                 "strace".into(),
