@@ -5,8 +5,50 @@
 //! | module | crate | what it does |
 //! |---|---|---|
 //! | [`codec`] | `pg-walstream-codec` | sans-IO parsers and encoders of replication messages |
+//! | [`auth`] | `pg-walstream-auth` | cleartext, MD5, SCRAM-SHA-256(-PLUS) exchanges (feature `stream`) |
+//! | [`transport`] | `pg-walstream-transport` | connection strings, TLS, sessions; native and libpq backends (feature `stream`; libpq with feature `libpq`) |
+//! | [`slot`] | `pg-walstream-slot` | replication commands, slots, publications (feature `stream`) |
 //! | [`stream`] | `pg-walstream-stream` | logical replication streams with correct LSN feedback (feature `stream`) |
+//!
+//! The [`prelude`] brings the names most programs need.
+//!
+//! ```no_run
+//! use pg_walstream::prelude::*;
+//!
+//! # async fn run() -> Result<(), pg_walstream::stream::Error> {
+//! let config = LogicalConfig::builder()
+//!     .conninfo("host=localhost user=repl dbname=app")
+//!     .slot("app_slot")
+//!     .publication("app_pub")
+//!     .build()?;
+//! let mut stream = LogicalStream::connect(config).await?;
+//! while let Some(event) = stream.next_event().await {
+//!     let event = event?;
+//!     if let EventKind::Commit(commit) = event.kind() {
+//!         stream.feedback().processed(commit.end_lsn);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+#[cfg(feature = "stream")]
+pub use pg_walstream_auth as auth;
 pub use pg_walstream_codec as codec;
 #[cfg(feature = "stream")]
+pub use pg_walstream_slot as slot;
+#[cfg(feature = "stream")]
 pub use pg_walstream_stream as stream;
+#[cfg(feature = "stream")]
+pub use pg_walstream_transport as transport;
+
+/// The names most programs need: `use pg_walstream::prelude::*;`.
+pub mod prelude {
+    pub use pg_walstream_codec::Lsn;
+    #[cfg(feature = "stream")]
+    pub use pg_walstream_slot::{CreateSlot, SlotName};
+    #[cfg(feature = "stream")]
+    pub use pg_walstream_stream::{Event, EventKind, Feedback, LogicalConfig, LogicalStream};
+    #[cfg(feature = "stream")]
+    pub use pg_walstream_transport::{Backend, Connection, Transport};
+}
