@@ -79,7 +79,7 @@ pub(crate) struct BenchArgs {
     timeout: u64,
 }
 
-/// Runs the benchmark and writes target/bench/{latest,<stamp>}.{md,json}.
+/// Runs the benchmark and writes `target/bench/{latest,<stamp>}.{md,json}`.
 pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     let scenarios = scenario::select(&args.scenarios)?;
     let mut consumers = args
