@@ -47,19 +47,86 @@ pub(crate) fn ensure_libpq_build_deps() -> Result<(), String> {
     run(install)
 }
 
+/// Whether bindgen (through clang-sys) will find a loadable libclang: `LIBCLANG_PATH`, or one
+/// of the directories clang-sys searches on Linux holding a file it accepts.
 fn has_libclang() -> bool {
     if let Some(dir) = std::env::var_os("LIBCLANG_PATH") {
-        return Path::new(&dir).exists();
+        return dir_has_libclang(Path::new(&dir));
     }
-    let Ok(entries) = std::fs::read_dir("/usr/lib") else {
+    let mut dirs: Vec<std::path::PathBuf> = [
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/local/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .collect();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        dirs.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with("llvm-"))
+                .map(|entry| entry.path().join("lib")),
+        );
+    }
+    dirs.iter().any(|dir| dir_has_libclang(dir))
+}
+
+fn dir_has_libclang(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|entry| is_libclang_file_name(&entry.file_name().to_string_lossy()))
+    })
+}
+
+/// The file names clang-sys loads: `libclang.so`, `libclang-*.so`, `libclang.so.*` and
+/// `libclang-*.so.*` — but not `libclang-cpp*` (the C++ library, which bindgen cannot use and
+/// which many packages pull in without libclang itself).
+fn is_libclang_file_name(name: &str) -> bool {
+    if name.starts_with("libclang-cpp") {
+        return false;
+    }
+    let Some(rest) = name.strip_prefix("libclang") else {
         return false;
     };
-    entries.filter_map(Result::ok).any(|entry| {
-        let name = entry.file_name();
-        name.to_string_lossy().starts_with("llvm-")
-            && std::fs::read_dir(entry.path().join("lib")).is_ok_and(|libs| {
-                libs.filter_map(Result::ok)
-                    .any(|lib| lib.file_name().to_string_lossy().starts_with("libclang"))
-            })
-    })
+    let after_version = match rest.strip_prefix('-') {
+        Some(versioned) => match versioned.find(".so") {
+            Some(at) if at > 0 => &versioned[at..],
+            _ => return false,
+        },
+        None => rest,
+    };
+    after_version == ".so" || after_version.starts_with(".so.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_libclang_file_name;
+
+    #[test]
+    fn accepts_what_clang_sys_loads_and_rejects_libclang_cpp() {
+        for name in [
+            "libclang.so",
+            "libclang-14.so",
+            "libclang.so.1",
+            "libclang-14.so.1",
+            "libclang-14.0.6.so.14",
+        ] {
+            assert!(is_libclang_file_name(name), "{name} is libclang");
+        }
+        for name in [
+            "libclang-cpp.so.14",
+            "libclang-cpp.so",
+            "libclangBasic.a",
+            "libclang.a",
+            "libclang-.so",
+            "libclang_rt.asan.so",
+            "liblldb.so",
+        ] {
+            assert!(!is_libclang_file_name(name), "{name} is not libclang");
+        }
+    }
 }
