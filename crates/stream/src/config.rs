@@ -146,6 +146,7 @@ pub struct LogicalConfig {
     pub(crate) read_timeout: ReadTimeout,
     pub(crate) create_slot: Option<CreateSlotOptions>,
     pub(crate) channel_capacity: usize,
+    pub(crate) channel_bytes: usize,
 }
 
 /// Builder of a [`LogicalConfig`]; see there.
@@ -168,12 +169,14 @@ pub struct LogicalConfigBuilder {
     read_timeout: ReadTimeout,
     create_slot: Option<CreateSlotOptions>,
     channel_capacity: usize,
+    channel_bytes: usize,
 }
 
 impl LogicalConfig {
     /// A builder with defaults: protocol version chosen from the server, streaming off, text
     /// format, no messages, no two-phase, all origins, start at the slot's confirmed position,
-    /// 10 s status interval, automatic read deadline, 1024 buffered events.
+    /// 10 s status interval, automatic read deadline, at most 1024 buffered events and
+    /// [`DEFAULT_CHANNEL_BYTES`] of buffered message bytes.
     pub fn builder() -> LogicalConfigBuilder {
         LogicalConfigBuilder {
             conninfo: None,
@@ -192,6 +195,7 @@ impl LogicalConfig {
             read_timeout: ReadTimeout::Auto,
             create_slot: None,
             channel_capacity: 1024,
+            channel_bytes: DEFAULT_CHANNEL_BYTES,
         }
     }
 
@@ -330,6 +334,13 @@ impl LogicalConfig {
     }
 }
 
+/// The default byte budget of the event channel (8 MiB of pgoutput messages).
+pub const DEFAULT_CHANNEL_BYTES: usize = 8 << 20;
+
+/// The longest status interval or fixed read deadline accepted: PostgreSQL's own upper bound
+/// for `wal_receiver_status_interval` (`INT_MAX` / 1000 seconds, about 24.8 days).
+pub const MAX_INTERVAL: Duration = Duration::from_secs(i32::MAX as u64 / 1000);
+
 /// The highest pgoutput protocol version `server` supports.
 pub fn max_protocol(server: ServerVersion) -> ProtocolVersion {
     match server.major {
@@ -451,6 +462,21 @@ impl LogicalConfigBuilder {
         self
     }
 
+    /// How many bytes of pgoutput messages may wait for the application before reading from
+    /// the server pauses, whatever the number of events. Default [`DEFAULT_CHANNEL_BYTES`].
+    ///
+    /// The trade-off: events are zero-copy, so a waiting event keeps alive the read buffer it
+    /// was parsed from (the native backend reads in chunks of up to 256 KiB). This budget
+    /// counts message bytes, not those buffers: while events of many different reads wait,
+    /// the memory held can exceed it by up to one buffer per waiting event. Lower
+    /// [`channel_capacity`](Self::channel_capacity) too when that matters, or copy what you
+    /// keep ([`Change::to_owned_tuples`](crate::Change::to_owned_tuples) still shares the
+    /// buffer).
+    pub fn channel_bytes(mut self, bytes: usize) -> Self {
+        self.channel_bytes = bytes;
+        self
+    }
+
     /// Validates what can be checked without a server.
     ///
     /// # Errors
@@ -489,6 +515,18 @@ impl LogicalConfigBuilder {
                 reason: "must be greater than zero",
             });
         }
+        if self.status_interval > MAX_INTERVAL {
+            return Err(ConfigError::InvalidValue {
+                what: "status interval",
+                reason: "must be at most 2147483 seconds (PostgreSQL's own limit)",
+            });
+        }
+        if matches!(self.read_timeout, ReadTimeout::Fixed(d) if d > MAX_INTERVAL) {
+            return Err(ConfigError::InvalidValue {
+                what: "read timeout",
+                reason: "must be at most 2147483 seconds (use ReadTimeout::Disabled to disable it)",
+            });
+        }
         if self.read_timeout == ReadTimeout::Fixed(Duration::ZERO) {
             return Err(ConfigError::InvalidValue {
                 what: "read timeout",
@@ -498,6 +536,12 @@ impl LogicalConfigBuilder {
         if self.channel_capacity == 0 {
             return Err(ConfigError::InvalidValue {
                 what: "channel capacity",
+                reason: "must be at least 1",
+            });
+        }
+        if self.channel_bytes == 0 {
+            return Err(ConfigError::InvalidValue {
+                what: "channel bytes",
                 reason: "must be at least 1",
             });
         }
@@ -517,6 +561,7 @@ impl LogicalConfigBuilder {
             read_timeout: self.read_timeout,
             create_slot: self.create_slot,
             channel_capacity: self.channel_capacity,
+            channel_bytes: self.channel_bytes,
         })
     }
 }

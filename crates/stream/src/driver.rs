@@ -14,6 +14,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::budget::ByteBudget;
 use crate::core::LogicalCore;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -28,28 +29,55 @@ fn wall_clock() -> PgTimestamp {
 }
 
 /// What the driver should do after moving events to the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delivery {
     /// Everything pending was sent.
     Drained,
-    /// The channel is full.
+    /// The channel holds its capacity in events.
     Full,
+    /// The channel holds its budget in bytes.
+    OverBudget,
     /// The application dropped the stream.
     Closed,
+}
+
+/// The bytes an event keeps in the channel (its pgoutput message).
+fn event_bytes(item: &Result<Event>) -> usize {
+    item.as_ref()
+        .map_or(0, |event| event.xlog_data().data.len())
+}
+
+/// Moves one event from the core into the channel through `permit`.
+fn send_one(
+    core: &mut LogicalCore,
+    permit: mpsc::Permit<'_, Result<Event>>,
+    budget: &ByteBudget,
+    metrics: &mut StreamMetrics,
+) {
+    if let Some(item) = core.poll_event() {
+        metrics.on_event(&item);
+        budget.take(event_bytes(&item));
+        permit.send(item);
+    }
 }
 
 fn deliver(
     core: &mut LogicalCore,
     tx: &mpsc::Sender<Result<Event>>,
+    budget: &ByteBudget,
     metrics: &mut StreamMetrics,
 ) -> Delivery {
     while core.has_pending_events() {
+        if budget.is_exhausted() {
+            // Nobody will release bytes once the application dropped the stream.
+            return if tx.is_closed() {
+                Delivery::Closed
+            } else {
+                Delivery::OverBudget
+            };
+        }
         match tx.try_reserve() {
-            Ok(permit) => {
-                if let Some(item) = core.poll_event() {
-                    metrics.on_event(&item);
-                    permit.send(item);
-                }
-            }
+            Ok(permit) => send_one(core, permit, budget, metrics),
             Err(TrySendError::Full(())) => return Delivery::Full,
             Err(TrySendError::Closed(())) => return Delivery::Closed,
         }
@@ -92,14 +120,17 @@ async fn transmit<T: Transport>(
     Ok(())
 }
 
-/// Runs the stream until it ends, the application stops it or drops it.
+/// Runs the stream until it ends, the application stops it or drops it. Returns the error
+/// that ended the stream after the application's event stream had already ended (at the stop
+/// LSN), which the channel can no longer carry.
 pub(crate) async fn run<T: Transport>(
     mut transport: T,
     mut core: LogicalCore,
     tx: mpsc::Sender<Result<Event>>,
+    budget: ByteBudget,
     mut stop: oneshot::Receiver<()>,
     mut metrics: StreamMetrics,
-) {
+) -> Option<Error> {
     tracing::debug!("replication stream running");
     let mut buf = BytesMut::with_capacity(64);
     let mut stop_seen = false;
@@ -110,6 +141,7 @@ pub(crate) async fn run<T: Transport>(
     // Dropped (ending the application's event stream) once the stop LSN is reached and every
     // event was handed over; the connection stays until the application stops or drops.
     let mut tx = Some(tx);
+    let mut late_error = None;
     loop {
         let now = Instant::now().into_std();
         if core.transmit_due(now) || core.wants_copy_done() {
@@ -118,13 +150,21 @@ pub(crate) async fn run<T: Transport>(
                 core.handle_error(error);
             }
         }
-        let delivery = match &tx {
-            Some(sender) => deliver(&mut core, sender, &mut metrics),
-            None => Delivery::Drained,
+        let delivery = if let Some(sender) = &tx {
+            deliver(&mut core, sender, &budget, &mut metrics)
+        } else {
+            // Past the stop LSN only the error that ends the stream can follow; the task
+            // returns it (the application gets it from `stop` or its next poll).
+            while let Some(item) = core.poll_event() {
+                if let Err(error) = item {
+                    late_error.get_or_insert(error);
+                }
+            }
+            Delivery::Drained
         };
         let backpressured = match delivery {
             Delivery::Drained => false,
-            Delivery::Full => true,
+            Delivery::Full | Delivery::OverBudget => true,
             Delivery::Closed => {
                 // Nobody listens: wind down gracefully, discarding what is pending.
                 core.request_stop();
@@ -156,17 +196,16 @@ pub(crate) async fn run<T: Transport>(
             () = &mut sleep => core.handle_timeout(Instant::now().into_std()),
             // The status update itself goes out at the top of the loop.
             () = feedback.status_requested() => {}
-            permit = reserve(tx.as_ref()), if backpressured => {
+            permit = reserve(tx.as_ref()), if delivery == Delivery::Full => {
                 if let Ok(permit) = permit {
-                    if let Some(item) = core.poll_event() {
-                        metrics.on_event(&item);
-                        permit.send(item);
-                    }
+                    send_one(&mut core, permit, &budget, &mut metrics);
                 } else {
                     core.request_stop();
                     while core.poll_event().is_some() {}
                 }
             }
+            // Delivery resumes at the top of the loop.
+            () = budget.released(), if delivery == Delivery::OverBudget => {}
             frame = transport.read_copy_data(), if !backpressured => match frame {
                 Ok(Some(frame)) => {
                     metrics.on_frame(frame.len());
@@ -187,6 +226,7 @@ pub(crate) async fn run<T: Transport>(
         // The server follows its CopyDone with the command's end; say goodbye politely.
         let _ = transport.close().await;
     }
+    late_error
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub enum Error {
     /// shut down).
     #[error("the replication task ended unexpectedly")]
     TaskEnded,
+    /// An event was acknowledged through another stream's [`Feedback`](crate::Feedback).
+    #[error(transparent)]
+    ForeignEvent(#[from] crate::feedback::ForeignEvent),
 }
 
 impl Error {

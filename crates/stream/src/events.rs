@@ -26,6 +26,8 @@ pub struct Event {
     kind: EventKind,
     version: ProtocolVersion,
     in_stream: bool,
+    /// The [`Feedback`](crate::Feedback) identity of the stream that delivered it.
+    stream_id: u64,
 }
 
 /// What an [`Event`] is. Streamed and two-phase variants appear only when the stream was
@@ -100,13 +102,20 @@ impl Event {
         kind: EventKind,
         version: ProtocolVersion,
         in_stream: bool,
+        stream_id: u64,
     ) -> Self {
         Event {
             xlog,
             kind,
             version,
             in_stream,
+            stream_id,
         }
+    }
+
+    /// Which stream delivered the event (see [`Feedback::ack`](crate::Feedback::ack)).
+    pub(crate) fn stream_id(&self) -> u64 {
+        self.stream_id
     }
 
     /// What happened.
@@ -153,7 +162,10 @@ impl Event {
     /// The position to report through [`Feedback`](crate::Feedback) once this event is durably
     /// processed: `end_lsn` of Commit, Stream Commit, Prepare, Stream Prepare and Commit
     /// Prepared, `rollback_end_lsn` of Rollback Prepared, and for a non-transactional logical
-    /// message its LSN + 1. `None` for events inside a transaction.
+    /// message its `lsn` — already the *end* of the message's WAL record (decode.c passes
+    /// `buf->endptr`), so after a restart the server skips the message itself (its record
+    /// starts below) but not the record that starts right there, often the commit of the
+    /// transaction the message was emitted in. `None` for events inside a transaction.
     pub fn ack_lsn(&self) -> Option<Lsn> {
         self.kind.ack_lsn()
     }
@@ -168,7 +180,7 @@ impl EventKind {
             EventKind::Prepare(p) | EventKind::StreamPrepare(p) => Some(p.end_lsn),
             EventKind::CommitPrepared(c) => Some(c.end_lsn),
             EventKind::RollbackPrepared(r) => Some(r.rollback_end_lsn),
-            EventKind::Message(m) if !m.is_transactional() => m.lsn.checked_add(1),
+            EventKind::Message(m) if !m.is_transactional() => Some(m.lsn),
             _ => None,
         }
     }

@@ -3,6 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+/// Source of [`Feedback`] identities (one per stream), so an event is acknowledged only
+/// through the stream that delivered it.
+static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
+
 use tokio::sync::Notify;
 
 use pg_walstream_codec::{Lsn, PgTimestamp};
@@ -33,13 +37,41 @@ use crate::events::Event;
 /// worker.processed(Lsn(0x100)); // ignored: reports never go backwards
 /// assert_eq!(feedback.processed_lsn(), Lsn(0x200));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Feedback {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
+/// [`Feedback::ack`] was given an event that another stream delivered: acknowledging it here
+/// would confirm a position of an unrelated slot. Nothing was reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event acknowledged through the feedback handle of a stream that did not deliver it")]
+#[non_exhaustive]
+pub struct ForeignEvent;
+
+impl Default for Feedback {
+    fn default() -> Self {
+        Feedback {
+            shared: Arc::new(Shared {
+                stream_id: NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed),
+                processed: AtomicU64::new(0),
+                sent_write: AtomicU64::new(0),
+                sent_flush: AtomicU64::new(0),
+                sent_apply: AtomicU64::new(0),
+                updates_sent: AtomicU64::new(0),
+                server_wal_end: AtomicU64::new(0),
+                server_time: AtomicI64::new(0),
+                status_requested: AtomicBool::new(false),
+                wake: Notify::new(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Shared {
+    /// Which stream this is (see [`Feedback::ack`]).
+    stream_id: u64,
     processed: AtomicU64,
     sent_write: AtomicU64,
     sent_flush: AtomicU64,
@@ -87,10 +119,23 @@ impl Feedback {
     /// Reports `event` as processed if it ends a unit the server can be told about (a
     /// transaction's commit, a prepare, a non-transactional message); other events are
     /// ignored. Returns the position reported, if any.
-    pub fn ack(&self, event: &Event) -> Option<Lsn> {
-        let lsn = event.ack_lsn()?;
+    ///
+    /// # Errors
+    /// [`ForeignEvent`] when `event` was delivered by another stream (nothing is reported).
+    pub fn ack(&self, event: &Event) -> Result<Option<Lsn>, ForeignEvent> {
+        if event.stream_id() != self.shared.stream_id {
+            return Err(ForeignEvent);
+        }
+        let Some(lsn) = event.ack_lsn() else {
+            return Ok(None);
+        };
         self.processed(lsn);
-        Some(lsn)
+        Ok(Some(lsn))
+    }
+
+    /// The identity events of this stream carry.
+    pub(crate) fn stream_id(&self) -> u64 {
+        self.shared.stream_id
     }
 
     /// The highest position reported so far (`0/0` if none).

@@ -52,7 +52,9 @@
 //!
 //! A transaction is acknowledged at its Commit's `end_lsn` (never `commit_lsn` or a frame's
 //! start); [`Event::ack_lsn`] returns the right position for every event that ends a unit
-//! (commit, stream commit, prepare, commit/rollback prepared, non-transactional message).
+//! (commit, stream commit, prepare, commit/rollback prepared, non-transactional message —
+//! the latter at its `lsn`, which is already the *end* of the message's WAL record, the start
+//! of the next one). [`Feedback::ack`] refuses an event another stream delivered.
 //!
 //! **Idle rule.** When no transaction is open (no Begin without its Commit, no Begin Prepare
 //! without its Prepare, no streamed transaction without its Stream Commit, Stream Prepare or
@@ -61,14 +63,23 @@
 //! order, so nothing before that position is still to come; a slot on a quiet publication thus
 //! stops holding WAL while the rest of the server writes. Data that was delivered but not
 //! reported is never acknowledged, and after a stop the keepalives are ignored. Flush never
-//! goes below the slot's position when the stream started.
+//! goes below the slot's position when the stream started, nor below what an earlier status
+//! update reported.
 //!
-//! **Liveness.** The read deadline is derived from the keepalive cadence (3 × the longest gap,
-//! at least 10 s; 60 s until known) or set explicitly ([`ReadTimeout`]); half-way through a
-//! silence the stream asks the server for a reply, and at the deadline it fails with
-//! [`Error::ReadTimeout`]. While the application lags, reading pauses (at most
-//! [`channel_capacity`](LogicalConfigBuilder::channel_capacity) events wait) and the deadline
-//! does not run, but status updates still go out, so `wal_sender_timeout` never fires.
+//! **Liveness.** The read deadline is derived from the keepalive cadence (3 × the longest of
+//! the recent silences that a keepalive ended, at least 10 s; 60 s until known) or set
+//! explicitly ([`ReadTimeout`]); half-way through a silence the stream asks the server for a
+//! reply, and at the deadline it fails with [`Error::ReadTimeout`]. While the application
+//! lags, reading pauses (at most [`channel_capacity`](LogicalConfigBuilder::channel_capacity)
+//! events and [`channel_bytes`](LogicalConfigBuilder::channel_bytes) bytes of messages wait)
+//! and the deadline does not run, but status updates still go out — also after the stop LSN
+//! while the stream waits for the application — so `wal_sender_timeout` never fires.
+//!
+//! **Stop LSN.** With [`stop_at`](LogicalConfigBuilder::stop_at) the stream delivers every
+//! transaction whose commit record starts before the stop LSN and nothing that commits after
+//! it; blocks of a streamed transaction still open at that point are delivered as they came,
+//! but its Stream Commit lies beyond the stop. If the connection fails after the last event,
+//! [`LogicalStream::stop`] returns that error.
 //!
 //! **Resuming.** A new stream on the slot starts at the slot's `confirmed_flush_lsn` — the last
 //! flush position the server received — so transactions that were delivered but not reported
@@ -91,6 +102,7 @@
 //! [`Transport`](pg_walstream_transport::Transport) in a spawned task. Bad input is never
 //! skipped: an undecodable frame, a change for a relation never described, or a protocol
 //! violation ends the stream with an [`Error`].
+mod budget;
 mod config;
 mod core;
 mod driver;
@@ -102,12 +114,12 @@ mod relation_cache;
 mod stream;
 
 pub use config::{
-    ConfigError, CreateSlotOptions, LogicalConfig, LogicalConfigBuilder, OriginFilter, Streaming,
-    max_protocol,
+    ConfigError, CreateSlotOptions, DEFAULT_CHANNEL_BYTES, LogicalConfig, LogicalConfigBuilder,
+    MAX_INTERVAL, OriginFilter, Streaming, max_protocol,
 };
 pub use core::{CoreOptions, LogicalCore, ReadTimeout};
 pub use error::{Error, Result};
 pub use events::{Change, Event, EventKind, OwnedTuples};
-pub use feedback::Feedback;
+pub use feedback::{Feedback, ForeignEvent};
 pub use relation_cache::{RelationCache, RelationInfo};
 pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+use crate::budget::ByteBudget;
 use crate::config::{ConfigError, LogicalConfig};
 use crate::core::{CoreOptions, LogicalCore};
 use crate::driver;
@@ -54,8 +55,9 @@ pub struct PreparedStream<T> {
 pub struct LogicalStream {
     events: mpsc::Receiver<Result<Event>>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    task: Option<JoinHandle<Option<Error>>>,
     feedback: Feedback,
+    budget: ByteBudget,
     info: StreamInfo,
     done: bool,
 }
@@ -153,7 +155,12 @@ impl LogicalStream {
             return Poll::Ready(None);
         }
         match self.events.poll_recv(cx) {
-            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Ready(Some(item)) => {
+                if let Ok(event) = &item {
+                    self.budget.release(event.xlog_data().data.len());
+                }
+                Poll::Ready(Some(item))
+            }
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 // Asking past the last event (after a stop LSN) means the application is done
@@ -173,7 +180,9 @@ impl LogicalStream {
                         self.task = None;
                         self.done = true;
                         match result {
-                            Ok(()) => Poll::Ready(None),
+                            Ok(None) => Poll::Ready(None),
+                            // The stream failed after its last event (past the stop LSN).
+                            Ok(Some(error)) => Poll::Ready(Some(Err(error))),
                             Err(_) => Poll::Ready(Some(Err(Error::TaskEnded))),
                         }
                     }
@@ -319,11 +328,23 @@ impl<T: Transport + 'static> PreparedStream<T> {
         Ok(LogicalStream::spawn(
             self.transport,
             core,
-            self.config.channel_capacity,
+            ChannelLimits {
+                events: self.config.channel_capacity,
+                bytes: self.config.channel_bytes,
+            },
             self.config.slot().as_str(),
             info,
         ))
     }
+}
+
+/// How much the channel between the driver task and the application holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChannelLimits {
+    /// Events.
+    pub(crate) events: usize,
+    /// Bytes of pgoutput messages (see [`ByteBudget`]).
+    pub(crate) bytes: usize,
 }
 
 impl LogicalStream {
@@ -331,22 +352,25 @@ impl LogicalStream {
     pub(crate) fn spawn<T: Transport + 'static>(
         transport: T,
         core: LogicalCore,
-        capacity: usize,
+        limits: ChannelLimits,
         slot: &str,
         info: StreamInfo,
     ) -> LogicalStream {
         let feedback = core.feedback().clone();
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = mpsc::channel(limits.events.max(1));
+        let budget = ByteBudget::new(limits.bytes);
         let (stop_tx, stop_rx) = oneshot::channel();
         let metrics = StreamMetrics::new(slot);
         let span = tracing::info_span!("walstream", slot, proto = info.proto_version.as_u32());
-        let task =
-            tokio::spawn(driver::run(transport, core, tx, stop_rx, metrics).instrument(span));
+        let task = tokio::spawn(
+            driver::run(transport, core, tx, budget.clone(), stop_rx, metrics).instrument(span),
+        );
         LogicalStream {
             events: rx,
             stop: Some(stop_tx),
             task: Some(task),
             feedback,
+            budget,
             info,
             done: false,
         }

@@ -94,7 +94,7 @@ async fn run(config: LogicalConfig) -> Result<(), Error> {
             _ => {}
         }
         // Printed lines are "processed": acknowledge commits (and non-transactional messages).
-        feedback.ack(&event);
+        feedback.ack(&event)?;
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         {
             println!("{}: {:?}", row.relation().name, row.to_owned_tuples().new);
         }
-        stream.feedback().ack(&event); // processed: the slot may release WAL up to here
+        stream.feedback().ack(&event)?; // processed: the slot may release WAL up to here
     }
     Ok(())
 }

@@ -70,7 +70,7 @@ async fn run(config: LogicalConfig, per_second: u32) -> Result<(), Error> {
             }
             _ => {}
         }
-        feedback.ack(&event);
+        feedback.ack(&event)?;
     }
     println!("{count} events at most {per_second} per second");
     Ok(())

@@ -65,7 +65,9 @@ async fn consume(mut rx: mpsc::Receiver<Event>, feedback: Feedback) -> u64 {
             };
             println!("{kind} {}.{}", c.relation().namespace, c.relation().name);
         }
-        feedback.ack(&event);
+        feedback
+            .ack(&event)
+            .expect("the event came from the stream this feedback belongs to");
     }
     changes
 }

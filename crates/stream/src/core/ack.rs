@@ -47,6 +47,11 @@ impl AckTracker {
         self.received
     }
 
+    /// Whether a plain transaction (Begin … Commit, or Begin Prepare … Prepare) is open.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.txn_open
+    }
+
     /// Whether no transaction (plain, prepared or streamed) is open.
     pub(crate) fn no_open_transaction(&self) -> bool {
         !self.txn_open && self.streams_open.is_empty()
@@ -90,11 +95,8 @@ impl AckTracker {
                 self.require(p.end_lsn);
             }
             Message::StreamAbort(a) if a.xid == a.subxid => self.close_stream(a.xid),
-            Message::Message(m) if !m.is_transactional() => {
-                if let Some(ack) = m.lsn.checked_add(1) {
-                    self.require(ack);
-                }
-            }
+            // `lsn` is the end of the message's record (see `Event::ack_lsn`).
+            Message::Message(m) if !m.is_transactional() => self.require(m.lsn),
             _ => {}
         }
         Ok(())

@@ -103,6 +103,9 @@ pub struct LogicalCore {
     reply_pending: bool,
     final_status_pending: bool,
     clean_end: bool,
+    /// Flush and apply of the last status update (reports never move backwards).
+    sent_flush: Lsn,
+    sent_apply: Lsn,
 }
 
 impl LogicalCore {
@@ -120,6 +123,8 @@ impl LogicalCore {
             reply_pending: false,
             final_status_pending: false,
             clean_end: false,
+            sent_flush: Lsn::INVALID,
+            sent_apply: Lsn::INVALID,
         }
     }
 
@@ -205,7 +210,7 @@ impl LogicalCore {
         if self.phase == Phase::Finished {
             return;
         }
-        self.timers.on_received(now);
+        let silence = self.timers.on_received(now);
         match BackendMessage::parse(frame) {
             Err(source) => self.fail(Error::Decode {
                 after: self.tracker.received(),
@@ -213,7 +218,7 @@ impl LogicalCore {
             }),
             Ok(BackendMessage::PrimaryKeepalive(k)) => {
                 self.feedback.record_server(k.wal_end, k.send_time);
-                self.on_keepalive(now, k);
+                self.on_keepalive(silence, k);
             }
             Ok(BackendMessage::XLogData(x)) => {
                 self.feedback.record_server(x.wal_end, x.send_time);
@@ -267,10 +272,15 @@ impl LogicalCore {
 
     /// When [`handle_timeout`](Self::handle_timeout) and
     /// [`poll_transmit`](Self::poll_transmit) should next be called; `None` once finished.
+    /// After CopyDone only the read deadline remains (no status update may follow CopyDone),
+    /// so a driver never wakes for a timer nothing acts on.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Finished => None,
-            _ => Some(self.timers.next_timeout()),
+            Phase::CopyDoneSent => self.timers.next_timeout(false),
+            Phase::Streaming | Phase::StopReached | Phase::Stopping => {
+                self.timers.next_timeout(true)
+            }
         }
     }
 
@@ -312,10 +322,15 @@ impl LogicalCore {
             return None;
         }
         let positions = self.tracker.positions(self.feedback.processed_lsn());
+        // Never report less than a previous update did: the idle rule may have moved flush
+        // past what the application reported, and a transaction beginning afterwards must not
+        // pull it back (older servers would move the slot backwards).
+        self.sent_flush = self.sent_flush.max(positions.flush);
+        self.sent_apply = self.sent_apply.max(positions.apply);
         let update = StandbyStatusUpdate {
             write: positions.write,
-            flush: positions.flush,
-            apply: positions.apply,
+            flush: self.sent_flush,
+            apply: self.sent_apply,
             send_time,
             reply_requested: ping,
         };
@@ -340,20 +355,26 @@ impl LogicalCore {
         }
     }
 
-    fn on_keepalive(&mut self, now: Instant, keepalive: PrimaryKeepalive) {
-        self.timers.on_keepalive(now);
+    fn on_keepalive(&mut self, silence: Duration, keepalive: PrimaryKeepalive) {
+        self.timers.on_keepalive(silence);
+        if keepalive.reply_requested && matches!(self.phase, Phase::Streaming | Phase::StopReached)
+        {
+            // Also after the stop LSN: the connection stays open until the application stops,
+            // and a walsender that asked for a reply and gets none disconnects us.
+            self.reply_pending = true;
+        }
         if self.phase != Phase::Streaming {
             // After a stop, data is discarded: following keepalives must not move the flush
             // position past what was delivered.
             return;
         }
         self.tracker.on_keepalive(keepalive.wal_end);
-        if keepalive.reply_requested {
-            self.reply_pending = true;
-        }
+        // Transactions are sent in commit order, and a keepalive's `wal_end` is what the
+        // walsender has decoded: every transaction committing before it was delivered. Streamed
+        // transactions still open commit later (or never): they lie beyond the stop.
         if self
             .stop_at
-            .is_some_and(|stop| keepalive.wal_end >= stop && self.tracker.no_open_transaction())
+            .is_some_and(|stop| keepalive.wal_end >= stop && !self.tracker.in_transaction())
         {
             self.reach_stop();
         }
@@ -374,10 +395,13 @@ impl LogicalCore {
                 });
             }
         };
-        if let (Some(stop), Message::Begin(begin)) = (self.stop_at, &message)
-            && begin.final_lsn >= stop
-            && self.tracker.no_open_transaction()
+        if let Some(stop) = self.stop_at
+            && !self.tracker.in_transaction()
+            && unit_starts_at(&message).is_some_and(|start| start >= stop)
         {
+            // A transaction (or the end of a streamed or prepared one) whose commit record
+            // starts at or after the stop LSN: not delivered. Streamed transactions still
+            // open at this point commit later (or never) and lie beyond the stop too.
             return self.reach_stop();
         }
         if let Err(what) = self.tracker.on_message(&message, xlog.wal_end) {
@@ -391,11 +415,12 @@ impl LogicalCore {
             Err(error) => return self.fail(error),
         };
         let ack = kind.ack_lsn();
+        let stream_id = self.feedback.stream_id();
         self.events
-            .push_back(Ok(Event::new(xlog, kind, version, in_stream)));
+            .push_back(Ok(Event::new(xlog, kind, version, in_stream, stream_id)));
         if let (Some(stop), Some(ack)) = (self.stop_at, ack)
             && ack >= stop
-            && self.tracker.no_open_transaction()
+            && !self.tracker.in_transaction()
         {
             self.reach_stop();
         }
@@ -465,6 +490,20 @@ impl LogicalCore {
                 }
             },
         })
+    }
+}
+
+/// Where the WAL record that opens or decides a unit starts, for the messages that carry it:
+/// Begin's `final_lsn` (its commit record), Begin Prepare's and Stream Prepare's
+/// `prepare_lsn`, Stream Commit's and Commit Prepared's `commit_lsn`.
+fn unit_starts_at(message: &Message<'_>) -> Option<Lsn> {
+    match message {
+        Message::Begin(b) => Some(b.final_lsn),
+        Message::BeginPrepare(b) => Some(b.prepare_lsn),
+        Message::StreamPrepare(p) => Some(p.prepare_lsn),
+        Message::StreamCommit(c) => Some(c.commit_lsn),
+        Message::CommitPrepared(c) => Some(c.commit_lsn),
+        _ => None,
     }
 }
 

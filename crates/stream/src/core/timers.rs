@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 /// at once, so a healthy but idle server always answers in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadTimeout {
-    /// Derived from the server's keepalive cadence: 3 × the longest gap seen between two
-    /// keepalives, at least [`ReadTimeout::AUTO_MIN`]; [`ReadTimeout::AUTO_INITIAL`] until
-    /// two keepalives have been seen.
+    /// Derived from the server's keepalive cadence: 3 × the longest of the last
+    /// [`ReadTimeout::AUTO_WINDOW`] silences that a keepalive ended (the time since the frame
+    /// before it), at least [`ReadTimeout::AUTO_MIN`]; [`ReadTimeout::AUTO_INITIAL`] until
+    /// two keepalives have been seen. While data flows the silences are short, so a long busy
+    /// period does not stretch the deadline, and an old long silence ages out of the window.
     #[default]
     Auto,
     /// A fixed deadline.
@@ -25,6 +27,16 @@ impl ReadTimeout {
     /// The automatic deadline before the keepalive cadence is known (PostgreSQL's default
     /// `wal_sender_timeout`).
     pub const AUTO_INITIAL: Duration = Duration::from_secs(60);
+    /// How many recent keepalive-ended silences the automatic deadline is derived from.
+    pub const AUTO_WINDOW: usize = 8;
+}
+
+/// An instant `after` past `now`, saturating instead of panicking on absurd durations (the
+/// builder rejects them; a core built directly must not panic either).
+pub(crate) fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 #[derive(Debug)]
@@ -33,8 +45,12 @@ pub(crate) struct Timers {
     next_status: Instant,
     read_timeout: ReadTimeout,
     last_received: Instant,
-    last_keepalive: Option<Instant>,
-    longest_keepalive_gap: Option<Duration>,
+    /// Whether a keepalive was seen since the start (or since reading resumed).
+    keepalive_seen: bool,
+    /// The most recent silences that ended with a keepalive (ring, `silences_len` valid).
+    silences: [Duration; ReadTimeout::AUTO_WINDOW],
+    silences_len: usize,
+    silences_next: usize,
     reading: bool,
     ping_sent: bool,
 }
@@ -43,11 +59,13 @@ impl Timers {
     pub(crate) fn new(now: Instant, status_interval: Duration, read_timeout: ReadTimeout) -> Self {
         Timers {
             status_interval,
-            next_status: now + status_interval,
+            next_status: later(now, status_interval),
             read_timeout,
             last_received: now,
-            last_keepalive: None,
-            longest_keepalive_gap: None,
+            keepalive_seen: false,
+            silences: [Duration::ZERO; ReadTimeout::AUTO_WINDOW],
+            silences_len: 0,
+            silences_next: 0,
             reading: true,
             ping_sent: false,
         }
@@ -58,25 +76,32 @@ impl Timers {
         match self.read_timeout {
             ReadTimeout::Fixed(d) => Some(d),
             ReadTimeout::Disabled => None,
-            ReadTimeout::Auto => Some(match self.longest_keepalive_gap {
+            ReadTimeout::Auto => Some(match self.silences[..self.silences_len].iter().max() {
                 Some(gap) => gap.saturating_mul(3).max(ReadTimeout::AUTO_MIN),
                 None => ReadTimeout::AUTO_INITIAL,
             }),
         }
     }
 
-    pub(crate) fn on_received(&mut self, now: Instant) {
+    /// A frame arrived at `now`; returns how long the server had been silent before it.
+    pub(crate) fn on_received(&mut self, now: Instant) -> Duration {
+        let silence = now.saturating_duration_since(self.last_received);
         self.last_received = self.last_received.max(now);
         self.ping_sent = false;
+        silence
     }
 
-    pub(crate) fn on_keepalive(&mut self, now: Instant) {
-        if let Some(previous) = self.last_keepalive {
-            let gap = now.saturating_duration_since(previous);
-            self.longest_keepalive_gap =
-                Some(self.longest_keepalive_gap.map_or(gap, |g| g.max(gap)));
+    /// The frame that ended `silence` was a keepalive.
+    pub(crate) fn on_keepalive(&mut self, silence: Duration) {
+        if !self.keepalive_seen {
+            // The first silence includes the stream's start-up: it says nothing about the
+            // server's cadence.
+            self.keepalive_seen = true;
+            return;
         }
-        self.last_keepalive = Some(now);
+        self.silences[self.silences_next] = silence;
+        self.silences_next = (self.silences_next + 1) % ReadTimeout::AUTO_WINDOW;
+        self.silences_len = (self.silences_len + 1).min(ReadTimeout::AUTO_WINDOW);
     }
 
     /// Reading paused (backpressure) or resumed: while paused, silence is expected.
@@ -84,20 +109,21 @@ impl Timers {
         if reading && !self.reading {
             self.last_received = self.last_received.max(now);
             self.ping_sent = false;
-            // Keepalives were not read while paused: the gap says nothing about the server.
-            self.last_keepalive = None;
+            // Keepalives were not read while paused: the next silence says nothing about the
+            // server.
+            self.keepalive_seen = false;
         }
         self.reading = reading;
     }
 
     fn ping_at(&self) -> Option<Instant> {
         let timeout = self.read_timeout()?;
-        (self.reading && !self.ping_sent).then(|| self.last_received + timeout / 2)
+        (self.reading && !self.ping_sent).then(|| later(self.last_received, timeout / 2))
     }
 
     fn deadline(&self) -> Option<Instant> {
         let timeout = self.read_timeout()?;
-        self.reading.then(|| self.last_received + timeout)
+        self.reading.then(|| later(self.last_received, timeout))
     }
 
     /// Whether a periodic status update is due.
@@ -111,7 +137,7 @@ impl Timers {
     }
 
     pub(crate) fn on_status_sent(&mut self, now: Instant, pinged: bool) {
-        self.next_status = now + self.status_interval;
+        self.next_status = later(now, self.status_interval);
         if pinged {
             self.ping_sent = true;
         }
@@ -123,12 +149,18 @@ impl Timers {
         (now >= deadline).then(|| now.saturating_duration_since(self.last_received))
     }
 
-    /// The earliest instant at which something is due.
-    pub(crate) fn next_timeout(&self) -> Instant {
+    /// The earliest instant at which something is due: with `status` the status timer, the
+    /// liveness ping and the read deadline; without it (after CopyDone, when no status update
+    /// may be sent any more) only the read deadline.
+    pub(crate) fn next_timeout(&self, status: bool) -> Option<Instant> {
+        let deadline = self.deadline();
+        if !status {
+            return deadline;
+        }
         let mut at = self.next_status;
-        for t in [self.ping_at(), self.deadline()].into_iter().flatten() {
+        for t in [self.ping_at(), deadline].into_iter().flatten() {
             at = at.min(t);
         }
-        at
+        Some(at)
     }
 }

@@ -22,7 +22,7 @@ use crate::core::{CoreOptions, LogicalCore, ReadTimeout};
 use crate::error::Error;
 use crate::events::EventKind;
 use crate::feedback::Feedback;
-use crate::stream::{LogicalStream, StreamInfo};
+use crate::stream::{ChannelLimits, LogicalStream, StreamInfo};
 
 /// What the scripted server sends next.
 enum Script {
@@ -35,6 +35,7 @@ struct Observed {
     /// CopyData written and flushed by the client, in order; `None` marks CopyDone.
     written: Mutex<Vec<Option<Vec<u8>>>>,
     frames_read: AtomicUsize,
+    failures_read: AtomicUsize,
     copy_done: AtomicBool,
 }
 
@@ -85,7 +86,10 @@ impl Transport for MockTransport {
                 self.observed.frames_read.fetch_add(1, Ordering::AcqRel);
                 Ok(Some(frame))
             }
-            Some(Script::Fail) => Err(TransportError::Closed),
+            Some(Script::Fail) => {
+                self.observed.failures_read.fetch_add(1, Ordering::AcqRel);
+                Err(TransportError::Closed)
+            }
             // The script is over: behave like a live but idle server.
             None => std::future::pending().await,
         }
@@ -194,6 +198,22 @@ fn start(
     capacity: usize,
     status_interval: Duration,
 ) -> (LogicalStream, mpsc::UnboundedSender<Script>, Arc<Observed>) {
+    let mut options = CoreOptions::new(ProtocolVersion::V4);
+    options.status_interval = status_interval;
+    options.read_timeout = ReadTimeout::Disabled;
+    start_with(
+        ChannelLimits {
+            events: capacity,
+            bytes: crate::config::DEFAULT_CHANNEL_BYTES,
+        },
+        options,
+    )
+}
+
+fn start_with(
+    limits: ChannelLimits,
+    options: CoreOptions,
+) -> (LogicalStream, mpsc::UnboundedSender<Script>, Arc<Observed>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let observed = Arc::new(Observed::default());
     let transport = MockTransport {
@@ -201,9 +221,6 @@ fn start(
         queued: Vec::new(),
         observed: Arc::clone(&observed),
     };
-    let mut options = CoreOptions::new(ProtocolVersion::V4);
-    options.status_interval = status_interval;
-    options.read_timeout = ReadTimeout::Disabled;
     let core = LogicalCore::new(options, Feedback::new(), Instant::now());
     let info = StreamInfo {
         system: SystemIdentity {
@@ -219,7 +236,7 @@ fn start(
         created_slot: None,
         backend: None,
     };
-    let stream = LogicalStream::spawn(transport, core, capacity, "mock", info);
+    let stream = LogicalStream::spawn(transport, core, limits, "mock", info);
     (stream, tx, observed)
 }
 
@@ -231,17 +248,18 @@ async fn status_updates_continue_while_the_application_stalls() {
     for s in script {
         server.send(s).unwrap();
     }
-    // The application does not poll for a second.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The application does not poll: status updates keep going out on their timer (waited
+    // for with a generous deadline, never counted against the clock) while backpressure
+    // keeps reading to what the channel holds.
+    let updates = wait_for(Duration::from_secs(60), || {
+        (observed.status_updates().len() >= 5).then_some(())
+    })
+    .await;
+    assert!(updates.is_some(), "status updates stopped while stalled");
     let read_while_stalled = observed.frames_read.load(Ordering::Acquire);
     assert!(
         read_while_stalled <= 4 + 2,
         "backpressure: read {read_while_stalled} frames with a channel of 4"
-    );
-    let updates = observed.status_updates().len();
-    assert!(
-        updates >= 10,
-        "only {updates} status updates during a 1 s stall"
     );
     // Everything arrives afterwards, in order, nothing acked before the report.
     let mut inserts = 0;
@@ -259,7 +277,7 @@ async fn status_updates_continue_while_the_application_stalls() {
     assert!(observed.status_updates().iter().all(|u| u.flush == Lsn(0)));
     let last = last.unwrap();
     assert_eq!(last.ack_lsn(), Some(end));
-    stream.feedback().ack(&last);
+    stream.feedback().ack(&last).unwrap();
     // Graceful stop: the final status carries the report, then CopyDone.
     let feedback = stream.feedback().clone();
     stream.stop().await.unwrap();
@@ -301,17 +319,15 @@ async fn dropping_the_stream_stops_it_gracefully() {
         server.send(s).unwrap();
     }
     drop(stream);
-    for _ in 0..100 {
-        if observed.copy_done.load(Ordering::Acquire) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(observed.copy_done.load(Ordering::Acquire));
-    assert_eq!(
-        observed.status_updates().len(),
-        1,
-        "final status before CopyDone"
+    let done = wait_for(Duration::from_secs(60), || {
+        observed.copy_done.load(Ordering::Acquire).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "no CopyDone after the drop");
+    let written = observed.written.lock().unwrap().clone();
+    assert!(
+        matches!(written.as_slice(), [.., Some(_), None]),
+        "a final status update right before CopyDone: {written:?}"
     );
 }
 
@@ -335,4 +351,144 @@ async fn futures_stream_yields_events() {
         EventKind::Commit(_)
     ));
     stream.stop().await.unwrap();
+}
+
+/// Polls `check` every few milliseconds until it yields a value or `limit` passes (a liveness
+/// bound far above what the awaited thing needs, not a timing assertion).
+async fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn failure_after_the_stop_lsn_reaches_the_application_and_ends_the_task() {
+    let (script, end) = big_transaction(2);
+    let mut options = CoreOptions::new(ProtocolVersion::V4);
+    options.read_timeout = ReadTimeout::Disabled;
+    options.stop_at = Some(end);
+    let limits = ChannelLimits {
+        events: 16,
+        bytes: crate::config::DEFAULT_CHANNEL_BYTES,
+    };
+    let (mut stream, server, observed) = start_with(limits, options);
+    let frames = script.len();
+    for s in script {
+        server.send(s).unwrap();
+    }
+    // Every event up to the stop LSN; the application does not ask past the last one.
+    for _ in 0..frames {
+        stream.next_event().await.unwrap().unwrap();
+    }
+    // Then the connection breaks, before the application stops the stream.
+    server.send(Script::Fail).unwrap();
+    let read = wait_for(Duration::from_secs(60), || {
+        (observed.failures_read.load(Ordering::Acquire) == 1).then_some(())
+    })
+    .await;
+    assert!(read.is_some(), "the failure was not read");
+    let outcome = tokio::time::timeout(Duration::from_secs(60), stream.stop())
+        .await
+        .expect("stop returns (the task must not hang or spin)");
+    assert!(
+        matches!(outcome, Err(Error::Transport(TransportError::Closed))),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn byte_budget_bounds_what_waits_for_the_application() {
+    // 200 inserts of about 1 KiB each, a budget of 8 KiB and room for 1000 events.
+    let base = 0x10_0000u64;
+    let rows = 200u64;
+    let mut script = vec![frame(
+        base,
+        &OwnedMessage::Begin(Begin {
+            final_lsn: Lsn(base + 16 * (rows + 2)),
+            commit_time: PgTimestamp(1),
+            xid: Xid(7),
+        }),
+    )];
+    let (relation, _) = big_transaction(0);
+    script.push(relation.into_iter().nth(1).unwrap());
+    for i in 0..rows {
+        script.push(frame(
+            base + 32 + 16 * i,
+            &OwnedMessage::Insert(Insert {
+                xid: None,
+                relation: Oid(1),
+                new: OwnedTupleData {
+                    columns: vec![OwnedColumn::Text(Bytes::from(vec![b'x'; 1024]))],
+                },
+            }),
+        ));
+    }
+    let mut options = CoreOptions::new(ProtocolVersion::V4);
+    options.read_timeout = ReadTimeout::Disabled;
+    options.status_interval = Duration::from_millis(20);
+    let limits = ChannelLimits {
+        events: 1000,
+        bytes: 8 * 1024,
+    };
+    let (mut stream, server, observed) = start_with(limits, options);
+    for s in script {
+        server.send(s).unwrap();
+    }
+    let first = stream.next_event().await.unwrap().unwrap();
+    assert!(matches!(first.kind(), EventKind::Begin(_)));
+    // Let the driver run for a while (status updates prove it does) without the application
+    // reading: the channel holds about 8 events of 1 KiB (one may exceed the budget), plus the
+    // frame the core holds and the one being read — never the 200 it could read otherwise.
+    let ran = wait_for(Duration::from_secs(60), || {
+        (observed.status_updates().len() >= 10).then_some(())
+    })
+    .await;
+    assert!(ran.is_some(), "the driver stopped sending status updates");
+    let read = observed.frames_read.load(Ordering::Acquire);
+    assert!(
+        read <= 2 + 8 + 1 + 2,
+        "read {read} frames of 1 KiB with a budget of 8 KiB"
+    );
+    // Everything still arrives once the application reads.
+    let mut inserts = 0;
+    while inserts < rows {
+        if let EventKind::Insert(_) = stream.next_event().await.unwrap().unwrap().kind() {
+            inserts += 1;
+        }
+    }
+    stream.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_is_acknowledged_only_through_its_own_stream() {
+    let (mut a, server_a, _) = start(16, Duration::from_secs(10));
+    let (b, _server_b, _) = start(16, Duration::from_secs(10));
+    let (script, end) = big_transaction(1);
+    for s in script {
+        server_a.send(s).unwrap();
+    }
+    let mut commit = None;
+    while commit.is_none() {
+        let event = a.next_event().await.unwrap().unwrap();
+        if matches!(event.kind(), EventKind::Commit(_)) {
+            commit = Some(event);
+        }
+    }
+    let commit = commit.unwrap();
+    assert_eq!(b.feedback().ack(&commit), Err(crate::ForeignEvent));
+    assert_eq!(
+        b.feedback().processed_lsn(),
+        Lsn(0),
+        "nothing reported to b"
+    );
+    assert_eq!(a.feedback().ack(&commit), Ok(Some(end)));
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }

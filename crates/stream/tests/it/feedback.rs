@@ -60,7 +60,7 @@ async fn confirmed_flush_reaches_last_commit_only_after_report() {
         );
         // Report the last commit: the slot reaches its end LSN.
         let last = events.iter().rev().find(|e| e.ack_lsn().is_some()).unwrap();
-        assert_eq!(stream.feedback().ack(last), Some(ends[2]), "PG {v}");
+        assert_eq!(stream.feedback().ack(last), Ok(Some(ends[2])), "PG {v}");
         let seen = fx
             .wait_confirmed(ends[2], Duration::from_secs(10))
             .await
@@ -104,7 +104,7 @@ async fn idle_publication_slot_advances_and_nothing_is_lost() {
                         .to_vec();
                     let _ = ids_tx.send(String::from_utf8(id).unwrap());
                 }
-                feedback.ack(&event);
+                feedback.ack(&event).unwrap();
             }
         });
         fx.exec(&["INSERT INTO published VALUES (1)"]).await;
@@ -282,6 +282,80 @@ async fn requested_status_update_confirms_without_waiting_for_the_interval() {
             .await
             .unwrap();
         assert!(seen >= end, "PG {v}: {seen} < {end}");
+        stream.stop().await.unwrap();
+    }
+}
+
+/// A non-transactional message emitted inside a transaction T is delivered before T (at
+/// decode time, not at T's commit). Its `lsn` is the end of its WAL record, which is where
+/// T's commit record starts: acknowledging it must not make the server skip T after a
+/// restart (`origptr < start_decoding_at`), and the message itself must not come again.
+#[tokio::test]
+async fn acknowledged_non_transactional_message_does_not_skip_its_transaction() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "msgack",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let mut stream = fx.start(fx.config().messages(true)).await;
+        fx.exec(&["BEGIN;
+                   INSERT INTO t VALUES (1);
+                   SELECT pg_logical_emit_message(false, 'nt', 'inside');
+                   COMMIT;"])
+            .await;
+        let message = loop {
+            let event = tokio::time::timeout(Duration::from_secs(60), stream.next_event())
+                .await
+                .unwrap_or_else(|_| panic!("PG {v}: no message"))
+                .unwrap_or_else(|| panic!("PG {v}: stream ended"))
+                .unwrap_or_else(|e| panic!("PG {v}: {e}"));
+            if let EventKind::Message(m) = event.kind() {
+                assert!(!m.is_transactional(), "PG {v}");
+                break event;
+            }
+            assert!(
+                !matches!(event.kind(), EventKind::Commit(_)),
+                "PG {v}: the transaction arrived before its non-transactional message"
+            );
+        };
+        let ack = stream
+            .feedback()
+            .ack(&message)
+            .unwrap()
+            .expect("ack position");
+        let EventKind::Message(m) = message.kind() else {
+            unreachable!()
+        };
+        assert_eq!(ack, m.lsn, "PG {v}: acknowledged at the record's end");
+        stream.feedback().request_status_update();
+        let confirmed = fx.wait_confirmed(ack, Duration::from_secs(30)).await;
+        assert!(confirmed.is_some_and(|c| c >= ack), "PG {v}: {confirmed:?}");
+        // The process "crashes" before the transaction is processed: nothing more reported.
+        stream.stop().await.unwrap();
+
+        let mut stream = fx.start(fx.config().messages(true)).await;
+        // A later transaction, so that a skipped T shows as the wrong first commit.
+        fx.exec(&["INSERT INTO t VALUES (2)"]).await;
+        let events = collect(&mut stream, 1, v).await;
+        let mut ids = Vec::new();
+        for event in &events {
+            match event.kind() {
+                EventKind::Insert(c) => {
+                    ids.push(crate::support::text(&c.new_tuple().unwrap(), 0).unwrap());
+                }
+                EventKind::Message(m) => panic!("PG {v}: message delivered again: {m:?}"),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            ids,
+            ["1"],
+            "PG {v}: the transaction of the message comes first"
+        );
         stream.stop().await.unwrap();
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pg_walstream_codec::Lsn;
-use pg_walstream_stream::{CreateSlotOptions, EventKind, LogicalConfig, LogicalStream};
+use pg_walstream_stream::{CreateSlotOptions, EventKind, LogicalConfig, LogicalStream, Streaming};
 use pg_walstream_testkit::servers;
 
 use crate::support::{Fixture, text};
@@ -101,4 +101,140 @@ async fn crate_doc_example_runs() {
     }
     assert_eq!(seen, ["t: Text([55])"]);
     stream.stop().await.unwrap();
+}
+
+/// Once the stop LSN is reached and every event was taken, the connection stays open until
+/// the application stops. If it breaks meanwhile (here: the walsender is terminated), `stop`
+/// must return that error promptly — the driver must neither hang nor spin on the broken
+/// connection.
+#[tokio::test]
+async fn connection_lost_after_the_stop_lsn_is_reported_by_stop() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "stoplost",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        fx.exec(&[&format!(
+            "SELECT pg_create_logical_replication_slot('{}', 'pgoutput')",
+            fx.slot
+        )])
+        .await;
+        fx.exec(&["INSERT INTO t VALUES (1)"]).await;
+        let stop = fx.current_lsn().await;
+        fx.exec(&["INSERT INTO t VALUES (2)"]).await;
+        let mut stream = fx.start(fx.config().stop_at(stop)).await;
+        // Up to the crossing transaction's Commit, and not one poll further.
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(60), stream.next_event())
+                .await
+                .unwrap_or_else(|_| panic!("PG {v}: no commit"))
+                .unwrap_or_else(|| panic!("PG {v}: ended before the commit"))
+                .unwrap_or_else(|e| panic!("PG {v}: {e}"));
+            if matches!(event.kind(), EventKind::Commit(_)) {
+                break;
+            }
+        }
+        let terminate = format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name = '{}' AND active_pid IS NOT NULL",
+            fx.slot
+        );
+        fx.exec(&[&terminate]).await;
+        let inactive = format!(
+            "SELECT NOT active FROM pg_replication_slots WHERE slot_name = '{}'",
+            fx.slot
+        );
+        let start = std::time::Instant::now();
+        while !fx
+            .admin
+            .query_one(&inactive, &[])
+            .await
+            .expect("slot row")
+            .get::<_, bool>(0)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "PG {v}: still active"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let outcome = tokio::time::timeout(Duration::from_secs(60), stream.stop())
+            .await
+            .unwrap_or_else(|_| panic!("PG {v}: stop hangs after the connection was lost"));
+        assert!(outcome.is_err(), "PG {v}: the lost connection is reported");
+    }
+}
+
+/// A streamed transaction still open when the stop LSN is reached lies beyond the stop (it
+/// commits later): the plain transaction committing after the stop is not delivered, and the
+/// stream ends right after the crossing one.
+#[tokio::test]
+async fn stop_lsn_is_honoured_while_a_streamed_transaction_is_open() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "stopstream",
+            "CREATE TABLE t (id int PRIMARY KEY, pad text)",
+            "FOR TABLE t",
+        )
+        .await;
+        fx.exec(&[&format!(
+            "SELECT pg_create_logical_replication_slot('{}', 'pgoutput')",
+            fx.slot
+        )])
+        .await;
+        // A large transaction (streamed: well above logical_decoding_work_mem = 64kB) stays
+        // open on its own connection while two small ones commit.
+        let db = fx.admin_db().await;
+        let other = server.admin(&db).await;
+        other
+            .batch_execute(
+                "BEGIN; INSERT INTO t SELECT g, repeat('x', 100) \
+                 FROM generate_series(1000, 5999) g",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("PG {v}: {e}"));
+        fx.exec(&["INSERT INTO t VALUES (1)"]).await;
+        let stop = fx.current_lsn().await;
+        fx.exec(&["INSERT INTO t VALUES (2)"]).await;
+        other
+            .batch_execute("COMMIT")
+            .await
+            .unwrap_or_else(|e| panic!("PG {v}: {e}"));
+        let mut stream = fx
+            .start(fx.config().streaming(Streaming::On).stop_at(stop))
+            .await;
+        let mut plain_ids = Vec::new();
+        let mut streamed_blocks = 0;
+        let mut in_block = false;
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(60), stream.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("PG {v}: the stream did not stop at {stop}"))
+        {
+            match event.unwrap_or_else(|e| panic!("PG {v}: {e}")).kind() {
+                EventKind::StreamStart(_) => {
+                    in_block = true;
+                    streamed_blocks += 1;
+                }
+                EventKind::StreamStop => in_block = false,
+                EventKind::Insert(c) if !in_block => {
+                    plain_ids.push(text(&c.new_tuple().unwrap(), 0).unwrap());
+                }
+                EventKind::StreamCommit(c) => {
+                    panic!("PG {v}: the streamed transaction commits after the stop: {c:?}")
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            streamed_blocks >= 1,
+            "PG {v}: the large transaction was streamed"
+        );
+        assert_eq!(plain_ids, ["1"], "PG {v}: stop at {stop}");
+    }
 }

@@ -8,6 +8,8 @@ use pg_walstream_codec::pgoutput::{
     ProtocolVersion, Relation, RelationColumn, ReplicaIdentity, StreamAbort, StreamCommit,
     StreamStart,
 };
+
+mod review;
 use pg_walstream_codec::replication::{PrimaryKeepalive, StandbyStatusUpdate, XLogData};
 use pg_walstream_codec::{Lsn, Oid, PgTimestamp, Xid};
 
@@ -290,7 +292,9 @@ fn non_transactional_message_needs_its_own_report() {
         panic!("{events:?}")
     };
     assert_eq!(&m.content[..], b"hello");
-    h.feedback.processed(Lsn(0x101));
+    // The message's `lsn` is the end of its record: reporting exactly it is enough.
+    assert_eq!(events[0].as_ref().unwrap().ack_lsn(), Some(Lsn(0x100)));
+    h.feedback.processed(Lsn(0x100));
     assert_eq!(positions(&h.transmit(20.0).unwrap()).1, 0x300);
 }
 
