@@ -109,5 +109,6 @@ pub use core::{CoreOptions, LogicalCore, ReadTimeout};
 pub use error::{Error, Result};
 pub use events::{Change, Event, EventKind, OwnedTuples};
 pub use feedback::Feedback;
+pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
 pub use relation_cache::{RelationCache, RelationInfo};
 pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};
