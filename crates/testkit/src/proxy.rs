@@ -33,7 +33,14 @@ use crate::{AuthUser, TestServer, TestkitError};
 /// Size of one forwarded chunk at most.
 const CHUNK: usize = 16 * 1024;
 
-/// A fault-injecting TCP proxy on `127.0.0.1`; see the [module documentation](self).
+/// A fault-injecting TCP proxy on `127.0.0.1`.
+///
+/// The client connects to the proxy's port ([`conninfo`](Self::conninfo)); each accepted
+/// connection gets its own connection to the upstream address. Controls:
+/// [`cut_all`](Self::cut_all) (reset every open connection now),
+/// [`cut_after_server_bytes`](Self::cut_after_server_bytes) (mid-message cut),
+/// [`set_delay`](Self::set_delay), [`blackhole`](Self::blackhole) (forward nothing, keep the
+/// sockets open) and [`resume`](Self::resume).
 ///
 /// Its tasks run on the tokio runtime that started it; dropping it resets every connection
 /// and stops accepting.
