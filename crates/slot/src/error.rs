@@ -1,6 +1,6 @@
 //! The slot crate's error type.
 
-use pg_walstream_transport::{DbError, SqlState, TransportError};
+use pg_walstream_transport::{DbError, ErrorClass, SqlState, TransportError, classify_sqlstate};
 
 /// Why a replication command failed.
 ///
@@ -80,6 +80,34 @@ impl SlotError {
         self.db_error().map(|error| error.code)
     }
 
+    /// Whether the command may succeed on a new connection; see [`classify`](Self::classify).
+    pub fn is_transient(&self) -> bool {
+        self.classify() == ErrorClass::Transient
+    }
+
+    /// The workspace's one classification (see
+    /// [`classify_sqlstate`](pg_walstream_transport::classify_sqlstate)): a server error by its
+    /// SQLSTATE — so [`InUse`](Self::InUse) (55006, a slot still held by a walsender that has
+    /// not noticed its connection is gone) and a 57P01 during `IDENTIFY_SYSTEM` are transient —,
+    /// a connection failure as [`TransportError::classify`] says; requests this crate refused
+    /// before sending and malformed answers are permanent.
+    ///
+    /// ```
+    /// use pg_walstream_slot::SlotError;
+    /// use pg_walstream_transport::{ErrorClass, TransportError};
+    /// let error = SlotError::from(TransportError::Closed);
+    /// assert_eq!(error.classify(), ErrorClass::Transient);
+    /// assert!(!SlotError::InvalidOptions("contradiction").is_transient());
+    /// ```
+    pub fn classify(&self) -> ErrorClass {
+        match self {
+            SlotError::Transport(error) => error.classify(),
+            other => other
+                .code()
+                .map_or(ErrorClass::Permanent, classify_sqlstate),
+        }
+    }
+
     pub(crate) fn bad_result(command: &'static str, reason: impl Into<String>) -> Self {
         SlotError::BadResult {
             command,
@@ -100,5 +128,57 @@ impl From<TransportError> for SlotError {
             },
             other => SlotError::Transport(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: &str) -> SlotError {
+        let body = format!("SFATAL\0C{code}\0Mx\0\0");
+        let db = DbError::parse(b'E', body.as_bytes()).expect("valid error body");
+        SlotError::from(TransportError::Server(Box::new(db)))
+    }
+
+    #[test]
+    fn server_errors_follow_the_sqlstate_table() {
+        let table = [
+            ("57P01", true),
+            ("57P02", true),
+            ("57P03", true),
+            ("08006", true),
+            ("53300", true),
+            ("55006", true),
+            ("28P01", false),
+            ("28000", false),
+            ("42704", false),
+            ("42710", false),
+            ("42501", false),
+            ("55000", false),
+            ("0A000", false),
+        ];
+        for (code, transient) in table {
+            let error = server(code);
+            assert_eq!(error.is_transient(), transient, "{code}: {error:?}");
+            let state = SqlState::from_code(code).expect("well-formed");
+            assert_eq!(error.classify(), classify_sqlstate(state), "{code}");
+        }
+        assert!(matches!(server("55006"), SlotError::InUse(_)));
+        assert!(matches!(server("57P01"), SlotError::Server(_)));
+    }
+
+    #[test]
+    fn other_kinds() {
+        assert!(SlotError::from(TransportError::Closed).is_transient());
+        assert!(!SlotError::from(TransportError::InvalidState("x")).is_transient());
+        assert!(!SlotError::InvalidOptions("x").is_transient());
+        assert!(!SlotError::bad_result("IDENTIFY_SYSTEM", "no rows").is_transient());
+        let unsupported = SlotError::Unsupported {
+            feature: "failover slots",
+            needs: 17,
+            server: "16.4".into(),
+        };
+        assert!(!unsupported.is_transient());
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pg_walstream_codec::{DecodeError, Lsn, Oid};
 use pg_walstream_slot::SlotError;
-use pg_walstream_transport::{SqlState, TransportError};
+use pg_walstream_transport::{ErrorClass, TransportError};
 
 use crate::config::ConfigError;
 
@@ -67,6 +67,23 @@ pub enum Error {
     /// A replication command (IDENTIFY_SYSTEM, slot creation, ...) failed.
     #[error("replication command failed")]
     Slot(#[from] SlotError),
+    /// A reconnect reached a server whose system identifier or timeline differs from the first
+    /// connection's (a conninfo with several hosts can land elsewhere, or a standby was
+    /// promoted): resuming there could skip or replay data, so the stream stops.
+    #[error(
+        "the server changed: system identifier {found_system_id} timeline {found_timeline}, \
+         expected {expected_system_id} timeline {expected_timeline}"
+    )]
+    ServerChanged {
+        /// The first connection's system identifier.
+        expected_system_id: u64,
+        /// The first connection's timeline.
+        expected_timeline: u32,
+        /// The new connection's system identifier.
+        found_system_id: u64,
+        /// The new connection's timeline.
+        found_timeline: u32,
+    },
     /// The stream's background task ended without reporting why (it panicked or the runtime
     /// shut down).
     #[error("the replication task ended unexpectedly")]
@@ -77,39 +94,123 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether reconnecting and resuming from the flushed position may succeed: I/O failures,
-    /// timeouts and server shutdowns are transient; bad data, bad configuration and
-    /// authentication failures are not.
+    /// Whether reconnecting and resuming from the flushed position may succeed; see
+    /// [`classify`](Self::classify).
     pub fn is_transient(&self) -> bool {
+        self.classify() == ErrorClass::Transient
+    }
+
+    /// The workspace's one classification, by SQLSTATE and error kind, never by message text:
+    /// connection and replication-command failures delegate to
+    /// [`TransportError::classify`] and [`SlotError::classify`] (see
+    /// [`classify_sqlstate`](pg_walstream_transport::classify_sqlstate) for the SQLSTATE
+    /// table); a [read timeout](Error::ReadTimeout), the server ending the stream and the
+    /// stream's task ending are transient; bad data, bad configuration, a missing slot and a
+    /// [different server](Error::ServerChanged) are permanent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pg_walstream_stream::{Error, ErrorClass};
+    /// let timeout = Error::ReadTimeout { silent_for: Duration::from_secs(30) };
+    /// assert_eq!(timeout.classify(), ErrorClass::Transient);
+    /// let missing = Error::SlotNotFound { slot: "app".into() };
+    /// assert_eq!(missing.classify(), ErrorClass::Permanent);
+    /// ```
+    pub fn classify(&self) -> ErrorClass {
         match self {
-            Error::ReadTimeout { .. }
-            | Error::ServerEnded
-            | Error::TaskEnded
-            | Error::Slot(SlotError::InUse(_)) => true,
-            Error::Transport(e) | Error::Slot(SlotError::Transport(e)) => transport_is_transient(e),
-            _ => false,
+            Error::ReadTimeout { .. } | Error::ServerEnded | Error::TaskEnded => {
+                ErrorClass::Transient
+            }
+            Error::Transport(error) => error.classify(),
+            Error::Slot(error) => error.classify(),
+            Error::Config(_)
+            | Error::Decode { .. }
+            | Error::UnknownRelation { .. }
+            | Error::Protocol { .. }
+            | Error::SlotNotFound { .. }
+            | Error::ServerChanged { .. }
+            | Error::ForeignEvent(_) => ErrorClass::Permanent,
         }
     }
 }
 
-fn transport_is_transient(error: &TransportError) -> bool {
-    matches!(
-        error,
-        TransportError::Io(_)
-            | TransportError::Closed
-            | TransportError::Connect { .. }
-            | TransportError::ConnectTimeout { .. }
-    ) || error.code().is_some_and(|code| {
-        // A slot still held by a dying walsender is in use for a moment.
-        [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-            SqlState::OBJECT_IN_USE,
-        ]
-        .contains(&code)
-    })
-}
-
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pg_walstream_transport::DbError;
+
+    fn server(code: &str) -> TransportError {
+        let body = format!("SFATAL\0C{code}\0Mx\0\0");
+        TransportError::Server(Box::new(
+            DbError::parse(b'E', body.as_bytes()).expect("valid error body"),
+        ))
+    }
+
+    #[test]
+    fn delegates_to_the_one_classification() {
+        let codes = [
+            "08000", "08006", "57P01", "57P02", "57P03", "53300", "55006", "28P01", "28000",
+            "42704", "55000", "0A000", "22023",
+        ];
+        for code in codes {
+            let transport = server(code);
+            let expected = transport.classify();
+            assert_eq!(Error::Transport(transport).classify(), expected, "{code}");
+            let slot = SlotError::from(server(code));
+            assert_eq!(
+                Error::Slot(slot).classify(),
+                expected,
+                "{code} as a slot error"
+            );
+        }
+        // The cases where the stream's old copy disagreed with the transport's.
+        assert!(Error::Transport(server("08006")).is_transient());
+        assert!(Error::Transport(server("53300")).is_transient());
+        assert!(
+            Error::Transport(TransportError::Libpq(
+                "connection to server failed: Connection refused".into()
+            ))
+            .is_transient()
+        );
+        assert!(Error::Slot(SlotError::from(server("57P01"))).is_transient());
+    }
+
+    #[test]
+    fn stream_kinds() {
+        let transient = [
+            Error::ReadTimeout {
+                silent_for: Duration::from_secs(1),
+            },
+            Error::ServerEnded,
+            Error::TaskEnded,
+            Error::Transport(TransportError::Closed),
+        ];
+        for error in transient {
+            assert!(error.is_transient(), "{error:?}");
+        }
+        let permanent = [
+            Error::SlotNotFound { slot: "s".into() },
+            Error::Protocol {
+                lsn: Lsn(1),
+                what: "x",
+            },
+            Error::UnknownRelation {
+                oid: Oid(7),
+                lsn: Lsn(1),
+            },
+            Error::ServerChanged {
+                expected_system_id: 1,
+                expected_timeline: 1,
+                found_system_id: 2,
+                found_timeline: 1,
+            },
+            Error::Transport(server("28P01")),
+        ];
+        for error in permanent {
+            assert!(!error.is_transient(), "{error:?}");
+        }
+    }
+}

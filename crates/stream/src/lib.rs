@@ -110,6 +110,7 @@ mod error;
 mod events;
 mod feedback;
 mod metrics;
+mod ordered_ack;
 mod relation_cache;
 mod stream;
 
@@ -121,5 +122,7 @@ pub use core::{CoreOptions, LogicalCore, ReadTimeout};
 pub use error::{Error, Result};
 pub use events::{Change, Event, EventKind, OwnedTuples};
 pub use feedback::{Feedback, ForeignEvent};
+pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
+pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
 pub use relation_cache::{RelationCache, RelationInfo};
 pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};

@@ -23,14 +23,20 @@
 //! # }
 //! ```
 //!
+//! Faults for resilience tests: [`FaultProxy`] sits between a client and a server and cuts,
+//! delays or blackholes connections; [`TestServer::terminate_walsender`] ends a slot's
+//! walsender and [`TestServer::restart`] restarts a private server in place.
+//!
 //! Binaries are found by [`find_bindir`] and installed by [`ensure_installed`] (used by
 //! `cargo xtask pg install`).
 
 mod binaries;
 mod certs;
 mod error;
+mod faults;
 mod install;
 mod os;
+mod proxy;
 mod reaper;
 mod server;
 mod shared;
@@ -45,6 +51,7 @@ pub use certs::CertPaths;
 pub use error::TestkitError;
 pub use install::{InstallOutcome, ensure_installed};
 pub use os::FALLBACK_SERVER_USER;
+pub use proxy::FaultProxy;
 pub use server::{TestServer, TestServerBuilder};
 pub use shared::{
     DEFAULT_VERSION, SERVERS_ENV, VERSION_ENV, descriptor, read_descriptor, server, servers,

@@ -296,8 +296,13 @@ impl TestServer {
     /// # Errors
     /// When `pg_ctl stop` fails, or for a shared server.
     pub fn stop_server(&self) -> Result<(), TestkitError> {
+        self.stop_server_with("fast")
+    }
+
+    /// [`stop_server`](Self::stop_server) with a `pg_ctl` shutdown mode (`fast`, `immediate`).
+    pub(crate) fn stop_server_with(&self, mode: &str) -> Result<(), TestkitError> {
         self.require_owned("stop")?;
-        self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
+        self.pg_ctl(&["stop", "-m", mode, "-w", "-t", "60"])
             .map(drop)
     }
 

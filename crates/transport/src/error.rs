@@ -128,27 +128,43 @@ impl TransportError {
         self.db_error().map(|e| e.code)
     }
 
-    /// Whether retrying the same operation later may succeed: network failures, timeouts,
-    /// the server shutting down or refusing connections for now. Authentication, TLS
-    /// verification, configuration and protocol errors are permanent.
+    /// Whether retrying the same operation later may succeed; see [`classify`](Self::classify).
     pub fn is_transient(&self) -> bool {
+        self.classify() == ErrorClass::Transient
+    }
+
+    /// Whether this error may go away on a new connection, decided by its kind and, for a
+    /// server error, by its SQLSTATE ([`classify_sqlstate`]) — never by message text, except
+    /// for libpq's own connection failures, which come with no SQLSTATE.
+    ///
+    /// Transient: [`Connect`](Self::Connect), [`ConnectTimeout`](Self::ConnectTimeout),
+    /// [`Io`](Self::Io) on an established connection (a reset, or a TLS record error
+    /// mid-stream, which the TLS layer reports as I/O), [`Closed`](Self::Closed) (EOF), and
+    /// libpq's network failures (connection refused or reset, server closed the connection,
+    /// timeout). Permanent: everything else — the TLS handshake ([`Tls`](Self::Tls): a
+    /// certificate that does not verify will not verify next time either), TLS files and
+    /// configuration, [`SslRefused`](Self::SslRefused), client-side authentication failures,
+    /// protocol violations, invalid use and configuration.
+    ///
+    /// ```
+    /// use pg_walstream_transport::{ErrorClass, TransportError};
+    /// assert_eq!(TransportError::Closed.classify(), ErrorClass::Transient);
+    /// assert_eq!(
+    ///     TransportError::InvalidState("busy").classify(),
+    ///     ErrorClass::Permanent
+    /// );
+    /// ```
+    pub fn classify(&self) -> ErrorClass {
         match self {
             TransportError::Connect { .. }
             | TransportError::ConnectTimeout { .. }
             | TransportError::Io(_)
-            | TransportError::Closed => true,
-            TransportError::Libpq(message) => libpq_message_is_transient(message),
-            TransportError::Server(e) => {
-                e.code.class() == "08"
-                    || [
-                        SqlState::ADMIN_SHUTDOWN,
-                        SqlState::CRASH_SHUTDOWN,
-                        SqlState::CANNOT_CONNECT_NOW,
-                        SqlState::TOO_MANY_CONNECTIONS,
-                    ]
-                    .contains(&e.code)
+            | TransportError::Closed => ErrorClass::Transient,
+            TransportError::Libpq(message) if libpq_message_is_transient(message) => {
+                ErrorClass::Transient
             }
-            _ => false,
+            TransportError::Server(e) => classify_sqlstate(e.code),
+            _ => ErrorClass::Permanent,
         }
     }
 
@@ -163,6 +179,62 @@ impl TransportError {
         } else {
             TransportError::Io(e)
         }
+    }
+}
+
+/// Whether a failure may go away by retrying on a new connection.
+///
+/// One classification serves the whole workspace: [`TransportError::classify`], the slot
+/// crate's and the stream crate's errors all come down to [`classify_sqlstate`] and the error
+/// kinds listed on [`TransportError::classify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Reconnecting (after a backoff) and resuming may succeed.
+    Transient,
+    /// Retrying cannot succeed until something outside the program changes: stop and report.
+    Permanent,
+}
+
+impl ErrorClass {
+    /// `true` for [`ErrorClass::Transient`].
+    pub fn is_transient(self) -> bool {
+        self == ErrorClass::Transient
+    }
+}
+
+/// Classifies a server error by its SQLSTATE alone.
+///
+/// | SQLSTATE | meaning | class |
+/// |---|---|---|
+/// | `08xxx` | connection exception (class 08) | transient |
+/// | `57P01` | admin shutdown (e.g. `pg_terminate_backend`, fast shutdown) | transient |
+/// | `57P02` | crash shutdown | transient |
+/// | `57P03` | cannot connect now (starting up, shutting down, recovery) | transient |
+/// | `53300` | too many connections (also `max_wal_senders` reached) | transient |
+/// | `55006` | object in use: the slot is still active for a walsender that has not noticed its connection is gone | transient |
+/// | `28P01`, `28000` | authentication failed, no `pg_hba.conf` entry | permanent |
+/// | `42704` | undefined object: slot or publication missing | permanent |
+/// | `55000` | object not in prerequisite state: slot invalidated, WAL removed | permanent |
+/// | `0A000`, `22023`, `42601` | unsupported feature or option, bad value, syntax | permanent |
+/// | anything else | | permanent |
+///
+/// ```
+/// use pg_walstream_transport::{ErrorClass, SqlState, classify_sqlstate};
+/// assert_eq!(classify_sqlstate(SqlState::ADMIN_SHUTDOWN), ErrorClass::Transient);
+/// assert_eq!(classify_sqlstate(SqlState::INVALID_PASSWORD), ErrorClass::Permanent);
+/// ```
+pub fn classify_sqlstate(code: SqlState) -> ErrorClass {
+    const TRANSIENT: [SqlState; 5] = [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::OBJECT_IN_USE,
+    ];
+    if code.class() == "08" || TRANSIENT.contains(&code) {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Permanent
     }
 }
 
@@ -202,6 +274,119 @@ mod tests {
         assert!(TransportError::Closed.is_transient());
         assert!(!TransportError::InvalidState("x").is_transient());
         assert!(!TransportError::Protocol(MessageError::UnknownTag(b'?')).is_transient());
+    }
+
+    #[test]
+    fn sqlstate_table() {
+        let table = [
+            ("08000", ErrorClass::Transient),
+            ("08006", ErrorClass::Transient),
+            ("08001", ErrorClass::Transient),
+            ("08P01", ErrorClass::Transient),
+            ("57P01", ErrorClass::Transient),
+            ("57P02", ErrorClass::Transient),
+            ("57P03", ErrorClass::Transient),
+            ("53300", ErrorClass::Transient),
+            ("55006", ErrorClass::Transient),
+            ("28P01", ErrorClass::Permanent),
+            ("28000", ErrorClass::Permanent),
+            ("42704", ErrorClass::Permanent),
+            ("55000", ErrorClass::Permanent),
+            ("0A000", ErrorClass::Permanent),
+            ("22023", ErrorClass::Permanent),
+            ("42601", ErrorClass::Permanent),
+            ("42710", ErrorClass::Permanent),
+            ("42501", ErrorClass::Permanent),
+            ("3D000", ErrorClass::Permanent),
+            ("57014", ErrorClass::Permanent),
+            ("53400", ErrorClass::Permanent),
+            ("XX000", ErrorClass::Permanent),
+        ];
+        for (code, class) in table {
+            let state = SqlState::from_code(code).expect("well-formed");
+            assert_eq!(classify_sqlstate(state), class, "{code}");
+            let server = TransportError::server(Box::new(
+                DbError::parse(b'E', format!("SFATAL\0C{code}\0Mx\0\0").as_bytes()).expect("valid"),
+            ));
+            assert_eq!(server.classify(), class, "{code} as a server error");
+            assert_eq!(server.is_transient(), class.is_transient());
+        }
+    }
+
+    #[test]
+    fn kind_table() {
+        let reset = || io::Error::new(io::ErrorKind::ConnectionReset, "reset");
+        let tls_record = io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        let table = [
+            (
+                TransportError::Connect {
+                    address: "a".into(),
+                    source: io::Error::new(io::ErrorKind::ConnectionRefused, "refused"),
+                },
+                ErrorClass::Transient,
+            ),
+            (
+                TransportError::ConnectTimeout {
+                    address: "a".into(),
+                    timeout: Duration::from_secs(1),
+                },
+                ErrorClass::Transient,
+            ),
+            (TransportError::io(reset()), ErrorClass::Transient),
+            (
+                TransportError::io(io::Error::new(io::ErrorKind::UnexpectedEof, "eof")),
+                ErrorClass::Transient,
+            ),
+            (TransportError::io(tls_record), ErrorClass::Transient),
+            (TransportError::Closed, ErrorClass::Transient),
+            (
+                TransportError::Libpq("could not connect to server: Connection refused".into()),
+                ErrorClass::Transient,
+            ),
+            (
+                TransportError::Libpq("server closed the connection unexpectedly".into()),
+                ErrorClass::Transient,
+            ),
+            (
+                TransportError::Libpq("invalid sslmode value".into()),
+                ErrorClass::Permanent,
+            ),
+            (
+                TransportError::Tls {
+                    address: "a".into(),
+                    source: rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::UnknownIssuer,
+                    ),
+                },
+                ErrorClass::Permanent,
+            ),
+            (
+                TransportError::SslRefused {
+                    address: "a".into(),
+                },
+                ErrorClass::Permanent,
+            ),
+            (
+                TransportError::TlsConfig(rustls::Error::DecryptError),
+                ErrorClass::Permanent,
+            ),
+            (TransportError::Config("x".into()), ErrorClass::Permanent),
+            (TransportError::InvalidState("x"), ErrorClass::Permanent),
+            (
+                TransportError::Protocol(MessageError::UnknownTag(b'?')),
+                ErrorClass::Permanent,
+            ),
+            (
+                TransportError::Unexpected {
+                    got: "x",
+                    during: "y",
+                },
+                ErrorClass::Permanent,
+            ),
+        ];
+        for (error, class) in table {
+            assert_eq!(error.classify(), class, "{error:?}");
+        }
     }
 
     #[test]

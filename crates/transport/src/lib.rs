@@ -52,7 +52,7 @@ mod result;
 mod transport;
 
 pub use cancel::CancelToken;
-pub use error::{Result, TransportError};
+pub use error::{ErrorClass, Result, TransportError, classify_sqlstate};
 #[cfg(feature = "libpq")]
 pub use libpq::LibpqConnection;
 pub use message::{DbError, Severity, SqlState};

@@ -2,6 +2,7 @@
 
 mod alloc_free;
 mod events;
+mod faults;
 mod feedback;
 mod liveness;
 mod reconnect;

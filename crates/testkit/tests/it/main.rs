@@ -3,6 +3,7 @@
 mod cleanup;
 mod connect;
 mod environment;
+mod proxy;
 
 use std::path::Path;
 use std::process::{Command, Output};
