@@ -10,7 +10,7 @@ use pg_walstream_codec::pgoutput::ProtocolVersion;
 use pg_walstream_slot::{SlotName, drop_replication_slot_if_exists};
 use pg_walstream_stream::{
     CreateSlotOptions, Error as StreamError, Event, LogicalConfig, OriginFilter, PreparedStream,
-    Streaming,
+    RetryPolicy, Streaming,
 };
 use pg_walstream_transport::{Connection, Transport as _};
 use tokio::signal::unix::{SignalKind, signal};
@@ -144,7 +144,10 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 impl RecvArgs {
     fn config(&self) -> Result<LogicalConfig, CliError> {
+        // No automatic reconnect yet: a reconnect must first truncate the output to the last
+        // acknowledged unit, so recv still ends at the first failure.
         let mut builder = LogicalConfig::builder()
+            .retry(RetryPolicy::never())
             .connection_config(self.connection.config()?)
             .backend(self.connection.backend()?)
             .slot(&self.slot)
@@ -236,10 +239,10 @@ impl Sink {
     fn handle(&mut self, event: &Event) -> Result<Option<Lsn>, HandleError> {
         if self.raw {
             write_frame(self.out.writer(), event.xlog_data())?;
-        } else {
+        } else if let Some(message) = event.message() {
             let value = self
                 .renderer
-                .render(&event.message())
+                .render(&message)
                 .map_err(HandleError::Render)?;
             self.writer.write(self.out.writer(), &value)?;
         }

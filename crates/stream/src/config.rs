@@ -10,6 +10,7 @@ use pg_walstream_transport::Backend;
 use pg_walstream_transport::conninfo::{Config, ConnInfoError};
 
 use crate::core::ReadTimeout;
+use crate::retry::RetryPolicy;
 
 /// `streaming` option of pgoutput: how transactions larger than
 /// `logical_decoding_work_mem` are sent.
@@ -147,6 +148,7 @@ pub struct LogicalConfig {
     pub(crate) create_slot: Option<CreateSlotOptions>,
     pub(crate) channel_capacity: usize,
     pub(crate) channel_bytes: usize,
+    pub(crate) retry: RetryPolicy,
 }
 
 /// Builder of a [`LogicalConfig`]; see there.
@@ -170,6 +172,7 @@ pub struct LogicalConfigBuilder {
     create_slot: Option<CreateSlotOptions>,
     channel_capacity: usize,
     channel_bytes: usize,
+    retry: RetryPolicy,
 }
 
 impl LogicalConfig {
@@ -196,6 +199,7 @@ impl LogicalConfig {
             create_slot: None,
             channel_capacity: 1024,
             channel_bytes: DEFAULT_CHANNEL_BYTES,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -332,6 +336,16 @@ impl LogicalConfig {
     pub fn two_phase(&self) -> bool {
         self.two_phase
     }
+
+    /// The reconnect policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Uses exactly `version` from now on (a reconnect keeps the first session's version).
+    pub(crate) fn pin_protocol(&mut self, version: ProtocolVersion) {
+        self.proto_version = Some(version);
+    }
 }
 
 /// The default byte budget of the event channel (8 MiB of pgoutput messages).
@@ -462,6 +476,17 @@ impl LogicalConfigBuilder {
         self
     }
 
+    /// How the stream reconnects after a transient failure (connection lost, walsender
+    /// terminated, server restarting, read timeout, slot still held by the previous
+    /// walsender): default [`RetryPolicy::default`]; [`RetryPolicy::never`] ends the stream at
+    /// the first failure instead. Permanent failures (authentication, a missing or
+    /// invalidated slot, another server) always end it. Only a stream whose connection the
+    /// library made ([`LogicalStream::connect`](crate::LogicalStream::connect)) can reconnect.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
     /// How many bytes of pgoutput messages may wait for the application before reading from
     /// the server pauses, whatever the number of events. Default [`DEFAULT_CHANNEL_BYTES`].
     ///
@@ -562,6 +587,7 @@ impl LogicalConfigBuilder {
             create_slot: self.create_slot,
             channel_capacity: self.channel_capacity,
             channel_bytes: self.channel_bytes,
+            retry: self.retry,
         })
     }
 }

@@ -39,6 +39,8 @@ enum Delivery {
     OverBudget,
     /// The application dropped the stream.
     Closed,
+    /// The next item is an error to reconnect for, not to deliver.
+    Failed,
 }
 
 /// The bytes an event keeps in the channel (its pgoutput message).
@@ -66,8 +68,15 @@ fn deliver(
     tx: &mpsc::Sender<Result<Event>>,
     budget: &ByteBudget,
     metrics: &mut StreamMetrics,
+    reconnect: bool,
 ) -> Delivery {
     while core.has_pending_events() {
+        if reconnect
+            && let Some(Err(error)) = core.peek_event()
+            && error.is_transient()
+        {
+            return Delivery::Failed;
+        }
         if budget.is_exhausted() {
             // Nobody will release bytes once the application dropped the stream.
             return if tx.is_closed() {
@@ -120,44 +129,116 @@ async fn transmit<T: Transport>(
     Ok(())
 }
 
-/// Runs the stream until it ends, the application stops it or drops it. Returns the error
-/// that ended the stream after the application's event stream had already ended (at the stop
-/// LSN), which the channel can no longer carry.
-pub(crate) async fn run<T: Transport>(
-    mut transport: T,
-    mut core: LogicalCore,
-    tx: mpsc::Sender<Result<Event>>,
+/// The application's side of a stream as the driver sees it — the event channel and its byte
+/// budget, the stop signal, the metrics — kept across reconnects.
+pub(crate) struct Outlet {
+    /// Dropped (ending the application's event stream) once the stop LSN is reached and every
+    /// event was handed over; the connection stays until the application stops or drops.
+    tx: Option<mpsc::Sender<Result<Event>>>,
     budget: ByteBudget,
-    mut stop: oneshot::Receiver<()>,
-    mut metrics: StreamMetrics,
-) -> Option<Error> {
+    stop: oneshot::Receiver<()>,
+    stop_seen: bool,
+    pub(crate) metrics: StreamMetrics,
+    /// An error that ended the stream after `tx` was dropped.
+    late_error: Option<Error>,
+}
+
+impl Outlet {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Result<Event>>,
+        budget: ByteBudget,
+        stop: oneshot::Receiver<()>,
+        metrics: StreamMetrics,
+    ) -> Self {
+        Outlet {
+            tx: Some(tx),
+            budget,
+            stop,
+            stop_seen: false,
+            metrics,
+            late_error: None,
+        }
+    }
+
+    /// Whether the application still wants events: it has not stopped, dropped, or reached
+    /// the stop LSN. Only then is a failure worth reconnecting for.
+    pub(crate) fn wants_more(&self) -> bool {
+        !self.stop_seen && self.tx.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// Resolves when the application stops or drops the stream (at once if it already did).
+    pub(crate) async fn stopped(&mut self) {
+        if !self.stop_seen {
+            let _ = (&mut self.stop).await;
+            self.stop_seen = true;
+        }
+    }
+
+    /// Hands `error` to the application, waiting for room in the channel; returns it when the
+    /// channel can no longer carry it (the task then returns it).
+    pub(crate) async fn deliver_error(&mut self, error: Error) -> Option<Error> {
+        let item = Err(error);
+        self.metrics.on_event(&item);
+        match &self.tx {
+            Some(tx) => tx.send(item).await.err().and_then(|e| e.0.err()),
+            None => item.err(),
+        }
+    }
+
+    /// The error to return from the task, if one could not be delivered.
+    pub(crate) fn take_late_error(&mut self) -> Option<Error> {
+        self.late_error.take()
+    }
+}
+
+/// How one session (one connection) ended.
+pub(crate) enum SessionEnd {
+    /// The stream is over: cleanly, because the application stopped or dropped it, or with an
+    /// error already handed over (or kept in [`Outlet::take_late_error`]).
+    Over,
+    /// The core failed with an error that `retry` accepted; every event before it was
+    /// delivered and the error was not.
+    Failed(Error),
+}
+
+/// Runs one session until it ends, the application stops it or drops it. With `reconnect`,
+/// a transient error (while the application still wants events) ends the session with
+/// [`SessionEnd::Failed`] instead of being delivered.
+pub(crate) async fn drive<T: Transport>(
+    transport: &mut T,
+    core: &mut LogicalCore,
+    outlet: &mut Outlet,
+    reconnect: bool,
+) -> SessionEnd {
     tracing::debug!("replication stream running");
     let mut buf = BytesMut::with_capacity(64);
-    let mut stop_seen = false;
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
     let mut armed = None;
     let feedback = core.feedback().clone();
-    // Dropped (ending the application's event stream) once the stop LSN is reached and every
-    // event was handed over; the connection stays until the application stops or drops.
-    let mut tx = Some(tx);
-    let mut late_error = None;
-    loop {
+    let end = loop {
         let now = Instant::now().into_std();
         if core.transmit_due(now) || core.wants_copy_done() {
-            let sent = transmit(&mut transport, &mut core, &mut buf, &mut metrics, now).await;
+            let sent = transmit(transport, core, &mut buf, &mut outlet.metrics, now).await;
             if let Err(error) = sent {
                 core.handle_error(error);
             }
         }
-        let delivery = if let Some(sender) = &tx {
-            deliver(&mut core, sender, &budget, &mut metrics)
+        let reconnect_now = reconnect && outlet.wants_more();
+        let delivery = if let Some(sender) = &outlet.tx {
+            deliver(
+                core,
+                sender,
+                &outlet.budget,
+                &mut outlet.metrics,
+                reconnect_now,
+            )
         } else {
             // Past the stop LSN only the error that ends the stream can follow; the task
             // returns it (the application gets it from `stop` or its next poll).
             while let Some(item) = core.poll_event() {
                 if let Err(error) = item {
-                    late_error.get_or_insert(error);
+                    outlet.late_error.get_or_insert(error);
                 }
             }
             Delivery::Drained
@@ -165,6 +246,10 @@ pub(crate) async fn run<T: Transport>(
         let backpressured = match delivery {
             Delivery::Drained => false,
             Delivery::Full | Delivery::OverBudget => true,
+            Delivery::Failed => match core.poll_event() {
+                Some(Err(error)) => break SessionEnd::Failed(error),
+                _ => unreachable!("deliver saw an error first in the queue"),
+            },
             Delivery::Closed => {
                 // Nobody listens: wind down gracefully, discarding what is pending.
                 core.request_stop();
@@ -173,13 +258,13 @@ pub(crate) async fn run<T: Transport>(
             }
         };
         if core.is_finished() {
-            break;
+            break SessionEnd::Over;
         }
-        if core.stop_reached_and_drained() && tx.take().is_some() {
+        if core.stop_reached_and_drained() && outlet.tx.take().is_some() {
             tracing::debug!("stop LSN reached; waiting for the application to stop the stream");
         }
         core.set_reading(now, !backpressured);
-        metrics.on_wait(backpressured, core.received_lsn());
+        outlet.metrics.on_wait(backpressured, core.received_lsn());
         // Finished cores (waiting only to hand over their error) have no timer. The one
         // timer is re-armed only when the deadline moves.
         let at = core.poll_timeout().unwrap_or(now + IDLE_WAIT);
@@ -187,46 +272,43 @@ pub(crate) async fn run<T: Transport>(
             sleep.as_mut().reset(at.into());
             armed = Some(at);
         }
+        let stop_seen = outlet.stop_seen;
         tokio::select! {
             biased;
-            _ = &mut stop, if !stop_seen => {
-                stop_seen = true;
+            _ = &mut outlet.stop, if !stop_seen => {
+                outlet.stop_seen = true;
                 core.request_stop();
             }
             () = &mut sleep => core.handle_timeout(Instant::now().into_std()),
             // The status update itself goes out at the top of the loop.
             () = feedback.status_requested() => {}
-            permit = reserve(tx.as_ref()), if delivery == Delivery::Full => {
+            permit = reserve(outlet.tx.as_ref()), if delivery == Delivery::Full => {
                 if let Ok(permit) = permit {
-                    send_one(&mut core, permit, &budget, &mut metrics);
+                    send_one(core, permit, &outlet.budget, &mut outlet.metrics);
                 } else {
                     core.request_stop();
                     while core.poll_event().is_some() {}
                 }
             }
             // Delivery resumes at the top of the loop.
-            () = budget.released(), if delivery == Delivery::OverBudget => {}
+            () = outlet.budget.released(), if delivery == Delivery::OverBudget => {}
             frame = transport.read_copy_data(), if !backpressured => match frame {
                 Ok(Some(frame)) => {
-                    metrics.on_frame(frame.len());
+                    outlet.metrics.on_frame(frame.len());
                     core.handle_copy_data(Instant::now().into_std(), &frame);
                 }
                 Ok(None) => core.handle_server_end(),
                 Err(error) => core.handle_error(Error::Transport(error)),
             },
         }
-    }
+    };
     tracing::debug!(
         clean = core.ended_cleanly(),
         received = %core.received_lsn(),
         confirmed_flush = %core.feedback().confirmed_flush_lsn(),
-        "replication stream ended"
+        "replication session ended"
     );
-    if core.ended_cleanly() {
-        // The server follows its CopyDone with the command's end; say goodbye politely.
-        let _ = transport.close().await;
-    }
-    late_error
+    end
 }
 
 #[cfg(test)]

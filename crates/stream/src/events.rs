@@ -74,6 +74,24 @@ pub enum EventKind {
     RollbackPrepared(RollbackPrepared<String>),
     /// `p`: a streamed transaction was prepared; acknowledge at `end_lsn`.
     StreamPrepare(Prepare<String>),
+    /// Not a pgoutput message: the connection was lost and the stream reconnected by itself.
+    /// Everything after this event comes from the new connection, which resumed at
+    /// `resume_lsn`; a transaction that was delivered only partly before it (no Commit yet)
+    /// will be delivered again, whole, from its Begin — discard what you buffered of it.
+    Reconnected(Reconnected),
+}
+
+/// What [`EventKind::Reconnected`] tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconnected {
+    /// Which attempt succeeded (1 for the first) in this outage.
+    pub attempt: u32,
+    /// Where the new connection resumed: the larger of what the application had reported
+    /// through [`Feedback`](crate::Feedback) and the slot's `confirmed_flush_lsn`.
+    pub resume_lsn: Lsn,
+    /// How long the stream was without a connection.
+    pub downtime: std::time::Duration,
 }
 
 /// An Insert, Update or Delete: the (sub)transaction xid, the relation, and the rows, read
@@ -143,7 +161,8 @@ impl Event {
         self.xlog.send_time
     }
 
-    /// The undecoded frame (its `data` is the pgoutput message).
+    /// The undecoded frame (its `data` is the pgoutput message; empty for
+    /// [`EventKind::Reconnected`]).
     pub fn xlog_data(&self) -> &XLogData {
         &self.xlog
     }
@@ -154,9 +173,29 @@ impl Event {
     }
 
     /// The borrowed codec view of the message (decoded again from the received bytes; it was
-    /// validated when it arrived).
-    pub fn message(&self) -> Message<'_> {
-        redecode(&self.xlog.data, self.version, self.in_stream)
+    /// validated when it arrived); `None` for [`EventKind::Reconnected`], which no message
+    /// carried.
+    pub fn message(&self) -> Option<Message<'_>> {
+        if matches!(self.kind, EventKind::Reconnected(_)) {
+            return None;
+        }
+        Some(redecode(&self.xlog.data, self.version, self.in_stream))
+    }
+
+    /// The event announcing a reconnect, positioned at the resume LSN.
+    pub(crate) fn reconnected(info: Reconnected, version: ProtocolVersion, stream_id: u64) -> Self {
+        Event {
+            xlog: XLogData {
+                wal_start: info.resume_lsn,
+                wal_end: info.resume_lsn,
+                send_time: PgTimestamp::EPOCH,
+                data: Bytes::new(),
+            },
+            kind: EventKind::Reconnected(info),
+            version,
+            in_stream: false,
+            stream_id,
+        }
     }
 
     /// The position to report through [`Feedback`](crate::Feedback) once this event is durably

@@ -63,6 +63,8 @@ impl Default for Feedback {
                 server_time: AtomicI64::new(0),
                 status_requested: AtomicBool::new(false),
                 wake: Notify::new(),
+                reconnects: AtomicU64::new(0),
+                reconnect_attempts: AtomicU64::new(0),
             }),
         }
     }
@@ -81,6 +83,8 @@ struct Shared {
     server_time: AtomicI64,
     status_requested: AtomicBool,
     wake: Notify,
+    reconnects: AtomicU64,
+    reconnect_attempts: AtomicU64,
 }
 
 impl Feedback {
@@ -175,6 +179,26 @@ impl Feedback {
     /// first). Compare with the wall clock to see how stale the connection is.
     pub fn last_server_time(&self) -> PgTimestamp {
         PgTimestamp(self.shared.server_time.load(Ordering::Relaxed))
+    }
+
+    /// Health: how many times the stream reconnected after a failure.
+    pub fn reconnects(&self) -> u64 {
+        self.shared.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Health: how many reconnect attempts were made (successful or not).
+    pub fn reconnect_attempts(&self) -> u64 {
+        self.shared.reconnect_attempts.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record_reconnect_attempt(&self) {
+        self.shared
+            .reconnect_attempts
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_reconnect(&self) {
+        self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records what the server said in its latest message.

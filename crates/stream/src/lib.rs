@@ -111,7 +111,9 @@ mod events;
 mod feedback;
 mod metrics;
 mod ordered_ack;
+mod reconnect;
 mod relation_cache;
+mod retry;
 mod stream;
 
 pub use config::{
@@ -120,9 +122,10 @@ pub use config::{
 };
 pub use core::{CoreOptions, LogicalCore, ReadTimeout};
 pub use error::{Error, Result};
-pub use events::{Change, Event, EventKind, OwnedTuples};
+pub use events::{Change, Event, EventKind, OwnedTuples, Reconnected};
 pub use feedback::{Feedback, ForeignEvent};
 pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
 pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
 pub use relation_cache::{RelationCache, RelationInfo};
+pub use retry::RetryPolicy;
 pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};

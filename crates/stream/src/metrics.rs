@@ -8,6 +8,7 @@
 //! | `walstream_frames_total` | counter | CopyData frames received |
 //! | `walstream_bytes_total` | counter | CopyData bytes received |
 //! | `walstream_status_updates_total` | counter | standby status updates sent |
+//! | `walstream_reconnects_total` | counter | reconnects after a transient failure |
 //! | `walstream_received_lsn` | gauge | highest WAL position received |
 //! | `walstream_flushed_lsn` | gauge | flush position last sent |
 //! | `walstream_applied_lsn` | gauge | apply position last sent |
@@ -30,6 +31,7 @@ pub(crate) struct StreamMetrics {
     frames: Counter,
     bytes: Counter,
     status_updates: Counter,
+    reconnects: Counter,
     received: Gauge,
     flushed: Gauge,
     applied: Gauge,
@@ -46,6 +48,7 @@ impl StreamMetrics {
             frames: counter!("walstream_frames_total", "slot" => slot.clone()),
             bytes: counter!("walstream_bytes_total", "slot" => slot.clone()),
             status_updates: counter!("walstream_status_updates_total", "slot" => slot.clone()),
+            reconnects: counter!("walstream_reconnects_total", "slot" => slot.clone()),
             received: gauge!("walstream_received_lsn", "slot" => slot.clone()),
             flushed: gauge!("walstream_flushed_lsn", "slot" => slot.clone()),
             applied: gauge!("walstream_applied_lsn", "slot" => slot.clone()),
@@ -62,6 +65,10 @@ impl StreamMetrics {
                 self.errors.increment(1);
             }
         }
+    }
+
+    pub(crate) fn on_reconnect(&mut self) {
+        self.reconnects.increment(1);
     }
 
     pub(crate) fn on_frame(&mut self, len: usize) {

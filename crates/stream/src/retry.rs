@@ -138,6 +138,8 @@ impl RetryPolicy {
             return ceiling;
         }
         // Uniform in [0, ceiling]: the top 53 bits as a fraction.
+        // Exact: both values fit in f64's 53-bit mantissa.
+        #[allow(clippy::cast_precision_loss)]
         let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
         ceiling.mul_f64(fraction)
     }

@@ -20,11 +20,12 @@ use tracing::Instrument as _;
 use crate::budget::ByteBudget;
 use crate::config::{ConfigError, LogicalConfig};
 use crate::core::{CoreOptions, LogicalCore};
-use crate::driver;
+use crate::driver::Outlet;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::feedback::Feedback;
 use crate::metrics::StreamMetrics;
+use crate::reconnect::{self, ConnectionRedial, Reconnector};
 
 /// A connection that ran IDENTIFY_SYSTEM, negotiated the protocol version and found (or
 /// created) the slot, but has not started streaming yet: the moment to use an exported
@@ -40,6 +41,8 @@ pub struct PreparedStream<T> {
     created: Option<CreatedSlot>,
     floor: Lsn,
     backend: Option<Backend>,
+    /// Whether `start` may reconnect (the library made the connection).
+    reconnect: bool,
 }
 
 /// A running logical replication stream: a [`futures_core::Stream`] of [`Event`]s, also
@@ -207,7 +210,17 @@ impl PreparedStream<Connection> {
     /// # Errors
     /// [`ConfigError::NoConnection`] without a configured connection; connection errors; as
     /// [`prepare`](Self::prepare).
+    ///
+    /// A stream started from it reconnects after transient failures according to the
+    /// configuration's [`retry`](crate::LogicalConfigBuilder::retry) policy.
     pub async fn connect(config: LogicalConfig) -> Result<Self> {
+        let mut prepared = Self::connect_without_reconnect(config).await?;
+        prepared.reconnect = true;
+        Ok(prepared)
+    }
+
+    /// As [`connect`](Self::connect), for one session (the reconnect path itself).
+    pub(crate) async fn connect_without_reconnect(config: LogicalConfig) -> Result<Self> {
         let Some((mut connection_config, backend)) = config.connection.clone() else {
             return Err(ConfigError::NoConnection.into());
         };
@@ -216,6 +229,38 @@ impl PreparedStream<Connection> {
         let mut prepared = Self::prepare(connection, config).await?;
         prepared.backend = Some(prepared.transport.backend());
         Ok(prepared)
+    }
+
+    /// The connection, for a reconnect that starts replication itself.
+    pub(crate) fn into_transport(self) -> Connection {
+        self.transport
+    }
+
+    /// Sends START_REPLICATION and spawns the task that drives the stream; after a transient
+    /// failure the task reconnects with the configured
+    /// [`retry`](crate::LogicalConfigBuilder::retry) policy and announces it with an
+    /// [`EventKind::Reconnected`](crate::EventKind::Reconnected) event.
+    ///
+    /// # Errors
+    /// Server errors (unknown publication, slot in use, ...) and connection errors.
+    pub async fn start(self) -> Result<LogicalStream> {
+        let reconnect = self.reconnect;
+        let retry = self.config.retry.clone();
+        let config = self.config.clone();
+        let system = self.system.clone();
+        let (transport, core, limits, info) = self.begin().await?;
+        let reconnector = reconnect.then(|| {
+            let feedback = core.feedback().clone();
+            let redial = ConnectionRedial::new(config, system, core.options(), feedback.clone());
+            Reconnector::new(Box::new(redial), retry, feedback, info.proto_version)
+        });
+        Ok(LogicalStream::spawn(
+            transport,
+            core,
+            &limits,
+            info,
+            reconnector,
+        ))
     }
 }
 
@@ -267,6 +312,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
             proto,
             created,
             backend: None,
+            reconnect: false,
         })
     }
 
@@ -297,14 +343,23 @@ impl<T: Transport + 'static> PreparedStream<T> {
         self.floor
     }
 
-    /// Sends START_REPLICATION and spawns the task that drives the stream.
+    /// Sends START_REPLICATION and spawns the task that drives the stream. On a transport the
+    /// application supplied the first failure ends the stream (there is no way to dial it
+    /// again); a connection made by [`PreparedStream::connect`] has its own `start` that
+    /// reconnects.
     ///
     /// # Errors
     /// Server errors (unknown publication, slot in use, ...) and connection errors.
     ///
     /// # Panics
     /// Outside a tokio runtime.
-    pub async fn start(mut self) -> Result<LogicalStream> {
+    pub async fn start_once(self) -> Result<LogicalStream> {
+        let (transport, core, limits, info) = self.begin().await?;
+        Ok(LogicalStream::spawn(transport, core, &limits, info, None))
+    }
+
+    /// START_REPLICATION and the core for it.
+    async fn begin(mut self) -> Result<(T, LogicalCore, ChannelLimits, StreamInfo)> {
         let start_lsn = self.config.start_lsn;
         let command = self.config.start_replication_command(self.proto, start_lsn);
         tracing::debug!(%command, confirmed_flush = %self.floor, "starting replication");
@@ -325,26 +380,24 @@ impl<T: Transport + 'static> PreparedStream<T> {
             created_slot: self.created,
             backend: self.backend,
         };
-        Ok(LogicalStream::spawn(
-            self.transport,
-            core,
-            ChannelLimits {
-                events: self.config.channel_capacity,
-                bytes: self.config.channel_bytes,
-            },
-            self.config.slot().as_str(),
-            info,
-        ))
+        let limits = ChannelLimits {
+            events: self.config.channel_capacity,
+            bytes: self.config.channel_bytes,
+            slot: self.config.slot().as_str().to_owned(),
+        };
+        Ok((self.transport, core, limits, info))
     }
 }
 
 /// How much the channel between the driver task and the application holds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ChannelLimits {
     /// Events.
     pub(crate) events: usize,
     /// Bytes of pgoutput messages (see [`ByteBudget`]).
     pub(crate) bytes: usize,
+    /// The slot (for metrics and tracing).
+    pub(crate) slot: String,
 }
 
 impl LogicalStream {
@@ -352,19 +405,20 @@ impl LogicalStream {
     pub(crate) fn spawn<T: Transport + 'static>(
         transport: T,
         core: LogicalCore,
-        limits: ChannelLimits,
-        slot: &str,
+        limits: &ChannelLimits,
         info: StreamInfo,
+        reconnector: Option<Reconnector<T>>,
     ) -> LogicalStream {
         let feedback = core.feedback().clone();
         let (tx, rx) = mpsc::channel(limits.events.max(1));
         let budget = ByteBudget::new(limits.bytes);
+        let slot = limits.slot.as_str();
         let (stop_tx, stop_rx) = oneshot::channel();
         let metrics = StreamMetrics::new(slot);
         let span = tracing::info_span!("walstream", slot, proto = info.proto_version.as_u32());
-        let task = tokio::spawn(
-            driver::run(transport, core, tx, budget.clone(), stop_rx, metrics).instrument(span),
-        );
+        let outlet = Outlet::new(tx, budget.clone(), stop_rx, metrics);
+        let task =
+            tokio::spawn(reconnect::run(transport, core, outlet, reconnector).instrument(span));
         LogicalStream {
             events: rx,
             stop: Some(stop_tx),

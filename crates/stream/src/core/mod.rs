@@ -92,6 +92,7 @@ enum Phase {
 /// Commit.
 #[derive(Debug)]
 pub struct LogicalCore {
+    options: CoreOptions,
     decoder: PgOutputDecoder,
     relations: RelationCache,
     feedback: Feedback,
@@ -112,6 +113,7 @@ impl LogicalCore {
     /// A core for a stream just started at `now`; `feedback` is where the application reports.
     pub fn new(options: CoreOptions, feedback: Feedback, now: Instant) -> Self {
         LogicalCore {
+            options,
             decoder: PgOutputDecoder::new(options.version),
             relations: RelationCache::new(),
             feedback,
@@ -126,6 +128,11 @@ impl LogicalCore {
             sent_flush: Lsn::INVALID,
             sent_apply: Lsn::INVALID,
         }
+    }
+
+    /// The options the core was made with.
+    pub fn options(&self) -> CoreOptions {
+        self.options
     }
 
     /// The application's feedback handle.
@@ -268,6 +275,17 @@ impl LogicalCore {
     /// The next event, or the error that ended the stream; `None` when nothing is pending.
     pub fn poll_event(&mut self) -> Option<Result<Event>> {
         self.events.pop_front()
+    }
+
+    /// The item [`poll_event`](Self::poll_event) would return next, without taking it.
+    pub fn peek_event(&self) -> Option<&Result<Event>> {
+        self.events.front()
+    }
+
+    /// Puts `event` before everything pending (a driver's own event, such as a reconnect
+    /// notice, that must precede what the new connection delivers).
+    pub(crate) fn push_front_event(&mut self, event: Event) {
+        self.events.push_front(Ok(event));
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) and

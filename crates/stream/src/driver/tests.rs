@@ -205,11 +205,13 @@ fn start(
         ChannelLimits {
             events: capacity,
             bytes: crate::config::DEFAULT_CHANNEL_BYTES,
+            slot: "mock".into(),
         },
         options,
     )
 }
 
+#[allow(clippy::needless_pass_by_value)]
 fn start_with(
     limits: ChannelLimits,
     options: CoreOptions,
@@ -236,7 +238,7 @@ fn start_with(
         created_slot: None,
         backend: None,
     };
-    let stream = LogicalStream::spawn(transport, core, limits, "mock", info);
+    let stream = LogicalStream::spawn(transport, core, &limits, info, None);
     (stream, tx, observed)
 }
 
@@ -377,6 +379,7 @@ async fn failure_after_the_stop_lsn_reaches_the_application_and_ends_the_task() 
     let limits = ChannelLimits {
         events: 16,
         bytes: crate::config::DEFAULT_CHANNEL_BYTES,
+        slot: "mock".into(),
     };
     let (mut stream, server, observed) = start_with(limits, options);
     let frames = script.len();
@@ -436,6 +439,7 @@ async fn byte_budget_bounds_what_waits_for_the_application() {
     let limits = ChannelLimits {
         events: 1000,
         bytes: 8 * 1024,
+        slot: "mock".into(),
     };
     let (mut stream, server, observed) = start_with(limits, options);
     for s in script {
@@ -491,4 +495,33 @@ async fn an_event_is_acknowledged_only_through_its_own_stream() {
     assert_eq!(a.feedback().ack(&commit), Ok(Some(end)));
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_server_fails_at_the_fixed_read_deadline() {
+    let mut options = CoreOptions::new(ProtocolVersion::V4);
+    options.read_timeout = ReadTimeout::Fixed(Duration::from_secs(2));
+    options.status_interval = Duration::from_millis(200);
+    let limits = ChannelLimits {
+        events: 16,
+        bytes: crate::config::DEFAULT_CHANNEL_BYTES,
+        slot: "mock".into(),
+    };
+    let (mut stream, server, _observed) = start_with(limits, options);
+    let (script, _) = big_transaction(1);
+    let frames = script.len();
+    for s in script {
+        server.send(s).unwrap();
+    }
+    for _ in 0..frames {
+        stream.next_event().await.unwrap().unwrap();
+    }
+    // The script is over: the "server" stays connected and silent.
+    let error = tokio::time::timeout(Duration::from_secs(60), stream.next_event())
+        .await
+        .expect("the deadline fires")
+        .expect("an item")
+        .expect_err("a read timeout");
+    assert!(matches!(error, Error::ReadTimeout { .. }), "{error:?}");
+    drop(server);
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pg_walstream_codec::Lsn;
 use pg_walstream_stream::{
-    Error, ErrorClass, EventKind, LogicalConfig, LogicalStream, ReadTimeout,
+    Error, ErrorClass, EventKind, LogicalConfig, LogicalStream, ReadTimeout, RetryPolicy,
 };
 use pg_walstream_testkit::{AuthUser, FaultProxy, TestServer, servers};
 use pg_walstream_transport::{Backend, TransportError};
@@ -64,6 +64,7 @@ async fn blackholed_connection_fails_at_the_read_deadline_as_transient() {
         let proxy = FaultProxy::for_server(server).await.unwrap();
         let config = fx
             .config()
+            .retry(RetryPolicy::never())
             .conninfo(&through(&proxy, server, &fx))
             .read_timeout(ReadTimeout::Fixed(Duration::from_secs(2)));
         let mut stream = fx.start(config).await;
@@ -90,7 +91,10 @@ async fn connection_cut_mid_frame_is_transient() {
         let v = server.version();
         let fx = fixture(server).await;
         let proxy = FaultProxy::for_server(server).await.unwrap();
-        let config = fx.config().conninfo(&through(&proxy, server, &fx));
+        let config = fx
+            .config()
+            .retry(RetryPolicy::never())
+            .conninfo(&through(&proxy, server, &fx));
         let mut stream = fx.start(config).await;
         fx.exec(&["INSERT INTO f VALUES (1)"]).await;
         let _ = next_commit(&mut stream, v).await;
@@ -109,7 +113,10 @@ async fn cut_connection_is_transient() {
         let v = server.version();
         let fx = fixture(server).await;
         let proxy = FaultProxy::for_server(server).await.unwrap();
-        let config = fx.config().conninfo(&through(&proxy, server, &fx));
+        let config = fx
+            .config()
+            .retry(RetryPolicy::never())
+            .conninfo(&through(&proxy, server, &fx));
         let mut stream = fx.start(config).await;
         fx.exec(&["INSERT INTO f VALUES (1)"]).await;
         let _ = next_commit(&mut stream, v).await;
@@ -124,7 +131,7 @@ async fn terminated_walsender_is_transient_and_frees_the_slot() {
     for server in servers() {
         let v = server.version();
         let fx = fixture(server).await;
-        let mut stream = fx.start(fx.config()).await;
+        let mut stream = fx.start(fx.config().retry(RetryPolicy::never())).await;
         fx.exec(&["INSERT INTO f VALUES (1)"]).await;
         let _ = next_commit(&mut stream, v).await;
         let pid = server
@@ -140,7 +147,7 @@ async fn terminated_walsender_is_transient_and_frees_the_slot() {
         assert!(error.is_transient(), "PG {v}: {error:?}");
         // terminate_walsender waited for the process to exit: the slot is free at once.
         assert_eq!(server.slot_active_pid(&fx.slot).await.unwrap(), None);
-        let again = fx.start(fx.config()).await;
+        let again = fx.start(fx.config().retry(RetryPolicy::never())).await;
         again.stop().await.unwrap();
     }
 }
@@ -150,8 +157,9 @@ async fn slot_in_use_is_transient_and_missing_slot_or_bad_password_are_permanent
     for server in servers() {
         let v = server.version();
         let fx = fixture(server).await;
-        let stream = fx.start(fx.config()).await;
-        let second = LogicalStream::connect(fx.config().build().unwrap()).await;
+        let stream = fx.start(fx.config().retry(RetryPolicy::never())).await;
+        let second =
+            LogicalStream::connect(fx.config().retry(RetryPolicy::never()).build().unwrap()).await;
         let error = second
             .err()
             .unwrap_or_else(|| panic!("PG {v}: a second stream started"));
@@ -173,7 +181,12 @@ async fn slot_in_use_is_transient_and_missing_slot_or_bad_password_are_permanent
             "{} password=wrong sslmode=disable",
             server.conninfo(AuthUser::Scram, &db)
         );
-        let config = fx.config().conninfo(&wrong).build().unwrap();
+        let config = fx
+            .config()
+            .retry(RetryPolicy::never())
+            .conninfo(&wrong)
+            .build()
+            .unwrap();
         let error = LogicalStream::connect(config).await.err().unwrap();
         assert!(!error.is_transient(), "PG {v}: {error:?}");
     }
@@ -187,7 +200,10 @@ async fn server_restart_and_crash_restart_are_transient() {
     let proxy = FaultProxy::for_server(&server).await.unwrap();
     let db = fx.admin_db().await;
     for (id, crash) in [(1, false), (2, true)] {
-        let config = fx.config().conninfo(&through(&proxy, &server, &fx));
+        let config = fx
+            .config()
+            .retry(RetryPolicy::never())
+            .conninfo(&through(&proxy, &server, &fx));
         let mut stream = fx.start(config).await;
         let admin = server.admin(&db).await;
         admin
@@ -223,6 +239,9 @@ async fn server_restart_and_crash_restart_are_transient() {
         );
     }
     // Same port, same data: a new stream through the same proxy starts on the slot.
-    let config = fx.config().conninfo(&through(&proxy, &server, &fx));
+    let config = fx
+        .config()
+        .retry(RetryPolicy::never())
+        .conninfo(&through(&proxy, &server, &fx));
     fx.start(config).await.stop().await.unwrap();
 }

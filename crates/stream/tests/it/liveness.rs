@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pg_walstream_stream::{
-    CreateSlotOptions, Error, EventKind, LogicalConfig, LogicalStream, ReadTimeout,
+    CreateSlotOptions, Error, EventKind, LogicalConfig, LogicalStream, ReadTimeout, RetryPolicy,
 };
 use pg_walstream_testkit::{AuthUser, TestServer, servers, unique_name};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -78,6 +78,7 @@ fn config(
         .create_slot_if_missing(CreateSlotOptions::default())
         .status_interval(Duration::from_secs(60))
         .read_timeout(ReadTimeout::Fixed(timeout))
+        .retry(RetryPolicy::never())
         .build()
         .unwrap()
 }

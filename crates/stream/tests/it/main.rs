@@ -6,6 +6,7 @@ mod faults;
 mod feedback;
 mod liveness;
 mod reconnect;
+mod resume;
 mod slow_consumer;
 mod start;
 mod stop;

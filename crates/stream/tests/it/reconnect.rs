@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pg_walstream_codec::Lsn;
-use pg_walstream_stream::{EventKind, LogicalStream};
+use pg_walstream_stream::{EventKind, LogicalStream, RetryPolicy};
 use pg_walstream_testkit::servers;
 
 use crate::support::{Fixture, text};
@@ -42,7 +42,12 @@ async fn terminated_walsender_then_resume_from_recorded_position_exactly_once() 
         let mut reconnects = 0;
         let mut killed = false;
         'connect: loop {
-            let config = fx.config().start_lsn(applied_end).build().unwrap();
+            let config = fx
+                .config()
+                .retry(RetryPolicy::never())
+                .start_lsn(applied_end)
+                .build()
+                .unwrap();
             let mut stream = match LogicalStream::connect(config).await {
                 Ok(stream) => stream,
                 Err(e) if e.is_transient() && reconnects < 50 => {

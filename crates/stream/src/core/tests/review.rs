@@ -209,3 +209,28 @@ fn auto_read_deadline_shrinks_again_after_a_long_gap() {
     }
     assert_eq!(h.core.read_timeout(), Some(ReadTimeout::AUTO_MIN));
 }
+
+/// The driver's loop with a silent server: woken at every `poll_timeout`, it sends what is
+/// due; the fixed read deadline must still fire on time.
+#[test]
+fn fixed_deadline_fires_while_status_updates_go_out() {
+    let mut options = CoreOptions::new(ProtocolVersion::V1);
+    options.status_interval = Duration::from_millis(200);
+    options.read_timeout = ReadTimeout::Fixed(2 * SECOND);
+    let mut h = Harness::new(options);
+    h.transaction(0.0, 1, 0x100, 0x108);
+    assert_eq!(h.drain().len(), 4);
+    let mut woke = 0.0;
+    let failed_at = loop {
+        let at = h.core.poll_timeout().expect("armed");
+        woke = (at - h.t0).as_secs_f64().max(woke);
+        h.core.handle_timeout(h.at(woke));
+        if let Some(Err(error)) = h.core.poll_event() {
+            assert!(matches!(error, Error::ReadTimeout { .. }), "{error:?}");
+            break woke;
+        }
+        let _ = h.transmit(woke);
+        assert!(woke < 10.0, "no read timeout by {woke}s");
+    };
+    assert!((2.0..2.3).contains(&failed_at), "{failed_at}");
+}
