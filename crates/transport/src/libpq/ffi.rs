@@ -6,8 +6,10 @@
 //! ([`RawCancel`]'s `Drop`). Pointers never escape these wrappers.
 #![allow(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::{Mutex, OnceLock};
 
@@ -23,16 +25,47 @@ const ERROR_FIELD_CODES: [u8; 18] = [
     b'L', b'R',
 ];
 
-/// Where the notice receiver callback puts notices until the session takes them.
+/// Where the notice receiver callback puts notices until the session takes them: the newest
+/// [`MAX_KEPT_NOTICES`](crate::transport::MAX_KEPT_NOTICES), as the native backend keeps.
 #[derive(Default)]
 struct NoticeSink {
-    notices: Mutex<Vec<ErrorFields>>,
+    notices: Mutex<VecDeque<ErrorFields>>,
 }
 
 /// The linked libpq's version, e.g. `150018` for 15.18 (`PQlibVersion`).
 pub(crate) fn library_version() -> u32 {
     // SAFETY: PQlibVersion takes no arguments and only returns a constant.
     u32::try_from(unsafe { pq::PQlibVersion() }).unwrap_or(0)
+}
+
+/// libpq's connection options that it can fill from an environment variable, as
+/// `(keyword, variable)` (`PQconndefaults`), for the linked libpq's version.
+pub(crate) fn environment_options() -> Vec<(String, String)> {
+    // SAFETY: PQconndefaults returns a NULL-keyword-terminated array (or NULL when out of
+    // memory) that we own and free once with PQconninfoFree; strings are copied out first.
+    unsafe {
+        let options = pq::PQconndefaults();
+        if options.is_null() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        let mut option = options;
+        while !(*option).keyword.is_null() {
+            if !(*option).envvar.is_null() {
+                found.push((
+                    CStr::from_ptr((*option).keyword)
+                        .to_string_lossy()
+                        .into_owned(),
+                    CStr::from_ptr((*option).envvar)
+                        .to_string_lossy()
+                        .into_owned(),
+                ));
+            }
+            option = option.add(1);
+        }
+        pq::PQconninfoFree(options);
+        found
+    }
 }
 
 /// Outcome of one `PQconnectPoll` step.
@@ -322,7 +355,7 @@ impl RawConn {
             .notices
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::mem::take(&mut *notices)
+        notices.drain(..).collect()
     }
 
     /// A cancel handle for the running query.
@@ -350,7 +383,11 @@ unsafe extern "C" fn receive_notice(arg: *mut c_void, result: *const pq::PGresul
     // as long as the PGconn; `result` is valid for the duration of the callback.
     let (sink, fields) = unsafe { (&*arg.cast::<NoticeSink>(), error_fields(result)) };
     if let Ok(mut notices) = sink.notices.lock() {
-        notices.push(fields);
+        if notices.len() >= crate::transport::MAX_KEPT_NOTICES {
+            notices.pop_front();
+            tracing::debug!("dropping the oldest unread server notice");
+        }
+        notices.push_back(fields);
     }
 }
 
@@ -534,18 +571,67 @@ impl Drop for RawCancel {
 
 type SslPending = unsafe extern "C" fn(*const c_void) -> c_int;
 
-/// `SSL_pending` from the OpenSSL that libpq loaded, looked up once at run time (the
+/// `SSL_pending` of the OpenSSL that libpq itself uses, looked up once at run time (the
 /// workspace does not link OpenSSL itself).
+///
+/// The lookup starts at libpq's own shared object (found with `dladdr` on a libpq function,
+/// opened again with `RTLD_NOLOAD`): `dlsym` on that handle searches libpq and then its
+/// dependencies breadth first, so it finds the `libssl` libpq was linked against. A
+/// `dlsym(RTLD_DEFAULT, …)` would search the global scope instead, where another `libssl`
+/// loaded earlier by the program (a different OpenSSL major version, whose `SSL` structure
+/// differs) could come first: libpq's own calls still bind to its `libssl` through symbol
+/// versions, but an unversioned lookup takes the first definition. When libpq is linked
+/// statically into the program, the program's own scope is used.
 fn ssl_pending_fn() -> Option<SslPending> {
     static FUNCTION: OnceLock<Option<usize>> = OnceLock::new();
     let address = *FUNCTION.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_DEFAULT searches the already-loaded libraries for the
-        // symbol; the name is NUL-terminated.
-        let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"SSL_pending".as_ptr()) };
-        (!symbol.is_null()).then_some(symbol as usize)
+        let name = c"SSL_pending";
+        // SAFETY: dladdr only reads the loader's tables for an address inside libpq (a
+        // function we link), filling `info`; dlopen with RTLD_NOLOAD returns a handle to an
+        // object that is already loaded (never loads one) and is balanced by dlclose; dlsym
+        // reads symbol tables. libpq stays loaded (we link it), so the address stays valid.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            let in_libpq = (pq::PQsslStruct as *const ()).cast::<c_void>();
+            let mut symbol = std::ptr::null_mut();
+            if libc::dladdr(in_libpq, &raw mut info) != 0 && !info.dli_fname.is_null() {
+                let handle = libc::dlopen(info.dli_fname, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+                if !handle.is_null() {
+                    symbol = libc::dlsym(handle, name.as_ptr());
+                    libc::dlclose(handle);
+                }
+            }
+            if symbol.is_null() {
+                let program = libc::dlopen(std::ptr::null(), libc::RTLD_LAZY);
+                if !program.is_null() {
+                    symbol = libc::dlsym(program, name.as_ptr());
+                    libc::dlclose(program);
+                }
+            }
+            (!symbol.is_null()).then_some(symbol as usize)
+        }
     });
     // SAFETY: the address is OpenSSL's `int SSL_pending(const SSL *)`, which has this signature.
     address.map(|address| unsafe { std::mem::transmute::<usize, SslPending>(address) })
+}
+
+/// The shared object that defines the `SSL_pending` used by [`RawConn::tls_read_pending`],
+/// for tests.
+#[cfg(test)]
+pub(crate) fn ssl_pending_object() -> Option<String> {
+    let function = ssl_pending_fn()?;
+    // SAFETY: dladdr only reads the loader's tables; the file name is copied at once.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(function as *const c_void, &raw mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        Some(
+            CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
 }
 
 /// Whether socket `fd` has bytes to read, without consuming them (`recv` with `MSG_PEEK |
@@ -574,28 +660,42 @@ pub(crate) fn socket_has_input(fd: RawFd) -> std::io::Result<bool> {
     }
 }
 
-/// libpq's socket, registered with tokio for readiness only (libpq owns and closes it).
-pub(crate) struct Socket(RawFd);
+/// A duplicate of libpq's socket, registered with tokio for readiness only.
+///
+/// libpq owns its descriptor and closes it whenever the connection fails (and in
+/// `PQfinish`); the number can then be reused at once by another thread's new file. Had the
+/// reactor registered libpq's number, deregistering it afterwards could remove that other
+/// file's registration. The duplicate is ours: it stays open, and its number reserved, until
+/// the registration is dropped. (It also keeps the socket itself open until then, so the
+/// session drops its registration before `PQfinish` and as soon as libpq reports a failure.)
+pub(crate) struct Socket(OwnedFd);
 
 impl std::os::fd::AsRawFd for Socket {
     fn as_raw_fd(&self) -> RawFd {
-        self.0
+        self.0.as_raw_fd()
     }
 }
 
-/// Registers libpq's socket `fd` with the tokio reactor.
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Registers a duplicate of libpq's socket `fd` with the tokio reactor.
 ///
-/// The caller must drop (or `into_inner`) the returned `AsyncFd` before libpq can close or
-/// replace the socket: before the next `PQconnectPoll` while connecting, and before
-/// `PQfinish` — or, when a libpq call reports a failure (after which libpq may have closed
-/// the socket), at once and before any other use.
+/// Register anew whenever libpq may have replaced its socket (after each `PQconnectPoll`
+/// while connecting), and drop the registration before `PQfinish` and after a failure.
 pub(crate) fn register_socket(
     fd: RawFd,
     interest: tokio::io::Interest,
 ) -> std::io::Result<tokio::io::unix::AsyncFd<Socket>> {
-    // SAFETY: `fd` is the open socket libpq just reported with PQsocket; libpq keeps it open
-    // and unchanged until PQconnectPoll/PQfinish or a connection failure, and the callers
-    // deregister before each of those, as documented above.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(Socket(fd), interest) }
+    // SAFETY: `fd` is the open socket libpq just reported with PQsocket, and it stays open
+    // for the duration of this call (no libpq call happens in between); we only borrow it to
+    // duplicate it (F_DUPFD_CLOEXEC).
+    let duplicate = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+    // SAFETY: the registered descriptor is the duplicate, owned by the `Socket` inside the
+    // returned `AsyncFd`: it stays open for exactly as long as the registration.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(Socket(duplicate), interest) }
         .map_err(Into::into)
 }

@@ -456,3 +456,29 @@ async fn terminated_backend_reports_admin_shutdown() {
         }
     }
 }
+
+/// Issue 12 item 12: notices nobody takes must not pile up without bound. Both backends keep
+/// the newest `MAX_KEPT_NOTICES` (256).
+#[tokio::test]
+async fn unread_notices_are_bounded() {
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("notices").await;
+        let mut conn = session(server, &db, None).await;
+        conn.simple_query(
+            "SET client_min_messages = notice; \
+             DO $$ BEGIN FOR i IN 1..1000 LOOP RAISE NOTICE 'n %', i; END LOOP; END $$",
+        )
+        .await
+        .expect("DO");
+        let notices = conn.take_notices();
+        assert_eq!(notices.len(), 256, "PG {v}");
+        assert_eq!(
+            notices[0].message, "n 745",
+            "PG {v}: the oldest are dropped"
+        );
+        assert_eq!(notices[255].message, "n 1000", "PG {v}");
+        assert!(conn.take_notices().is_empty(), "PG {v}");
+        conn.close().await.expect("close");
+    }
+}
