@@ -8,9 +8,10 @@ use super::*;
 
 /// What `/proc/self/fd/N` names: `socket:[inode]` for a socket.
 fn open_file(fd: i32) -> String {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| panic!("fd {fd}: {e}"))
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"));
+    link.unwrap_or_else(|e| panic!("fd {fd}: {e}"))
+        .display()
+        .to_string()
 }
 
 /// The reactor must not hold libpq's own descriptor number: libpq closes it on failure, and

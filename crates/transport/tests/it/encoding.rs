@@ -32,10 +32,13 @@ async fn a_latin1_database_returns_utf8_text() {
             .expect("setup");
         for replication in [None, Some("database")] {
             let cell = format!("PG {v}: replication={replication:?}");
-            let mut ci = format!("{} sslmode=disable", server.conninfo(AuthUser::Scram, &db));
-            if let Some(r) = replication {
-                ci.push_str(&format!(" replication={r}"));
-            }
+            let ci = match replication {
+                Some(r) => format!(
+                    "{} sslmode=disable replication={r}",
+                    server.conninfo(AuthUser::Scram, &db)
+                ),
+                None => format!("{} sslmode=disable", server.conninfo(AuthUser::Scram, &db)),
+            };
             let config = Config::parse(&ci).expect("conninfo");
             let mut conn = Connection::connect_with(&config, backend())
                 .await
