@@ -15,29 +15,33 @@ use crate::conninfo::{
 };
 use crate::error::{Result, TransportError};
 
-/// Options pg-walstream does not implement, with the value that means what the native backend
-/// does, and the first libpq major version that has the option.
-const NEUTRAL_OPTIONS: &[(&str, &str, u32)] = &[
+/// Options the configuration does not carry, with the value that means what the native
+/// backend does. Each is passed when the linked libpq has it (every one has an environment
+/// variable, so an option libpq lacks cannot be taken from the environment either).
+const NEUTRAL_OPTIONS: &[(&str, &str)] = &[
     // Result values and messages are handed out as UTF-8 text.
-    ("client_encoding", "UTF8", 9),
+    ("client_encoding", "UTF8"),
     // The native backend never uses GSSAPI encryption.
-    ("gssencmode", "disable", 12),
-    ("sslcompression", "0", 9),
-    ("target_session_attrs", "any", 10),
-    ("ssl_min_protocol_version", "TLSv1.2", 13),
-    ("sslsni", "1", 14),
-    ("load_balance_hosts", "disable", 16),
-    ("sslcertmode", "allow", 16),
-    ("gssdelegation", "0", 16),
-    ("min_protocol_version", "3.0", 18),
-    ("max_protocol_version", "3.0", 18),
+    ("gssencmode", "disable"),
+    ("krbsrvname", "postgres"),
+    ("sslcompression", "0"),
+    ("target_session_attrs", "any"),
+    ("ssl_min_protocol_version", "TLSv1.2"),
+    ("sslsni", "1"),
+    ("load_balance_hosts", "disable"),
+    ("sslcertmode", "allow"),
+    ("gssdelegation", "0"),
+    ("min_protocol_version", "3.0"),
+    ("max_protocol_version", "3.0"),
 ];
 
 /// The `(keyword, value)` pairs for `PQconnectStartParams`, given libpq version
-/// `library_version` (settings that version cannot honour are errors, not silently dropped).
+/// `library_version` (settings that version cannot honour are errors, not silently dropped)
+/// and its options with environment variables, `options` (`PQconndefaults`).
 pub(crate) fn connection_params(
     config: &Config,
     library_version: u32,
+    options: &[(String, String)],
 ) -> Result<Vec<(&'static str, String)>> {
     let needs = |feature: &str, major: u32| -> Result<()> {
         if library_version >= major * 10_000 {
@@ -108,6 +112,8 @@ pub(crate) fn connection_params(
     if config.ssl_negotiation == SslNegotiation::Direct {
         needs("sslnegotiation=direct", 17)?;
         params.push(("sslnegotiation", "direct".into()));
+    } else if library_version >= 170_000 {
+        params.push(("sslnegotiation", "postgres".into()));
     }
     params.push(("channel_binding", config.channel_binding.as_str().into()));
     let require_auth = config.require_auth.to_string();
@@ -137,8 +143,8 @@ pub(crate) fn connection_params(
     if let Some(options) = &config.options {
         params.push(("options", options.clone()));
     }
-    for (keyword, value, major) in NEUTRAL_OPTIONS {
-        if library_version >= major * 10_000 {
+    for (keyword, value) in NEUTRAL_OPTIONS {
+        if *keyword == "client_encoding" || options.iter().any(|(known, _)| known == keyword) {
             params.push((keyword, (*value).to_owned()));
         }
     }
@@ -193,8 +199,32 @@ pub(crate) fn check_process_environment(
 mod tests {
     use super::*;
 
+    /// Options (with variables) of a libpq 15 built with GSSAPI, as `PQconndefaults` lists
+    /// them, in part.
+    fn libpq15_options() -> Vec<(String, String)> {
+        [
+            ("client_encoding", "PGCLIENTENCODING"),
+            ("gssencmode", "PGGSSENCMODE"),
+            ("krbsrvname", "PGKRBSRVNAME"),
+            ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+            ("sslsni", "PGSSLSNI"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
     fn params(conninfo: &str, version: u32) -> Result<Vec<(&'static str, String)>> {
-        connection_params(&Config::parse(conninfo).expect("valid conninfo"), version)
+        let mut options = libpq15_options();
+        if version >= 180_000 {
+            options.push(("load_balance_hosts".into(), "PGLOADBALANCEHOSTS".into()));
+            options.push(("max_protocol_version".into(), "PGMAXPROTOCOLVERSION".into()));
+        }
+        connection_params(
+            &Config::parse(conninfo).expect("valid conninfo"),
+            version,
+            &options,
+        )
     }
 
     fn get<'a>(params: &'a [(&'static str, String)], key: &str) -> Option<&'a str> {
@@ -225,16 +255,19 @@ mod tests {
         assert_eq!(get(&p, "gssencmode"), Some("disable"));
         assert_eq!(get(&p, "target_session_attrs"), Some("any"));
         assert_eq!(get(&p, "connect_timeout"), Some("0"));
+        assert_eq!(get(&p, "krbsrvname"), Some("postgres"));
+        assert_eq!(get(&p, "sslnegotiation"), None, "not in libpq 15");
         assert_eq!(get(&p, "load_balance_hosts"), None, "not in libpq 15");
         let p = params("host=a user=u", 180_000).unwrap();
         assert_eq!(get(&p, "load_balance_hosts"), Some("disable"));
         assert_eq!(get(&p, "max_protocol_version"), Some("3.0"));
+        assert_eq!(get(&p, "sslnegotiation"), Some("postgres"));
     }
 
     #[test]
     fn the_environment_check_names_what_libpq_would_take() {
         let config = Config::parse_with_env("host=a user=u", &[("HOME", "/h")]).unwrap();
-        let p = connection_params(&config, 150_018).unwrap();
+        let p = connection_params(&config, 150_018, &libpq15_options()).unwrap();
         let options = [
             ("sslcrl".to_owned(), "PGSSLCRL".to_owned()),
             ("client_encoding".to_owned(), "PGCLIENTENCODING".to_owned()),

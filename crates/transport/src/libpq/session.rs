@@ -76,8 +76,9 @@ impl LibpqConnection {
     /// [`TransportError::Libpq`] with libpq's message when the connection fails;
     /// [`TransportError::ConnectTimeout`] when it takes too long.
     pub async fn connect(config: &Config) -> Result<Self> {
-        let params = connection_params(config, ffi::library_version())?;
-        check_process_environment(config, &params, &ffi::environment_options())?;
+        let options = ffi::environment_options();
+        let params = connection_params(config, ffi::library_version(), &options)?;
+        check_process_environment(config, &params, &options)?;
         let attempt = Self::connect_params(params);
         match config.connect_timeout {
             None => attempt.await,
