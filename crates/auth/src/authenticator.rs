@@ -5,17 +5,31 @@ use std::fmt;
 
 use crate::require_auth::RequestKind;
 use crate::{
-    AuthError, ChannelBinding, ChannelBindingMode, ClientNonce, Mechanism, Password, RequireAuth,
-    ScramBinding, ScramClient, md5_response, select_mechanism,
+    AuthError, ChannelBinding, ChannelBindingMode, ClientNonce, DEFAULT_MAX_SCRAM_ITERATIONS,
+    KeyDerivation, Mechanism, Password, RequireAuth, SaltedPassword, ScramBinding, ScramClient,
+    md5_response, select_mechanism,
 };
 
 /// What the client knows before authenticating.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuthConfig {
     user: String,
     password: Option<Password>,
     channel_binding: ChannelBindingMode,
     require_auth: RequireAuth,
+    max_scram_iterations: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            user: String::new(),
+            password: None,
+            channel_binding: ChannelBindingMode::default(),
+            require_auth: RequireAuth::default(),
+            max_scram_iterations: DEFAULT_MAX_SCRAM_ITERATIONS,
+        }
+    }
 }
 
 impl AuthConfig {
@@ -25,6 +39,15 @@ impl AuthConfig {
             user: user.into(),
             ..Self::default()
         }
+    }
+
+    /// Sets the highest SCRAM iteration count accepted from the server (default
+    /// [`DEFAULT_MAX_SCRAM_ITERATIONS`]); a higher one fails with
+    /// [`AuthError::ScramIterationsTooHigh`] before any key derivation starts.
+    #[must_use]
+    pub fn max_scram_iterations(mut self, max: u32) -> Self {
+        self.max_scram_iterations = max;
+        self
     }
 
     /// Sets the password.
@@ -151,6 +174,21 @@ impl fmt::Debug for AuthResponse {
     }
 }
 
+/// What [`Authenticator::step`] asks the caller to do next.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AuthStep {
+    /// Send this message to the server, then wait for its next request.
+    Send(AuthResponse),
+    /// Nothing to send; wait for the server's next request (or, after AuthenticationOk,
+    /// stop: [`Authenticator::is_authenticated`] is true).
+    Wait,
+    /// Run this CPU-bound key derivation (off the async threads, e.g. with
+    /// `tokio::task::spawn_blocking`) and pass its result to
+    /// [`Authenticator::finish_derivation`], which returns the message to send.
+    Derive(KeyDerivation),
+}
+
 /// Client side of PostgreSQL's authentication phase. Sans-IO.
 ///
 /// For each `Authentication*` message call [`Authenticator::handle`] and send the response
@@ -213,6 +251,8 @@ impl Authenticator {
 
     /// Handles one authentication request; returns the message to send, if any.
     ///
+    /// The SCRAM key derivation runs on the calling thread; async drivers use [`Self::step`].
+    ///
     /// # Errors
     /// Policy failures ([`AuthError::RequireAuthFailed`],
     /// [`AuthError::ChannelBindingMethodRefused`], [`AuthError::ChannelBindingNotPerformed`]),
@@ -222,20 +262,52 @@ impl Authenticator {
     /// After an error the exchange is over: every later call fails with
     /// [`AuthError::UnexpectedMessage`].
     pub fn handle(&mut self, request: AuthRequest<'_>) -> Result<Option<AuthResponse>, AuthError> {
+        match self.step(request)? {
+            AuthStep::Send(response) => Ok(Some(response)),
+            AuthStep::Wait => Ok(None),
+            AuthStep::Derive(derivation) => self.finish_derivation(&derivation.derive()).map(Some),
+        }
+    }
+
+    /// As [`Self::handle`], but hands the SCRAM key derivation (PBKDF2, proportional to the
+    /// server's iteration count) back to the caller as [`AuthStep::Derive`] instead of
+    /// running it.
+    ///
+    /// # Errors
+    /// As [`Self::handle`], including [`AuthError::ScramIterationsTooHigh`].
+    pub fn step(&mut self, request: AuthRequest<'_>) -> Result<AuthStep, AuthError> {
         if self.failed {
             return Err(AuthError::UnexpectedMessage(
                 "authentication request after a failed exchange",
             ));
         }
-        let result = self.handle_inner(request);
+        let result = self.step_inner(request);
         self.failed = result.is_err();
         result
     }
 
-    fn handle_inner(
+    /// Finishes an [`AuthStep::Derive`]: returns the SASLResponse to send.
+    ///
+    /// # Errors
+    /// [`AuthError::UnexpectedMessage`] when no derivation was requested.
+    pub fn finish_derivation(
         &mut self,
-        request: AuthRequest<'_>,
-    ) -> Result<Option<AuthResponse>, AuthError> {
+        salted: &SaltedPassword,
+    ) -> Result<AuthResponse, AuthError> {
+        if self.failed {
+            return Err(AuthError::UnexpectedMessage(
+                "key derivation result after a failed exchange",
+            ));
+        }
+        let result = self
+            .scram_in_progress("key derivation result without AuthenticationSASL")
+            .and_then(|scram| scram.client_final(salted))
+            .map(AuthResponse::SaslResponse);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn step_inner(&mut self, request: AuthRequest<'_>) -> Result<AuthStep, AuthError> {
         if self.authenticated {
             return Err(AuthError::UnexpectedMessage(
                 "authentication request after AuthenticationOk",
@@ -250,33 +322,31 @@ impl Authenticator {
                     ));
                 }
                 self.authenticated = true;
-                Ok(None)
+                Ok(AuthStep::Wait)
             }
             AuthRequest::CleartextPassword => {
                 let password = self.password()?.as_bytes().to_vec();
                 self.finished_exchange = true;
-                Ok(Some(AuthResponse::Password(password)))
+                Ok(AuthStep::Send(AuthResponse::Password(password)))
             }
             AuthRequest::Md5Password { salt } => {
                 let password = self.password()?;
                 let response = md5_response(self.config.user.as_bytes(), password.as_bytes(), salt);
                 self.finished_exchange = true;
-                Ok(Some(AuthResponse::Password(response.to_vec())))
+                Ok(AuthStep::Send(AuthResponse::Password(response.to_vec())))
             }
-            AuthRequest::Sasl { mechanisms } => self.start_scram(mechanisms).map(Some),
+            AuthRequest::Sasl { mechanisms } => self.start_scram(mechanisms).map(AuthStep::Send),
             AuthRequest::SaslContinue(data) => {
                 let scram = self
                     .scram_in_progress("AuthenticationSASLContinue without AuthenticationSASL")?;
-                scram
-                    .handle_server_first(data)
-                    .map(|r| Some(AuthResponse::SaslResponse(r)))
+                scram.server_first(data).map(AuthStep::Derive)
             }
             AuthRequest::SaslFinal(data) => {
                 let scram =
                     self.scram_in_progress("AuthenticationSASLFinal without AuthenticationSASL")?;
                 scram.handle_server_final(data)?;
                 self.finished_exchange = true;
-                Ok(None)
+                Ok(AuthStep::Wait)
             }
             AuthRequest::Other(code) => Err(AuthError::UnsupportedMethod {
                 code,
@@ -357,7 +427,8 @@ impl Authenticator {
             Some(nonce) => nonce,
             None => ClientNonce::random()?,
         };
-        let scram = ScramClient::new("", &password, binding, nonce);
+        let scram = ScramClient::new("", &password, binding, nonce)
+            .with_max_iterations(self.config.max_scram_iterations);
         let data = scram.client_first_message().to_vec();
         let mechanism = scram.mechanism();
         self.scram = Some(scram);

@@ -392,3 +392,67 @@ fn an_error_ends_the_exchange() {
     ));
     assert!(!auth.is_authenticated());
 }
+
+/// Issue 12 item 8 through the whole phase: `step` hands the derivation out, the configured
+/// cap refuses a hostile count before any work, and `finish_derivation` completes the
+/// recorded PostgreSQL 15 exchange.
+#[test]
+fn step_hands_out_the_key_derivation_and_enforces_the_cap() {
+    let server_first: &[u8] =
+        b"r=W8d0yl0Af2QjlTAiJxTjNoRxFIeVYEW8yy77ij1efJ6yr7RP,s=FV2y5w7GUUEeU0w7LKZ+5w==,i=4096";
+    let offered = names(&["SCRAM-SHA-256"]);
+    let start = |config: AuthConfig| {
+        let mut auth = Authenticator::new(config, ChannelSecurity::Plaintext)
+            .with_nonce(ClientNonce::new("W8d0yl0Af2QjlTAiJxTjNoRx").unwrap());
+        assert!(matches!(
+            auth.step(AuthRequest::Sasl {
+                mechanisms: &offered
+            }),
+            Ok(AuthStep::Send(AuthResponse::SaslInitialResponse { .. }))
+        ));
+        auth
+    };
+
+    let mut auth = start(scram_user(ChannelBindingMode::Prefer));
+    let Ok(AuthStep::Derive(derivation)) = auth.step(AuthRequest::SaslContinue(server_first))
+    else {
+        panic!("expected a key derivation");
+    };
+    let response = auth.finish_derivation(&derivation.derive()).unwrap();
+    let AuthResponse::SaslResponse(client_final) = response else {
+        panic!("{response:?}")
+    };
+    assert!(client_final.ends_with(b",p=ftEj2CMnVdfv9XucXp36vPz9PKZPOLJgByBAL4i5JUo="));
+    auth.handle(AuthRequest::SaslFinal(
+        b"v=COqbkyz5cAYkjRPk+7omC6DedOhfu3rkJTkcLcPuYgg=",
+    ))
+    .unwrap();
+    auth.handle(AuthRequest::Ok).unwrap();
+    assert!(auth.is_authenticated());
+
+    let mut capped = start(scram_user(ChannelBindingMode::Prefer).max_scram_iterations(4000));
+    assert_eq!(
+        capped
+            .step(AuthRequest::SaslContinue(server_first))
+            .unwrap_err(),
+        AuthError::ScramIterationsTooHigh {
+            iterations: 4096,
+            max: 4000
+        }
+    );
+    assert!(matches!(
+        capped.handle(AuthRequest::Ok),
+        Err(AuthError::UnexpectedMessage(_))
+    ));
+
+    let mut hostile = start(scram_user(ChannelBindingMode::Prefer));
+    assert!(matches!(
+        hostile.handle(AuthRequest::SaslContinue(
+            b"r=W8d0yl0Af2QjlTAiJxTjNoRxFIeVYEW8yy77ij1efJ6yr7RP,s=FV2y5w7GUUEeU0w7LKZ+5w==,i=4294967295",
+        )),
+        Err(AuthError::ScramIterationsTooHigh {
+            iterations: u32::MAX,
+            ..
+        })
+    ));
+}

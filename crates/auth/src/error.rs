@@ -104,6 +104,17 @@ pub enum AuthError {
         "invalid SCRAM server-first-message: the server nonce does not start with the client nonce"
     )]
     NonceMismatch,
+    /// The server asked for more SCRAM iterations than the configured maximum: the key
+    /// derivation would keep a CPU busy for as long as the server likes.
+    #[error(
+        "the server asked for {iterations} SCRAM iterations, more than the allowed maximum of {max}"
+    )]
+    ScramIterationsTooHigh {
+        /// The count in the server-first-message.
+        iterations: u32,
+        /// The configured maximum.
+        max: u32,
+    },
     /// The server reported a SCRAM error (`e=` attribute).
     #[error("the server rejected the SCRAM exchange: {0}")]
     ServerError(String),

@@ -48,11 +48,16 @@ mod password;
 mod require_auth;
 mod scram;
 
-pub use authenticator::{AuthConfig, AuthRequest, AuthResponse, Authenticator, ChannelSecurity};
+pub use authenticator::{
+    AuthConfig, AuthRequest, AuthResponse, AuthStep, Authenticator, ChannelSecurity,
+};
 pub use channel_binding::{ChannelBinding, TLS_SERVER_END_POINT};
 pub use error::{AuthError, ScramStage};
 pub use md5_password::{MD5_RESPONSE_LEN, md5_response};
 pub use mechanism::{ChannelBindingMode, select_mechanism};
 pub use password::{Password, sasl_prepare};
 pub use require_auth::{AuthMethod, RequestKind, RequireAuth};
-pub use scram::{ClientNonce, Mechanism, ScramBinding, ScramClient};
+pub use scram::{
+    ClientNonce, DEFAULT_MAX_SCRAM_ITERATIONS, KeyDerivation, Mechanism, SaltedPassword,
+    ScramBinding, ScramClient,
+};

@@ -328,3 +328,67 @@ fn debug_hides_the_password() {
     assert!(!debug.contains("pencil"));
     assert!(debug.contains("await-server-first"));
 }
+
+/// Issue 12 item 8: a hostile server sends the largest count the grammar allows. Before the
+/// cap this ran PBKDF2 4 294 967 295 times (hours); now it is refused before any derivation.
+#[test]
+fn hostile_iteration_count_is_refused_before_deriving() {
+    let mut scram = rfc_client();
+    let error = scram
+        .handle_server_first(
+            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4294967295",
+        )
+        .unwrap_err();
+    assert_eq!(
+        error,
+        AuthError::ScramIterationsTooHigh {
+            iterations: u32::MAX,
+            max: DEFAULT_MAX_SCRAM_ITERATIONS
+        }
+    );
+    assert!(error.to_string().contains("4294967295"), "{error}");
+    // The exchange is dead afterwards.
+    assert!(matches!(
+        scram.handle_server_final(RFC_SERVER_FINAL),
+        Err(AuthError::UnexpectedMessage(_))
+    ));
+}
+
+#[test]
+fn the_iteration_cap_is_configurable_and_inclusive() {
+    let mut at_cap = rfc_client().with_max_iterations(4096);
+    assert_eq!(
+        at_cap.handle_server_first(RFC_SERVER_FIRST).unwrap(),
+        RFC_CLIENT_FINAL
+    );
+    let mut below = rfc_client().with_max_iterations(4095);
+    assert_eq!(
+        below.handle_server_first(RFC_SERVER_FIRST).unwrap_err(),
+        AuthError::ScramIterationsTooHigh {
+            iterations: 4096,
+            max: 4095
+        }
+    );
+}
+
+/// The split API (server_first → derive elsewhere → client_final) gives the RFC's answer.
+#[test]
+fn split_derivation_matches_the_one_step_api() {
+    let mut scram = rfc_client();
+    let derivation = scram.server_first(RFC_SERVER_FIRST).unwrap();
+    assert_eq!(derivation.iterations(), 4096);
+    assert!(!format!("{derivation:?}").contains("pencil"));
+    assert!(format!("{scram:?}").contains("deriving-key"));
+    let salted = std::thread::spawn(move || derivation.derive())
+        .join()
+        .unwrap();
+    assert_eq!(format!("{salted:?}"), "SaltedPassword(<redacted>)");
+    assert_eq!(scram.client_final(&salted).unwrap(), RFC_CLIENT_FINAL);
+    scram.handle_server_final(RFC_SERVER_FINAL).unwrap();
+    assert!(scram.is_complete());
+    // client_final without a pending derivation is out of order.
+    assert!(matches!(
+        rfc_client().client_final(&salted),
+        Err(AuthError::UnexpectedMessage(_))
+    ));
+}

@@ -55,6 +55,17 @@ pub enum TransportError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The client key file can be read by group or others (libpq's rule: mode 0600 or less
+    /// when owned by the current user, 0640 or less when owned by root).
+    #[error(
+        "private key file \"{path}\" has group or world access (mode {mode:04o}); file must have permissions u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or less if owned by root"
+    )]
+    KeyFilePermissions {
+        /// The key file's path.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The TLS client configuration could not be built.
     #[error("invalid TLS configuration")]
     TlsConfig(#[source] rustls::Error),

@@ -58,4 +58,4 @@ pub use libpq::LibpqConnection;
 pub use message::{DbError, Severity, SqlState};
 pub use native::{Keepalive, NativeConnection};
 pub use result::{Response, ResultSet, Row};
-pub use transport::{Backend, Connection, Transport};
+pub use transport::{Backend, Connection, MAX_KEPT_NOTICES, Transport};

@@ -11,6 +11,11 @@ use crate::message::DbError;
 use crate::native::NativeConnection;
 use crate::result::{Response, ResultSet};
 
+/// How many unread notices a session keeps for [`Transport::take_notices`]: the newest
+/// ones; older ones are dropped (and logged), so a session nobody asks for notices does not
+/// grow without bound.
+pub const MAX_KEPT_NOTICES: usize = 256;
+
 /// A replication-capable session with a PostgreSQL server.
 ///
 /// Implemented by each backend and by [`Connection`], the enum that picks one at run time.
@@ -78,7 +83,7 @@ pub trait Transport: Send {
     /// A run-time parameter reported by the server (e.g. `server_version`).
     fn parameter(&self, name: &str) -> Option<&str>;
 
-    /// Notices received since the last call.
+    /// Notices received since the last call: at most [`MAX_KEPT_NOTICES`], the newest.
     fn take_notices(&mut self) -> Vec<DbError>;
 
     /// Whether the session is encrypted with TLS.

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use pg_walstream_auth::{ChannelBindingMode, Password, RequireAuth};
+use pg_walstream_auth::{ChannelBindingMode, DEFAULT_MAX_SCRAM_ITERATIONS, Password, RequireAuth};
 
 use super::keys::{KEYS, Key};
+use super::libpq_env;
 use super::parse::parse_conninfo;
 use super::pgpass::{PassfileQuery, find_password, read_passfile};
 use super::{
@@ -86,6 +87,14 @@ pub struct Config {
     pub options: Option<String>,
     /// The password file consulted (`passfile`, `PGPASSFILE`, else `~/.pgpass`).
     pub passfile: Option<PathBuf>,
+    /// Session settings sent in the startup packet, from `PGDATESTYLE`, `PGTZ` and `PGGEQO`
+    /// as libpq sends them (`("timezone", "UTC")`, ...; a value of `default` is skipped).
+    pub session_settings: Vec<(String, String)>,
+    /// The highest SCRAM iteration count accepted from the server (not a libpq setting;
+    /// default [`DEFAULT_MAX_SCRAM_ITERATIONS`]). Set it on the parsed configuration to
+    /// allow a server with a higher `scram_iterations`. Only the native backend enforces it:
+    /// libpq has no such limit.
+    pub max_scram_iterations: u32,
     /// Problems that were tolerated, e.g. an ignored password file.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -96,7 +105,8 @@ impl Config {
     ///
     /// # Errors
     /// Any [`ConnInfoError`]: syntax, unknown or unsupported keys, bad values, host/port
-    /// count mismatches, conflicting TLS settings, no user name.
+    /// count mismatches, conflicting TLS settings, no user name, environment variables of
+    /// unsupported options ([`ConnInfoError::UnsupportedEnvironment`]).
     pub fn parse(conninfo: &str) -> Result<Self, ConnInfoError> {
         Self::parse_with_env(conninfo, &ProcessEnvironment)
     }
@@ -136,6 +146,7 @@ impl Config {
                 raw.0.insert(*key, (value, Some(*var)));
             }
         }
+        libpq_env::check_unsupported(env)?;
         build(&raw, sslmode_given, env)
     }
 
@@ -363,6 +374,8 @@ fn build<E: Environment + ?Sized>(
             .map(str::to_owned),
         options: raw.get(Key::Options).map(str::to_owned),
         passfile,
+        session_settings: libpq_env::session_settings(env),
+        max_scram_iterations: DEFAULT_MAX_SCRAM_ITERATIONS,
         warnings,
         user,
     })

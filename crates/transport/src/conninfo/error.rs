@@ -71,6 +71,21 @@ pub enum ConnInfoError {
         /// The closest known key, if one is close.
         suggestion: Suggestion,
     },
+    /// An environment variable libpq would apply sets an option pg-walstream does not
+    /// implement, to a value that means something else than what pg-walstream does.
+    #[error(
+        "environment variable {var}=\"{value}\" sets {key}, which pg-walstream does not support; accepted: {accepted}. Unset it"
+    )]
+    UnsupportedEnvironment {
+        /// The variable.
+        var: &'static str,
+        /// The libpq option it sets.
+        key: &'static str,
+        /// Its value (never a password: no password variable is checked here).
+        value: String,
+        /// What would be accepted.
+        accepted: &'static str,
+    },
     /// A key libpq knows but pg-walstream does not implement.
     #[error("connection option \"{key}\" is not supported by pg-walstream")]
     UnsupportedKey {

@@ -21,7 +21,11 @@
 //! under `~/.postgresql/` (see [`SslRootCert::Default`]).
 //!
 //! Unknown keys are errors that suggest the closest known key; libpq keys pg-walstream does
-//! not implement (`target_session_attrs`, `sslcrl`, `service`, ...) are errors that say so.
+//! not implement (`target_session_attrs`, `sslcrl`, `service`, ...) are errors that say so,
+//! and so are their environment variables (`PGSSLCRL`, `PGCLIENTENCODING=LATIN1`, ...) unless
+//! the value means what pg-walstream does anyway (`PGCLIENTENCODING=UTF8`). `PGDATESTYLE`,
+//! `PGTZ` and `PGGEQO`, which libpq sends as session settings, become
+//! [`Config::session_settings`].
 //!
 //! ```
 //! use pg_walstream_transport::conninfo::{Config, SslMode};
@@ -41,6 +45,7 @@ mod config;
 mod env;
 mod error;
 mod keys;
+pub(crate) mod libpq_env;
 mod parse;
 mod pgpass;
 mod types;

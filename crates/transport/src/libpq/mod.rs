@@ -15,6 +15,7 @@
 mod connect_error;
 mod ffi;
 mod params;
+mod results;
 mod session;
 
 pub(crate) use ffi::RawCancel;

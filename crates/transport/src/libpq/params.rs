@@ -1,14 +1,47 @@
 //! Turning a parsed [`Config`] into libpq connection keywords, so both backends connect from
 //! the same configuration (and the same environment and password-file resolution).
+//!
+//! libpq fills every option the caller leaves out from its environment variable, and an empty
+//! value counts as left out (`conninfo_add_defaults` in `fe-connect.c`): there is no switch to
+//! turn the environment off. So every option is given explicitly — the configuration's
+//! value, or for options pg-walstream does not implement the value that means what the
+//! native backend does (`client_encoding=UTF8`, `gssencmode=disable`, ...).
+//! [`check_environment`] then refuses a connection for which libpq would still take
+//! something from the process environment that the configuration does not contain.
 
-use crate::conninfo::{Config, Replication, SslNegotiation, SslRootCert, Target};
+use crate::conninfo::libpq_env::session_settings;
+use crate::conninfo::{
+    Config, ProcessEnvironment, Replication, SslNegotiation, SslRootCert, Target,
+};
 use crate::error::{Result, TransportError};
 
+/// Options the configuration does not carry, with the value that means what the native
+/// backend does. Each is passed when the linked libpq has it (every one has an environment
+/// variable, so an option libpq lacks cannot be taken from the environment either).
+const NEUTRAL_OPTIONS: &[(&str, &str)] = &[
+    // Result values and messages are handed out as UTF-8 text.
+    ("client_encoding", "UTF8"),
+    // The native backend never uses GSSAPI encryption.
+    ("gssencmode", "disable"),
+    ("krbsrvname", "postgres"),
+    ("sslcompression", "0"),
+    ("target_session_attrs", "any"),
+    ("ssl_min_protocol_version", "TLSv1.2"),
+    ("sslsni", "1"),
+    ("load_balance_hosts", "disable"),
+    ("sslcertmode", "allow"),
+    ("gssdelegation", "0"),
+    ("min_protocol_version", "3.0"),
+    ("max_protocol_version", "3.0"),
+];
+
 /// The `(keyword, value)` pairs for `PQconnectStartParams`, given libpq version
-/// `library_version` (settings that version cannot honour are errors, not silently dropped).
+/// `library_version` (settings that version cannot honour are errors, not silently dropped)
+/// and its options with environment variables, `options` (`PQconndefaults`).
 pub(crate) fn connection_params(
     config: &Config,
     library_version: u32,
+    options: &[(String, String)],
 ) -> Result<Vec<(&'static str, String)>> {
     let needs = |feature: &str, major: u32| -> Result<()> {
         if library_version >= major * 10_000 {
@@ -60,8 +93,11 @@ pub(crate) fn connection_params(
     }
     params.push(("sslmode", config.ssl_mode.as_str().into()));
     match &config.ssl_root_cert {
-        SslRootCert::Default { .. } => {}
-        SslRootCert::File(path) => params.push(("sslrootcert", path.display().to_string())),
+        // The file the configuration resolved (from HOME), not libpq's own lookup.
+        SslRootCert::Default { path: Some(path) } | SslRootCert::File(path) => {
+            params.push(("sslrootcert", path.display().to_string()));
+        }
+        SslRootCert::Default { path: None } => {}
         SslRootCert::System => {
             needs("sslrootcert=system", 16)?;
             params.push(("sslrootcert", "system".into()));
@@ -76,6 +112,8 @@ pub(crate) fn connection_params(
     if config.ssl_negotiation == SslNegotiation::Direct {
         needs("sslnegotiation=direct", 17)?;
         params.push(("sslnegotiation", "direct".into()));
+    } else if library_version >= 170_000 {
+        params.push(("sslnegotiation", "postgres".into()));
     }
     params.push(("channel_binding", config.channel_binding.as_str().into()));
     let require_auth = config.require_auth.to_string();
@@ -83,9 +121,9 @@ pub(crate) fn connection_params(
         needs("require_auth", 16)?;
         params.push(("require_auth", require_auth));
     }
-    if let Some(timeout) = config.connect_timeout {
-        params.push(("connect_timeout", timeout.as_secs().max(1).to_string()));
-    }
+    // 0 is libpq's "wait forever", which `None` means.
+    let timeout = config.connect_timeout.map_or(0, |t| t.as_secs().max(1));
+    params.push(("connect_timeout", timeout.to_string()));
     params.push((
         "keepalives",
         if config.keepalives { "1" } else { "0" }.into(),
@@ -105,15 +143,88 @@ pub(crate) fn connection_params(
     if let Some(options) = &config.options {
         params.push(("options", options.clone()));
     }
+    for (keyword, value) in NEUTRAL_OPTIONS {
+        if *keyword == "client_encoding" || options.iter().any(|(known, _)| known == keyword) {
+            params.push((keyword, (*value).to_owned()));
+        }
+    }
     Ok(params)
+}
+
+/// Refuses what libpq would still take from the process environment although the
+/// configuration does not contain it: a variable of an option `params` leaves out (e.g.
+/// `PGSSLCRL`, which no value can neutralise, or `PGPASSWORD` when the configuration was
+/// resolved from another environment), and session settings (`PGTZ`, ...) other than the
+/// configuration's. `options` are libpq's `(keyword, variable)` pairs (`PQconndefaults`).
+pub(crate) fn check_environment(
+    config: &Config,
+    params: &[(&'static str, String)],
+    options: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    for (keyword, var) in options {
+        if params.iter().any(|(k, _)| k == keyword) {
+            continue;
+        }
+        if env(var).is_some_and(|value| !value.is_empty()) {
+            return Err(TransportError::Config(format!(
+                "environment variable {var} is set, and libpq would apply it as {keyword}, which the connection configuration does not contain; unset it, or resolve the configuration from this environment"
+            )));
+        }
+    }
+    let lookup = |name: &str| env(name);
+    let sent_by_libpq = session_settings(&lookup);
+    if sent_by_libpq != config.session_settings {
+        return Err(TransportError::Config(format!(
+            "libpq would send the session settings {sent_by_libpq:?} (from PGDATESTYLE, PGTZ, PGGEQO in the process environment), but the connection configuration has {:?}",
+            config.session_settings
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_environment`] against the process environment.
+pub(crate) fn check_process_environment(
+    config: &Config,
+    params: &[(&'static str, String)],
+    options: &[(String, String)],
+) -> Result<()> {
+    use crate::conninfo::Environment as _;
+    check_environment(config, params, options, &|name| {
+        ProcessEnvironment.var(name)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Options (with variables) of a libpq 15 built with GSSAPI, as `PQconndefaults` lists
+    /// them, in part.
+    fn libpq15_options() -> Vec<(String, String)> {
+        [
+            ("client_encoding", "PGCLIENTENCODING"),
+            ("gssencmode", "PGGSSENCMODE"),
+            ("krbsrvname", "PGKRBSRVNAME"),
+            ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+            ("sslsni", "PGSSLSNI"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
     fn params(conninfo: &str, version: u32) -> Result<Vec<(&'static str, String)>> {
-        connection_params(&Config::parse(conninfo).expect("valid conninfo"), version)
+        let mut options = libpq15_options();
+        if version >= 180_000 {
+            options.push(("load_balance_hosts".into(), "PGLOADBALANCEHOSTS".into()));
+            options.push(("max_protocol_version".into(), "PGMAXPROTOCOLVERSION".into()));
+        }
+        connection_params(
+            &Config::parse(conninfo).expect("valid conninfo"),
+            version,
+            &options,
+        )
     }
 
     fn get<'a>(params: &'a [(&'static str, String)], key: &str) -> Option<&'a str> {
@@ -135,6 +246,59 @@ mod tests {
         assert_eq!(get(&p, "replication"), Some("database"));
         assert_eq!(get(&p, "password"), Some("pw"));
         assert_eq!(get(&p, "hostaddr"), None);
+    }
+
+    #[test]
+    fn unsupported_options_get_explicit_neutral_values() {
+        let p = params("host=a user=u", 150_018).unwrap();
+        assert_eq!(get(&p, "client_encoding"), Some("UTF8"));
+        assert_eq!(get(&p, "gssencmode"), Some("disable"));
+        assert_eq!(get(&p, "target_session_attrs"), Some("any"));
+        assert_eq!(get(&p, "connect_timeout"), Some("0"));
+        assert_eq!(get(&p, "krbsrvname"), Some("postgres"));
+        assert_eq!(get(&p, "sslnegotiation"), None, "not in libpq 15");
+        assert_eq!(get(&p, "load_balance_hosts"), None, "not in libpq 15");
+        let p = params("host=a user=u", 180_000).unwrap();
+        assert_eq!(get(&p, "load_balance_hosts"), Some("disable"));
+        assert_eq!(get(&p, "max_protocol_version"), Some("3.0"));
+        assert_eq!(get(&p, "sslnegotiation"), Some("postgres"));
+    }
+
+    #[test]
+    fn the_environment_check_names_what_libpq_would_take() {
+        let config = Config::parse_with_env("host=a user=u", &[("HOME", "/h")]).unwrap();
+        let p = connection_params(&config, 150_018, &libpq15_options()).unwrap();
+        let options = [
+            ("sslcrl".to_owned(), "PGSSLCRL".to_owned()),
+            ("client_encoding".to_owned(), "PGCLIENTENCODING".to_owned()),
+            ("password".to_owned(), "PGPASSWORD".to_owned()),
+        ];
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        check_environment(
+            &config,
+            &p,
+            &options,
+            &env(&[("PGCLIENTENCODING", "LATIN1")]),
+        )
+        .expect("neutralised by an explicit keyword");
+        for var in ["PGSSLCRL", "PGPASSWORD"] {
+            let vars: &'static [(&'static str, &'static str)] = if var == "PGSSLCRL" {
+                &[("PGSSLCRL", "/x")]
+            } else {
+                &[("PGPASSWORD", "pw")]
+            };
+            let error = check_environment(&config, &p, &options, &env(vars)).unwrap_err();
+            assert!(error.to_string().contains(var), "{error}");
+            assert!(!error.to_string().contains("pw\""), "{error}");
+        }
+        let error = check_environment(&config, &p, &options, &env(&[("PGTZ", "UTC")])).unwrap_err();
+        assert!(error.to_string().contains("timezone"), "{error}");
     }
 
     #[test]

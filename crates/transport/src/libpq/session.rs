@@ -9,17 +9,17 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::connect_error::server_error;
 use super::ffi::{
     self, CopyData, ErrorFields, PollStatus, RawCancel, RawConn, RawResult, ResultStatus, Socket,
     register_socket,
 };
-use super::params::connection_params;
+use super::params::{check_process_environment, connection_params};
+use super::results::{blocking, connect_failure, db_error, libpq_error, result_set};
 use crate::cancel::CancelToken;
 use crate::conninfo::Config;
 use crate::error::{Result, TransportError};
 use crate::message::DbError;
-use crate::result::{Response, ResultSet, Row};
+use crate::result::{Response, ResultSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -27,6 +27,8 @@ enum State {
     Busy,
     Copy {
         both: bool,
+        /// `PQgetCopyData` reported the end; the result that follows is not read yet.
+        ended: bool,
         server_done: bool,
         client_done: bool,
     },
@@ -44,6 +46,9 @@ pub struct LibpqConnection {
     pending_result: Option<RawResult>,
     /// CopyData libpq could not queue yet (its buffer was full); sent on `flush`.
     unqueued: Vec<Bytes>,
+    /// A server error whose remaining results are still being read: kept here first, so a
+    /// call cancelled meanwhile loses nothing and the next call delivers it.
+    pending_error: Option<ErrorFields>,
     cancel: Option<(i32, Arc<RawCancel>)>,
 }
 
@@ -71,8 +76,10 @@ impl LibpqConnection {
     /// [`TransportError::Libpq`] with libpq's message when the connection fails;
     /// [`TransportError::ConnectTimeout`] when it takes too long.
     pub async fn connect(config: &Config) -> Result<Self> {
-        let params = connection_params(config, ffi::library_version())?;
-        let attempt = Self::connect_params(&params);
+        let options = ffi::environment_options();
+        let params = connection_params(config, ffi::library_version(), &options)?;
+        check_process_environment(config, &params, &options)?;
+        let attempt = Self::connect_params(params);
         match config.connect_timeout {
             None => attempt.await,
             Some(timeout) => {
@@ -92,15 +99,30 @@ impl LibpqConnection {
         }
     }
 
-    async fn connect_params(params: &[(&'static str, String)]) -> Result<Self> {
-        let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut conn = RawConn::start(&borrowed).map_err(TransportError::Libpq)?;
+    /// `PQconnectStartParams` and each `PQconnectPoll` run on tokio's blocking pool: they may
+    /// resolve host names (blocking `getaddrinfo`) and run the SCRAM key derivation (as many
+    /// PBKDF2 rounds as the server asks for; libpq has no limit), which must not stall the
+    /// async worker threads, and `connect_timeout` keeps working meanwhile.
+    async fn connect_params(params: Vec<(&'static str, String)>) -> Result<Self> {
+        let mut conn = blocking(move || {
+            let borrowed: Vec<(&str, &str)> =
+                params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            RawConn::start(&borrowed)
+        })
+        .await?
+        .map_err(TransportError::Libpq)?;
         if conn.is_bad() {
             return Err(connect_failure(&conn));
         }
         conn.set_verbose_errors();
         loop {
-            let interest = match conn.connect_poll() {
+            let (returned, status) = blocking(move || {
+                let status = conn.connect_poll();
+                (conn, status)
+            })
+            .await?;
+            conn = returned;
+            let interest = match status {
                 PollStatus::Ok => break,
                 PollStatus::Failed => return Err(connect_failure(&conn)),
                 PollStatus::Reading => Interest::READABLE,
@@ -134,6 +156,7 @@ impl LibpqConnection {
             state: State::Idle,
             pending_result: None,
             unqueued: Vec::new(),
+            pending_error: None,
             cancel,
         })
     }
@@ -256,16 +279,27 @@ impl LibpqConnection {
     }
 
     /// Reads the remaining results after an error, then returns it; the session is idle.
-    async fn finish_with_error(&mut self, fields: &ErrorFields) -> TransportError {
+    /// Cancel-safe: the error waits in `pending_error` until the drain completes.
+    async fn finish_with_error(&mut self, fields: ErrorFields) -> TransportError {
+        self.pending_error = Some(fields);
+        self.finish_pending_error().await
+    }
+
+    /// Continues [`Self::finish_with_error`] (also after a cancelled call).
+    async fn finish_pending_error(&mut self) -> TransportError {
         loop {
             match self.next_result().await {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(error) => return error,
+                Err(error) => {
+                    self.pending_error = None;
+                    return error;
+                }
             }
         }
         self.state = State::Idle;
-        match db_error(b'E', fields) {
+        let fields = self.pending_error.take().unwrap_or_default();
+        match db_error(b'E', &fields) {
             Some(error) => TransportError::server(Box::new(error)),
             None => TransportError::Libpq(
                 "the server reported an error libpq could not describe".into(),
@@ -300,6 +334,9 @@ impl LibpqConnection {
     /// libpq and I/O errors.
     pub async fn next_response(&mut self) -> Result<Response> {
         self.check_usable()?;
+        if self.pending_error.is_some() {
+            return Err(self.finish_pending_error().await);
+        }
         match self.state {
             State::Idle => return Err(TransportError::InvalidState("no query in progress")),
             State::Copy {
@@ -332,6 +369,7 @@ impl LibpqConnection {
                 ResultStatus::CopyOut => {
                     self.state = State::Copy {
                         both: false,
+                        ended: false,
                         server_done: false,
                         client_done: true,
                     };
@@ -340,6 +378,7 @@ impl LibpqConnection {
                 ResultStatus::CopyBoth => {
                     self.state = State::Copy {
                         both: true,
+                        ended: false,
                         server_done: false,
                         client_done: false,
                     };
@@ -349,8 +388,7 @@ impl LibpqConnection {
                     self.end_copy().await?;
                 }
                 ResultStatus::FatalError => {
-                    let fields = result.error_fields();
-                    return Err(self.finish_with_error(&fields).await);
+                    return Err(self.finish_with_error(result.error_fields()).await);
                 }
                 ResultStatus::Other => {
                     self.state = State::Broken;
@@ -417,16 +455,23 @@ impl LibpqConnection {
 
     /// The next CopyData payload (zero-copy: libpq's buffer, freed when the `Bytes` drops),
     /// `None` once the server ended the stream. Every frame libpq has buffered is returned
-    /// before the socket is polled again. Cancel-safe.
+    /// before the socket is polled again. Cancel-safe: a server error that ends the stream is
+    /// delivered by the next call if this one is dropped before the session is idle again.
     ///
     /// # Errors
     /// [`TransportError::Server`] when the server ended the stream with an error; state,
     /// libpq and I/O errors.
     pub async fn read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        if self.pending_error.is_some() {
+            return Err(self.finish_pending_error().await);
+        }
         let both = match self.state {
             State::Copy {
                 server_done: true, ..
             } => return Ok(None),
+            State::Copy {
+                ended: true, both, ..
+            } => return self.copy_ended(both).await,
             State::Copy { both, .. } => both,
             _ => return Err(TransportError::InvalidState("no COPY stream in progress")),
         };
@@ -445,15 +490,18 @@ impl LibpqConnection {
 
     /// The server ended the COPY: an error surfaces now; otherwise the following result is
     /// kept for `next_response`.
+    /// Cancel-safe: until the result is read, `ended` makes the next call come back here.
     async fn copy_ended(&mut self, both: bool) -> Result<Option<Bytes>> {
+        if let State::Copy { ended, .. } = &mut self.state {
+            *ended = true;
+        }
+        let result = self.next_result().await?;
         if let State::Copy { server_done, .. } = &mut self.state {
             *server_done = true;
         }
-        let result = self.next_result().await?;
         match result {
             Some(result) if result.status() == ResultStatus::FatalError => {
-                let fields = result.error_fields();
-                Err(self.finish_with_error(&fields).await)
+                Err(self.finish_with_error(result.error_fields()).await)
             }
             // In CopyBoth libpq now reports COPY_IN until we send CopyDone: just a marker.
             Some(result) if both && result.status() == ResultStatus::CopyIn => Ok(None),
@@ -537,46 +585,6 @@ impl LibpqConnection {
     }
 }
 
-/// The error for a failed connection attempt: the server's error with its SQLSTATE when the
-/// server refused us, libpq's message otherwise.
-fn connect_failure(conn: &RawConn) -> TransportError {
-    libpq_error(conn.error_message())
-}
-
-/// A libpq failure message as an error: the server's error (with SQLSTATE) when the message
-/// carries one (e.g. FATAL from `pg_terminate_backend`), libpq's own message otherwise.
-fn libpq_error(message: String) -> TransportError {
-    match server_error(&message) {
-        Some(error) => TransportError::server(Box::new(error)),
-        None => TransportError::Libpq(message),
-    }
-}
-
-/// Builds a [`DbError`] from libpq's error fields by re-encoding them as the ErrorResponse
-/// body they came from, so both backends share one parser.
-fn db_error(tag: u8, fields: &ErrorFields) -> Option<DbError> {
-    let mut body = Vec::new();
-    for (code, text) in fields {
-        body.push(*code);
-        body.extend_from_slice(text.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    DbError::parse(tag, &body).ok()
-}
-
-fn result_set(result: &RawResult) -> ResultSet {
-    let columns: Arc<[String]> = (0..result.columns())
-        .map(|c| result.column_name(c))
-        .collect();
-    let rows = (0..result.rows())
-        .map(|row| {
-            Row::new(
-                (0..columns.len())
-                    .map(|column| result.value(row, column))
-                    .collect(),
-            )
-        })
-        .collect();
-    ResultSet::new(columns, rows, result.command_tag())
-}
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

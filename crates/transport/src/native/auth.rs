@@ -4,7 +4,10 @@
 //! server signature check); this module only moves messages and supplies the server's
 //! certificate for `tls-server-end-point` channel binding.
 
-use pg_walstream_auth::{AuthConfig, AuthRequest, AuthResponse, Authenticator, ChannelSecurity};
+use pg_walstream_auth::{
+    AuthConfig, AuthRequest, AuthResponse, AuthStep, Authenticator, ChannelSecurity, KeyDerivation,
+    SaltedPassword,
+};
 
 use super::framed::Framed;
 use super::session::message_name;
@@ -48,22 +51,26 @@ pub(crate) async fn authenticate(io: &mut Framed, config: &AuthConfig) -> Result
             Authentication::SaslFinal(data) => AuthRequest::SaslFinal(data),
             Authentication::Unsupported(code) => AuthRequest::Other(*code),
         };
-        let response = authenticator.handle(request)?;
-        if authenticator.is_authenticated() {
-            return Ok(());
-        }
+        let response = match authenticator.step(request)? {
+            AuthStep::Send(response) => response,
+            AuthStep::Derive(derivation) => {
+                let salted = derive_off_runtime(derivation).await?;
+                authenticator.finish_derivation(&salted)?
+            }
+            _ if authenticator.is_authenticated() => return Ok(()),
+            _ => continue,
+        };
         match response {
-            None => continue,
-            Some(AuthResponse::Password(password)) => {
+            AuthResponse::Password(password) => {
                 frontend::password(&mut io.write_buf, &password)?;
             }
-            Some(AuthResponse::SaslInitialResponse { mechanism, data }) => {
+            AuthResponse::SaslInitialResponse { mechanism, data } => {
                 frontend::sasl_initial_response(&mut io.write_buf, mechanism.name(), &data)?;
             }
-            Some(AuthResponse::SaslResponse(data)) => {
+            AuthResponse::SaslResponse(data) => {
                 frontend::sasl_response(&mut io.write_buf, &data)?;
             }
-            Some(_) => {
+            _ => {
                 return Err(TransportError::Unexpected {
                     got: "an unknown authentication response",
                     during: "authenticating",
@@ -72,4 +79,13 @@ pub(crate) async fn authenticate(io: &mut Framed, config: &AuthConfig) -> Result
         }
         io.flush().await?;
     }
+}
+
+/// Runs the SCRAM key derivation (PBKDF2, as many rounds as the server asked for, up to the
+/// configured maximum) on tokio's blocking pool, so it never stalls the async worker threads
+/// and `connect_timeout` keeps working while it runs.
+async fn derive_off_runtime(derivation: KeyDerivation) -> Result<SaltedPassword> {
+    tokio::task::spawn_blocking(move || derivation.derive())
+        .await
+        .map_err(|e| TransportError::io(std::io::Error::other(e)))
 }

@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use pg_walstream_auth::{AuthConfig, Password};
 
 use super::auth;
-use super::framed::Framed;
+use super::framed::{Framed, PRE_AUTH_MAX_FRAME_LEN};
 use super::session::{NativeConnection, message_name};
 use super::socket::{self, Keepalive};
 use super::stream::{Socket, Stream};
@@ -250,7 +250,8 @@ async fn attempt(
             }
         },
     };
-    let mut io = Framed::new(stream, options.max_frame);
+    // Until the server has authenticated us, it is an unauthenticated peer: small messages only.
+    let mut io = Framed::new(stream, PRE_AUTH_MAX_FRAME_LEN.min(options.max_frame));
     let params = options
         .startup
         .iter()
@@ -347,6 +348,7 @@ async fn startup(
     auth: &AuthConfig,
 ) -> Result<NativeConnection> {
     auth::authenticate(&mut io, auth).await?;
+    io.set_max_frame(options.max_frame);
     let mut parameters = HashMap::new();
     let mut cancel = None;
     loop {

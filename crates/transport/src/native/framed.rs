@@ -12,6 +12,11 @@ use crate::message::backend::parse;
 pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
 /// When less than this much room is left, a fresh allocation is reserved before reading.
 const MIN_READ_SPACE: usize = 32 * 1024;
+/// Largest message accepted before authentication completes: libpq's `MAX_ERRLEN` for an
+/// ErrorResponse in the startup phase. Nothing a server legitimately sends before
+/// AuthenticationOk (authentication requests, notices, errors) comes near it, and an
+/// unauthenticated peer must not make the client buffer up to the session limit (1 GiB).
+pub(crate) const PRE_AUTH_MAX_FRAME_LEN: usize = 30_000;
 
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
@@ -80,6 +85,11 @@ impl Framed {
             }
         }
         self.stream.flush().await.map_err(TransportError::io)
+    }
+
+    /// Changes the largest accepted message (see [`PRE_AUTH_MAX_FRAME_LEN`]).
+    pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
     }
 
     pub(crate) fn into_stream(self) -> Stream {

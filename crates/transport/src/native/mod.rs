@@ -3,6 +3,7 @@
 mod auth;
 mod connect;
 mod framed;
+mod key_file;
 mod options;
 mod session;
 mod socket;

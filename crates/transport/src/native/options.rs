@@ -60,6 +60,9 @@ impl NativeOptions {
         if let Some(options) = &config.options {
             startup.push(("options".to_owned(), options.clone()));
         }
+        for (name, value) in &config.session_settings {
+            startup.push((name.clone(), value.clone()));
+        }
         // Result values and messages are handed out as UTF-8 text.
         startup.push(("client_encoding".to_owned(), "UTF8".to_owned()));
 
@@ -70,6 +73,7 @@ impl NativeOptions {
             tls: tls_config(config)?,
             startup,
             auth: AuthConfig::new(config.user.clone())
+                .max_scram_iterations(config.max_scram_iterations)
                 .channel_binding(config.channel_binding)
                 .require_auth(config.require_auth.clone()),
             connect_timeout: config.connect_timeout,
@@ -115,7 +119,10 @@ fn tls_config(config: &Config) -> Result<Option<std::sync::Arc<rustls::ClientCon
         (_, None) => Verify::None,
     };
     let client = match (&config.ssl_cert, &config.ssl_key) {
-        (Some(cert), Some(key)) if cert.exists() => Some((cert.as_path(), key.as_path())),
+        (Some(cert), Some(key)) if cert.exists() => {
+            super::key_file::check(key)?;
+            Some((cert.as_path(), key.as_path()))
+        }
         (Some(cert), None) if cert.exists() => {
             return Err(TransportError::Config(format!(
                 "client certificate \"{}\" given without sslkey",

@@ -11,9 +11,7 @@ use crate::cancel::CancelToken;
 use crate::error::{Result, TransportError};
 use crate::message::{BackendMessage, DbError, Severity, frontend};
 use crate::result::{Response, ResultSet, Row};
-
-/// Notices kept for [`NativeConnection::take_notices`]; older ones are dropped (and logged).
-const MAX_KEPT_NOTICES: usize = 256;
+use crate::transport::MAX_KEPT_NOTICES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -38,6 +36,9 @@ pub struct NativeConnection {
     state: State,
     parameters: HashMap<String, String>,
     notices: VecDeque<Box<DbError>>,
+    /// A server error whose ReadyForQuery has not been read yet: kept here first, so a call
+    /// cancelled meanwhile loses nothing and the next call delivers it.
+    pending_error: Option<Box<DbError>>,
     cancel: Option<CancelToken>,
 }
 
@@ -52,6 +53,7 @@ impl NativeConnection {
             state: State::Idle,
             parameters,
             notices: VecDeque::new(),
+            pending_error: None,
             cancel,
         }
     }
@@ -117,20 +119,33 @@ impl NativeConnection {
     /// A FATAL or PANIC error ends the session (the server closes the socket), and so does a
     /// failure while draining; either way the server's error is what the caller gets, so its
     /// SQLSTATE (e.g. `ADMIN_SHUTDOWN`) stays visible.
+    ///
+    /// Cancel-safe: the error waits in `pending_error` until ReadyForQuery arrives; a call
+    /// dropped meanwhile leaves it for the next call ([`Self::finish_pending_error`]).
     async fn finish_with_error(&mut self, error: Box<DbError>) -> TransportError {
         if matches!(error.severity, Severity::Fatal | Severity::Panic) {
             self.state = State::Broken;
             return TransportError::server(error);
         }
+        self.pending_error = Some(error);
+        self.finish_pending_error().await
+    }
+
+    /// Reads up to ReadyForQuery, then returns the pending server error.
+    async fn finish_pending_error(&mut self) -> TransportError {
         loop {
             match self.recv().await {
                 Ok(BackendMessage::ReadyForQuery(_)) => {
                     self.state = State::Idle;
-                    return TransportError::server(error);
+                    break;
                 }
                 Ok(_) => {}
-                Err(_) => return TransportError::server(error),
+                Err(_) => break,
             }
+        }
+        match self.pending_error.take() {
+            Some(error) => TransportError::server(error),
+            None => TransportError::InvalidState("no server error pending"),
         }
     }
 
@@ -170,6 +185,9 @@ impl NativeConnection {
     /// [`TransportError::InvalidState`] when no query runs or a COPY stream is unfinished,
     /// protocol and I/O errors.
     pub async fn next_response(&mut self) -> Result<Response> {
+        if self.pending_error.is_some() {
+            return Err(self.finish_pending_error().await);
+        }
         self.check_usable()?;
         match self.state {
             State::Idle => return Err(TransportError::InvalidState("no query in progress")),
@@ -292,13 +310,18 @@ impl NativeConnection {
     /// The next CopyData payload of the current COPY stream, or `None` once the server sent
     /// CopyDone. The payload is a view into the read buffer: no copy is made.
     ///
-    /// Cancel-safe: dropping the future (e.g. in `tokio::select!`) loses no data.
+    /// Cancel-safe: dropping the future (e.g. in `tokio::select!`) loses no data, and a
+    /// server error that ends the stream is delivered by the next call if this one is dropped
+    /// before the session is idle again.
     ///
     /// # Errors
     /// [`TransportError::Server`] when the server ended the stream with an error (the session
     /// is then idle), [`TransportError::InvalidState`] outside a COPY stream, protocol and I/O
     /// errors.
     pub async fn read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        if self.pending_error.is_some() {
+            return Err(self.finish_pending_error().await);
+        }
         match &mut self.state {
             State::Copy {
                 server_done: true, ..

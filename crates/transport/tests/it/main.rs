@@ -9,10 +9,15 @@
 //! `support::connect_native` and say so.
 
 mod backends;
+mod cancel_safety;
 mod direct_tls;
+mod encoding;
 mod failures;
+mod hostile;
 mod matrix;
 mod negotiation;
+mod scram_iterations;
 mod session;
 mod support;
 mod timeout;
+mod tls_key;

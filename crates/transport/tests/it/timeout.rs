@@ -28,9 +28,11 @@ async fn stalled_server_hits_connect_timeout() {
             matches!(err, TransportError::ConnectTimeout { timeout, .. } if timeout == Duration::from_secs(2)),
             "sslmode={mode}: {err:?}"
         );
+        // Not before the timeout (the timer guarantees that); no upper bound, which would
+        // only measure how busy the machine is.
         assert!(
-            elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5),
-            "sslmode={mode}: took {elapsed:?}"
+            elapsed >= Duration::from_secs(2),
+            "sslmode={mode}: gave up after {elapsed:?}"
         );
         assert!(err.is_transient(), "sslmode={mode}");
         assert!(

@@ -6,13 +6,21 @@
 //! ([`RawCancel`]'s `Drop`). Pointers never escape these wrappers.
 #![allow(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use libpq_sys as pq;
+
+mod io;
+
+use io::ssl_pending_fn;
+#[cfg(test)]
+pub(crate) use io::ssl_pending_object;
+pub(crate) use io::{Socket, register_socket, socket_has_input};
 
 /// Fields of an error or notice: (field code, text), as in an ErrorResponse message.
 pub(crate) type ErrorFields = Vec<(u8, String)>;
@@ -23,16 +31,47 @@ const ERROR_FIELD_CODES: [u8; 18] = [
     b'L', b'R',
 ];
 
-/// Where the notice receiver callback puts notices until the session takes them.
+/// Where the notice receiver callback puts notices until the session takes them: the newest
+/// [`MAX_KEPT_NOTICES`](crate::transport::MAX_KEPT_NOTICES), as the native backend keeps.
 #[derive(Default)]
 struct NoticeSink {
-    notices: Mutex<Vec<ErrorFields>>,
+    notices: Mutex<VecDeque<ErrorFields>>,
 }
 
 /// The linked libpq's version, e.g. `150018` for 15.18 (`PQlibVersion`).
 pub(crate) fn library_version() -> u32 {
     // SAFETY: PQlibVersion takes no arguments and only returns a constant.
     u32::try_from(unsafe { pq::PQlibVersion() }).unwrap_or(0)
+}
+
+/// libpq's connection options that it can fill from an environment variable, as
+/// `(keyword, variable)` (`PQconndefaults`), for the linked libpq's version.
+pub(crate) fn environment_options() -> Vec<(String, String)> {
+    // SAFETY: PQconndefaults returns a NULL-keyword-terminated array (or NULL when out of
+    // memory) that we own and free once with PQconninfoFree; strings are copied out first.
+    unsafe {
+        let options = pq::PQconndefaults();
+        if options.is_null() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        let mut option = options;
+        while !(*option).keyword.is_null() {
+            if !(*option).envvar.is_null() {
+                found.push((
+                    CStr::from_ptr((*option).keyword)
+                        .to_string_lossy()
+                        .into_owned(),
+                    CStr::from_ptr((*option).envvar)
+                        .to_string_lossy()
+                        .into_owned(),
+                ));
+            }
+            option = option.add(1);
+        }
+        pq::PQconninfoFree(options);
+        found
+    }
 }
 
 /// Outcome of one `PQconnectPoll` step.
@@ -322,7 +361,7 @@ impl RawConn {
             .notices
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::mem::take(&mut *notices)
+        notices.drain(..).collect()
     }
 
     /// A cancel handle for the running query.
@@ -350,7 +389,11 @@ unsafe extern "C" fn receive_notice(arg: *mut c_void, result: *const pq::PGresul
     // as long as the PGconn; `result` is valid for the duration of the callback.
     let (sink, fields) = unsafe { (&*arg.cast::<NoticeSink>(), error_fields(result)) };
     if let Ok(mut notices) = sink.notices.lock() {
-        notices.push(fields);
+        if notices.len() >= crate::transport::MAX_KEPT_NOTICES {
+            notices.pop_front();
+            tracing::debug!("dropping the oldest unread server notice");
+        }
+        notices.push_back(fields);
     }
 }
 
@@ -530,72 +573,4 @@ impl Drop for RawCancel {
         // SAFETY: owned by this value, freed exactly once, here.
         unsafe { pq::PQfreeCancel(self.0.as_ptr()) }
     }
-}
-
-type SslPending = unsafe extern "C" fn(*const c_void) -> c_int;
-
-/// `SSL_pending` from the OpenSSL that libpq loaded, looked up once at run time (the
-/// workspace does not link OpenSSL itself).
-fn ssl_pending_fn() -> Option<SslPending> {
-    static FUNCTION: OnceLock<Option<usize>> = OnceLock::new();
-    let address = *FUNCTION.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_DEFAULT searches the already-loaded libraries for the
-        // symbol; the name is NUL-terminated.
-        let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"SSL_pending".as_ptr()) };
-        (!symbol.is_null()).then_some(symbol as usize)
-    });
-    // SAFETY: the address is OpenSSL's `int SSL_pending(const SSL *)`, which has this signature.
-    address.map(|address| unsafe { std::mem::transmute::<usize, SslPending>(address) })
-}
-
-/// Whether socket `fd` has bytes to read, without consuming them (`recv` with `MSG_PEEK |
-/// MSG_DONTWAIT`). `Ok(false)` means it would block; end-of-file counts as readable (libpq
-/// then reports the closed connection).
-pub(crate) fn socket_has_input(fd: RawFd) -> std::io::Result<bool> {
-    let mut byte = 0u8;
-    // SAFETY: `fd` is libpq's open socket; we read at most one byte into a valid buffer and
-    // leave it in the socket (MSG_PEEK).
-    let n = unsafe {
-        libc::recv(
-            fd,
-            (&raw mut byte).cast::<c_void>(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    if n >= 0 {
-        return Ok(true);
-    }
-    let error = std::io::Error::last_os_error();
-    match error.kind() {
-        std::io::ErrorKind::WouldBlock => Ok(false),
-        std::io::ErrorKind::Interrupted => Ok(true),
-        _ => Err(error),
-    }
-}
-
-/// libpq's socket, registered with tokio for readiness only (libpq owns and closes it).
-pub(crate) struct Socket(RawFd);
-
-impl std::os::fd::AsRawFd for Socket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
-/// Registers libpq's socket `fd` with the tokio reactor.
-///
-/// The caller must drop (or `into_inner`) the returned `AsyncFd` before libpq can close or
-/// replace the socket: before the next `PQconnectPoll` while connecting, and before
-/// `PQfinish` — or, when a libpq call reports a failure (after which libpq may have closed
-/// the socket), at once and before any other use.
-pub(crate) fn register_socket(
-    fd: RawFd,
-    interest: tokio::io::Interest,
-) -> std::io::Result<tokio::io::unix::AsyncFd<Socket>> {
-    // SAFETY: `fd` is the open socket libpq just reported with PQsocket; libpq keeps it open
-    // and unchanged until PQconnectPoll/PQfinish or a connection failure, and the callers
-    // deregister before each of those, as documented above.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(Socket(fd), interest) }
-        .map_err(Into::into)
 }
