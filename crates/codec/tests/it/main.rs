@@ -3,6 +3,7 @@
 mod alloc_free;
 mod corpus;
 mod fidelity;
+mod framing;
 mod malformed;
 mod roundtrip;
 mod strategies;
