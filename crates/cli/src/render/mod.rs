@@ -126,7 +126,7 @@ impl Renderer {
     }
 
     fn tuple(&self, relation: &RelationDesc, tuple: &TupleData<'_>) -> Result<Value, RenderError> {
-        self.check_count(relation, tuple)?;
+        Self::check_count(relation, tuple)?;
         Ok(render_tuple(
             relation,
             tuple,
@@ -142,7 +142,7 @@ impl Renderer {
         relation: &RelationDesc,
         tuple: &TupleData<'_>,
     ) -> Result<Value, RenderError> {
-        self.check_count(relation, tuple)?;
+        Self::check_count(relation, tuple)?;
         let stray = tuple
             .columns()
             .zip(relation.columns.iter().zip(&relation.key))
@@ -162,11 +162,7 @@ impl Renderer {
         ))
     }
 
-    fn check_count(
-        &self,
-        relation: &RelationDesc,
-        tuple: &TupleData<'_>,
-    ) -> Result<(), RenderError> {
+    fn check_count(relation: &RelationDesc, tuple: &TupleData<'_>) -> Result<(), RenderError> {
         if tuple.len() != relation.columns.len() {
             return Err(RenderError::ColumnCount {
                 schema: relation.schema.clone(),
