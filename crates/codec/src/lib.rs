@@ -40,6 +40,7 @@ mod reader;
 pub mod replication;
 mod share;
 mod time;
+pub mod types;
 
 pub use error::{DecodeError, Tag};
 pub use ids::{Oid, Xid};

@@ -7,3 +7,4 @@ mod framing;
 mod malformed;
 mod roundtrip;
 mod strategies;
+mod types;
