@@ -142,6 +142,7 @@ impl Error {
             Error::Config(_)
             | Error::Decode { .. }
             | Error::UnknownRelation { .. }
+            | Error::ColumnCount { .. }
             | Error::Protocol { .. }
             | Error::SlotNotFound { .. }
             | Error::ServerChanged { .. }
