@@ -6,6 +6,7 @@
 //! line. Run one again after a PostgreSQL release and commit the result; `--check` fails if
 //! the checked-in file differs from what would be generated.
 
+mod pg_type_dat;
 mod types;
 
 use clap::Subcommand;

@@ -6,6 +6,9 @@
 //! of each version. A server's catalogue is exactly what its `pg_type.dat` produced, and it
 //! is on this machine: xtask needs no network and no PostgreSQL source tree.
 //!
+//! `--pg-source VERSION=DIR` also reads `pg_type.dat` of a source tree and fails unless every
+//! type it defines is in that version's server catalogue, identical (see `pg_type_dat`).
+//!
 //! Output: `crates/codec/src/types/catalog.rs`, one entry per OID and distinct form, each
 //! with the set of versions it holds for; its module documentation lists the per-version
 //! differences.
@@ -27,17 +30,22 @@ pub(crate) struct TypesArgs {
     /// Compare with the checked-in file instead of writing it; fail if they differ.
     #[arg(long)]
     check: bool,
+    /// Also cross-check against a PostgreSQL source tree: `VERSION=DIR` (repeatable). Every
+    /// type DIR/src/include/catalog/pg_type.dat defines must be in that server's catalogue,
+    /// identical.
+    #[arg(long = "pg-source", value_name = "VERSION=DIR")]
+    pg_sources: Vec<String>,
 }
 
 /// One `pg_type` row, as the catalogue keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct TypeRow {
-    name: String,
-    array: u32,
-    element: u32,
-    category: char,
-    has_send: bool,
-    has_receive: bool,
+pub(super) struct TypeRow {
+    pub(super) name: String,
+    pub(super) array: u32,
+    pub(super) element: u32,
+    pub(super) category: char,
+    pub(super) has_send: bool,
+    pub(super) has_receive: bool,
 }
 
 const QUERY: &str = "SELECT oid::int8, typname::text, typarray::int8, typelem::int8, \
@@ -67,6 +75,9 @@ pub(crate) fn run(args: &TypesArgs) -> Result<(), String> {
         );
         catalogues.push((version, server_version, rows));
     }
+    for source in &args.pg_sources {
+        cross_check(source, &catalogues)?;
+    }
     let text = render(&catalogues);
     let path = output_path();
     if args.check {
@@ -83,6 +94,50 @@ pub(crate) fn run(args: &TypesArgs) -> Result<(), String> {
     }
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+/// Checks `VERSION=DIR`'s pg_type.dat against the catalogue read from server VERSION.
+fn cross_check(
+    source: &str,
+    catalogues: &[(u32, String, BTreeMap<u32, TypeRow>)],
+) -> Result<(), String> {
+    let (version, dir) = source
+        .split_once('=')
+        .ok_or_else(|| format!("--pg-source {source:?}: expected VERSION=DIR"))?;
+    let version: u32 = version
+        .parse()
+        .map_err(|_| format!("--pg-source {source:?}: {version:?} is not a major version"))?;
+    let (_, server_version, server) = catalogues
+        .iter()
+        .find(|(v, _, _)| *v == version)
+        .ok_or_else(|| {
+            format!("--pg-source {source:?}: PostgreSQL {version} is not in --versions")
+        })?;
+    let path = PathBuf::from(dir).join("src/include/catalog/pg_type.dat");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let defined =
+        super::pg_type_dat::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let differing: Vec<String> = defined
+        .iter()
+        .filter(|(oid, row)| server.get(oid) != Some(row))
+        .map(|(oid, row)| format!("{oid}: file {row:?}, server {:?}", server.get(oid)))
+        .collect();
+    if !differing.is_empty() {
+        return Err(format!(
+            "{} and PostgreSQL {server_version} disagree:\n  {}",
+            path.display(),
+            differing.join("\n  ")
+        ));
+    }
+    eprintln!(
+        "xtask: {}: its {} types match PostgreSQL {server_version} ({} more there: catalog row \
+         types from the catalog headers)",
+        path.display(),
+        defined.len(),
+        server.len() - defined.len()
+    );
     Ok(())
 }
 
