@@ -5,6 +5,8 @@
 //! - `cargo xtask test [--versions …] [-- ARGS]`: install what is missing, start one server per
 //!   version, run every test of the workspace against them, stop them and check nothing leaked.
 //! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions.
+//! - `cargo xtask codegen types [--check]`: regenerate the codec's built-in type catalogue
+//!   from `pg_type` of throwaway servers 14–18.
 //! - `cargo xtask fuzz [--time SECS] [TARGET]`: run the cargo-fuzz targets on stable.
 //! - `cargo xtask demo [--pg-version N]`: stream a workload's changes from a throwaway server.
 //! - `cargo xtask bench [--rows N] [--runs N] [--live]`: our consumer vs pg_recvlogical and
@@ -12,6 +14,7 @@
 
 mod bench;
 mod ci;
+mod codegen;
 mod demo;
 mod deps;
 mod fuzz;
@@ -49,6 +52,11 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets of fuzz/ for a bounded time each.
     Fuzz(fuzz::FuzzArgs),
+    /// Regenerate checked-in sources from PostgreSQL (the built-in type catalogue).
+    Codegen {
+        #[command(subcommand)]
+        command: codegen::CodegenCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +68,7 @@ fn main() -> ExitCode {
         Task::Fuzz(args) => fuzz::run_fuzz(&args),
         Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::Codegen { command } => codegen::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

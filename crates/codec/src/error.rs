@@ -121,13 +121,17 @@ pub enum DecodeError {
         /// The first version that has this message.
         required: u32,
     },
-    /// The message cannot appear here: inside a Stream Start/Stop block when it must be
-    /// outside one, or the other way round.
+    /// The message cannot appear at this point of the stream: inside a Stream Start/Stop
+    /// block when it must be outside one, or the other way round; or against transaction
+    /// framing ([`PgOutputDecoder`](crate::pgoutput::PgOutputDecoder)): a Commit or Prepare
+    /// with no transaction open, a Begin (or a streamed or two-phase control message)
+    /// inside an open transaction.
     #[error("message {tag} is not allowed {state}")]
     UnexpectedStreamState {
         /// Tag of the message.
         tag: Tag,
-        /// `"inside a streamed block"` or `"outside a streamed block"`.
+        /// Where the message was, e.g. `"inside a streamed block"`, `"outside a streamed
+        /// block"`, `"outside a transaction (no Begin or Begin Prepare is open)"`.
         state: &'static str,
     },
     /// A pgoutput protocol version outside 1–4 was requested.

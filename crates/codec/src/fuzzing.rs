@@ -75,14 +75,24 @@ pub fn pgoutput_stream(data: &[u8]) {
         rest = tail;
         let source = Bytes::copy_from_slice(msg);
         let before = decoder.in_stream();
+        let txn_before = decoder.in_transaction();
         let Ok(decoded) = decoder.decode(&source) else {
             assert_eq!(
-                before,
-                decoder.in_stream(),
+                (before, txn_before),
+                (decoder.in_stream(), decoder.in_transaction()),
                 "errors leave the state unchanged"
             );
             return;
         };
+        match decoded {
+            Message::Begin(_) | Message::BeginPrepare(_) => {
+                assert!(!txn_before && decoder.in_transaction());
+            }
+            Message::Commit(_) | Message::Prepare(_) => {
+                assert!(txn_before && !decoder.in_transaction());
+            }
+            _ => assert_eq!(txn_before, decoder.in_transaction()),
+        }
         match decoded {
             Message::StreamStart(_) => assert!(!before && decoder.in_stream()),
             Message::StreamStop => assert!(before && !decoder.in_stream()),

@@ -1,9 +1,10 @@
 //! Sans-IO decoding and encoding of PostgreSQL's replication protocol.
 //!
 //! Bytes in, typed values out: replication CopyData messages (XLogData, primary keepalive,
-//! standby status update, hot standby feedback) in [`replication`] and the pgoutput logical
-//! decoding protocol v1–v4 in [`pgoutput`]. No sockets, no async runtime, `no_std` +
-//! `alloc` capable (the default `std` feature adds `SystemTime` conversions).
+//! standby status update, hot standby feedback) in [`replication`], the pgoutput logical
+//! decoding protocol v1–v4 in [`pgoutput`], and PostgreSQL 14–18's built-in type catalogue in
+//! [`types`]. No sockets, no async runtime, `no_std` + `alloc` capable (the default `std`
+//! feature adds `SystemTime` conversions).
 //!
 //! Decoding never panics and never allocates in proportion to counts read from the wire:
 //! malformed input yields a [`DecodeError`] naming the message tag, the byte offset and what
@@ -40,6 +41,7 @@ mod reader;
 pub mod replication;
 mod share;
 mod time;
+pub mod types;
 
 pub use error::{DecodeError, Tag};
 pub use ids::{Oid, Xid};

@@ -36,6 +36,22 @@ pub enum Error {
         /// WAL position of the change.
         lsn: Lsn,
     },
+    /// A change's tuple has a different number of columns than the Relation message that
+    /// described its relation (pgoutput always sends every column).
+    #[error(
+        "change at {lsn} of relation {oid} has a tuple of {got} columns, but its Relation \
+         message describes {expected}"
+    )]
+    ColumnCount {
+        /// WAL position of the change.
+        lsn: Lsn,
+        /// The relation OID.
+        oid: Oid,
+        /// Columns in the tuple.
+        got: usize,
+        /// Columns in the Relation message.
+        expected: usize,
+    },
     /// The server sent a valid message that makes no sense here (e.g. a Commit with no
     /// transaction open).
     #[error("protocol violation at {lsn}: {what}")]
@@ -126,6 +142,7 @@ impl Error {
             Error::Config(_)
             | Error::Decode { .. }
             | Error::UnknownRelation { .. }
+            | Error::ColumnCount { .. }
             | Error::Protocol { .. }
             | Error::SlotNotFound { .. }
             | Error::ServerChanged { .. }

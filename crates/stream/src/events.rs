@@ -298,6 +298,8 @@ impl Change {
     }
 
     /// The old key (`K`) or old row (`O`, REPLICA IDENTITY FULL) of an Update or Delete.
+    /// A `K` tuple's non-key columns are NULL placeholders ("not sent"): read a key with
+    /// [`old_key`](Change::old_key), which yields the key columns only.
     pub fn old_tuple(&self) -> Option<OldTuple<TupleData<'_>>> {
         match redecode(&self.data, self.version, self.in_stream) {
             Message::Update(Update { old, .. }) => old,

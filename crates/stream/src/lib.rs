@@ -103,12 +103,15 @@
 //! skipped: an undecodable frame, a change for a relation never described, or a protocol
 //! violation ends the stream with an [`Error`].
 mod budget;
+#[cfg(test)]
+mod captured;
 mod config;
 mod core;
 mod driver;
 mod error;
 mod events;
 mod feedback;
+mod key;
 mod metrics;
 mod ordered_ack;
 mod reconnect;
@@ -124,6 +127,7 @@ pub use core::{CoreOptions, LogicalCore, ReadTimeout};
 pub use error::{Error, Result};
 pub use events::{Change, Event, EventKind, OwnedTuples, Reconnected};
 pub use feedback::{Feedback, ForeignEvent};
+pub use key::OldKeyColumns;
 pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
 pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
 pub use relation_cache::{RelationCache, RelationInfo};

@@ -4,8 +4,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use pg_walstream_codec::Oid;
-use pg_walstream_codec::pgoutput::{OwnedRelationColumns, Relation, RelationColumns};
+use pg_walstream_codec::pgoutput::{
+    Message, OldTuple, OwnedRelationColumns, Relation, RelationColumns, TupleData,
+};
+use pg_walstream_codec::{Lsn, Oid};
+
+use crate::error::Error;
 
 /// A relation as the server last described it: OID, schema, name, replica identity and
 /// columns (name, type OID, type modifier, key flag). Shared by every change event of the
@@ -76,6 +80,50 @@ impl RelationCache {
     /// Whether no relation was described yet.
     pub fn is_empty(&self) -> bool {
         self.relations.is_empty()
+    }
+}
+
+/// Checks that every tuple of an Insert, Update or Delete has exactly as many columns as
+/// the Relation message of its relation describes. pgoutput sends every published column of
+/// the relation in each tuple (NULL for the non-key columns of an old key), so any other
+/// count is a protocol violation: reading such a tuple would pair values with the wrong
+/// columns. A change of an undescribed relation passes here; resolving it fails later with
+/// [`Error::UnknownRelation`].
+///
+/// # Errors
+/// [`Error::ColumnCount`] for the first tuple whose count differs.
+pub(crate) fn check_column_counts(
+    relations: &RelationCache,
+    message: &Message<'_>,
+    lsn: Lsn,
+) -> Result<(), Error> {
+    let (oid, old, new) = match message {
+        Message::Insert(i) => (i.relation, None, Some(&i.new)),
+        Message::Update(u) => (
+            u.relation,
+            u.old.as_ref().map(OldTuple::tuple),
+            Some(&u.new),
+        ),
+        Message::Delete(d) => (d.relation, Some(d.old.tuple()), None),
+        _ => return Ok(()),
+    };
+    let Some(relation) = relations.get(oid) else {
+        return Ok(());
+    };
+    let expected = relation.columns.len();
+    let wrong = old
+        .into_iter()
+        .chain(new)
+        .map(TupleData::len)
+        .find(|&got| got != expected);
+    match wrong {
+        Some(got) => Err(Error::ColumnCount {
+            lsn,
+            oid,
+            got,
+            expected,
+        }),
+        None => Ok(()),
     }
 }
 

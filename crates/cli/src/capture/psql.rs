@@ -7,6 +7,7 @@
 //!   `psql -At -F $'\t' -c 'SELECT …'`;
 //! - psql's unaligned default `|` separator (`psql -A`), with its header and `(N rows)` footer.
 //!
+//! An empty `xid` (SQL NULL: a non-transactional logical message) means "no xid".
 //! `data` must be bytea in hex output format (`\x…`, PostgreSQL's default `bytea_output`).
 //! Empty lines, a `lsn,xid,data` header and a `(N rows)` footer are skipped; any other line
 //! that does not parse is an error naming its line number.
@@ -23,8 +24,9 @@ pub(crate) struct PsqlRow {
     pub(crate) line: usize,
     /// The `lsn` column.
     pub(crate) lsn: Lsn,
-    /// The `xid` column.
-    pub(crate) xid: u32,
+    /// The `xid` column; `None` when it is empty (SQL NULL), as it is for a
+    /// non-transactional logical message, which belongs to no transaction.
+    pub(crate) xid: Option<u32>,
     /// The `data` column: one pgoutput message.
     pub(crate) data: Bytes,
 }
@@ -113,9 +115,14 @@ fn parse_line(number: usize, line: &str) -> Result<Option<PsqlRow>, PsqlError> {
     let lsn: Lsn = lsn
         .parse()
         .map_err(|_| bad(format!("invalid LSN {lsn:?} in the first column")))?;
-    let xid: u32 = xid
-        .parse()
-        .map_err(|_| bad(format!("invalid xid {xid:?} in the second column")))?;
+    let xid: Option<u32> = if xid.is_empty() {
+        None
+    } else {
+        Some(
+            xid.parse()
+                .map_err(|_| bad(format!("invalid xid {xid:?} in the second column")))?,
+        )
+    };
     let hex = data
         .strip_prefix("\\\\x")
         .or_else(|| data.strip_prefix("\\x"))
@@ -167,10 +174,29 @@ mod tests {
             let parsed = rows(form).unwrap();
             assert_eq!(parsed.len(), 2, "{form:?}");
             assert_eq!(parsed[0].lsn, Lsn(0x16B_3748), "{form:?}");
-            assert_eq!(parsed[0].xid, 744);
+            assert_eq!(parsed[0].xid, Some(744));
             assert_eq!(&parsed[0].data[..], b"\x42\xff");
             assert_eq!(&parsed[1].data[..], b"\x43");
         }
+    }
+
+    #[test]
+    fn an_empty_xid_is_no_xid() {
+        // What psql prints for the NULL xid of a non-transactional logical message.
+        let forms = [
+            "0/16B3748,,\\x4d\n",
+            "\"0/16B3748\",\"\",\"\\x4d\"\n",
+            "0/16B3748\t\t\\x4d\n",
+            "lsn|xid|data\n0/16B3748||\\x4d\n(1 row)\n",
+        ];
+        for form in forms {
+            let parsed = rows(form).unwrap_or_else(|e| panic!("{form:?}: {e}"));
+            assert_eq!(parsed.len(), 1, "{form:?}");
+            assert_eq!(parsed[0].xid, None, "{form:?}");
+            assert_eq!(&parsed[0].data[..], b"\x4d");
+        }
+        // Text is still not an xid.
+        assert!(rows("0/1,x,\\x42\n").is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub(crate) mod values;
 
 use std::collections::HashMap;
 
-use pg_walstream_codec::pgoutput::{Message, OldTuple, ReplicaIdentity, TupleData};
+use pg_walstream_codec::pgoutput::{Column, Message, OldTuple, ReplicaIdentity, TupleData};
 use pg_walstream_codec::{Lsn, Oid, PgTimestamp, Xid};
 use serde_json::{Map, Value, json};
 
@@ -28,7 +28,7 @@ pub(crate) enum RenderError {
         /// The relation OID.
         oid: Oid,
     },
-    /// A tuple has more columns than its relation.
+    /// A tuple has more or fewer columns than its relation (pgoutput sends every column).
     #[error(
         "a change of {schema}.{table} has {got} columns, but its Relation message describes {expected}"
     )]
@@ -42,6 +42,20 @@ pub(crate) enum RenderError {
         /// Columns in the relation.
         expected: usize,
     },
+    /// An old key tuple carries a value for a column that is not part of the key (pgoutput
+    /// sends those as NULL placeholders).
+    #[error(
+        "the old key of a change of {schema}.{table} has a value for {column}, which is not a \
+         key column"
+    )]
+    NonKeyValue {
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// The column.
+        column: String,
+    },
 }
 
 /// A relation as the last Relation message described it.
@@ -51,6 +65,8 @@ pub(crate) struct RelationDesc {
     pub(crate) table: String,
     /// Name and type OID of each column.
     pub(crate) columns: Vec<(String, Oid)>,
+    /// Whether each column is part of the replica identity (key flag 1).
+    pub(crate) key: Vec<bool>,
 }
 
 /// Turns messages into JSON, remembering relations and type names as they are described.
@@ -110,7 +126,44 @@ impl Renderer {
     }
 
     fn tuple(&self, relation: &RelationDesc, tuple: &TupleData<'_>) -> Result<Value, RenderError> {
-        if tuple.len() > relation.columns.len() {
+        Self::check_count(relation, tuple)?;
+        Ok(render_tuple(
+            relation,
+            tuple,
+            |_| true,
+            |oid| self.type_name(oid),
+        ))
+    }
+
+    /// The key columns of an old key tuple: the others are NULL placeholders the server
+    /// sends for columns it did not send, so they are left out rather than shown as NULL.
+    fn key_tuple(
+        &self,
+        relation: &RelationDesc,
+        tuple: &TupleData<'_>,
+    ) -> Result<Value, RenderError> {
+        Self::check_count(relation, tuple)?;
+        let stray = tuple
+            .columns()
+            .zip(relation.columns.iter().zip(&relation.key))
+            .find(|(value, (_, key))| !**key && *value != Column::Null);
+        if let Some((_, ((name, _), _))) = stray {
+            return Err(RenderError::NonKeyValue {
+                schema: relation.schema.clone(),
+                table: relation.table.clone(),
+                column: name.clone(),
+            });
+        }
+        Ok(render_tuple(
+            relation,
+            tuple,
+            |i| relation.key[i],
+            |oid| self.type_name(oid),
+        ))
+    }
+
+    fn check_count(relation: &RelationDesc, tuple: &TupleData<'_>) -> Result<(), RenderError> {
+        if tuple.len() != relation.columns.len() {
             return Err(RenderError::ColumnCount {
                 schema: relation.schema.clone(),
                 table: relation.table.clone(),
@@ -118,7 +171,7 @@ impl Renderer {
                 expected: relation.columns.len(),
             });
         }
-        Ok(render_tuple(relation, tuple, |oid| self.type_name(oid)))
+        Ok(())
     }
 
     fn change(
@@ -136,7 +189,7 @@ impl Renderer {
         map.insert("table".to_owned(), Value::from(relation.table.as_str()));
         match old {
             Some(OldTuple::Key(t)) => {
-                map.insert("old_key".to_owned(), self.tuple(relation, t)?);
+                map.insert("old_key".to_owned(), self.key_tuple(relation, t)?);
             }
             Some(OldTuple::Full(t)) => {
                 map.insert("old".to_owned(), self.tuple(relation, t)?);
@@ -152,7 +205,8 @@ impl Renderer {
     /// Renders one message (and remembers Relation and Type descriptions).
     ///
     /// # Errors
-    /// [`RenderError`] for a change of an undescribed relation or with too many columns.
+    /// [`RenderError`] for a change of an undescribed relation, with another column count
+    /// than its relation, or with a value in a non-key column of an old key.
     pub(crate) fn render(&mut self, message: &Message<'_>) -> Result<Value, RenderError> {
         Ok(match message {
             Message::Begin(b) => {
@@ -213,6 +267,7 @@ impl Renderer {
                         schema: r.namespace.to_owned(),
                         table: r.name.to_owned(),
                         columns,
+                        key: r.columns.iter().map(|c| c.is_key()).collect(),
                     },
                 );
                 Value::Object(map)

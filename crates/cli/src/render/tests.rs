@@ -113,14 +113,36 @@ fn changes_render_all_four_column_states_with_names_and_types() {
             {"name":"big","type_oid":25,"type":"text","unchanged_toast":true},
             {"name":"mood","type_oid":90000,"type":"mood","null":true}]})
     );
+    // The key's non-key columns are NULL placeholders on the wire: they are left out.
     assert_eq!(
-        rendered[4]["old_key"][0],
-        json!({"name":"id","type_oid":23,"type":"int4","binary_hex":"00000001"})
+        rendered[4]["old_key"],
+        json!([{"name":"id","type_oid":23,"type":"int4","binary_hex":"00000001"}])
     );
 }
 
 #[test]
-fn unknown_relations_and_extra_columns_are_errors() {
+fn a_value_in_a_non_key_column_of_an_old_key_is_an_error() {
+    let mut delete = Vec::new();
+    Delete {
+        xid: None,
+        relation: Oid(16384),
+        old: OldTuple::Key(tuple(vec![
+            OwnedColumn::Text(Bytes::from_static(b"1")),
+            OwnedColumn::Text(Bytes::from_static(b"x")),
+            OwnedColumn::Null,
+        ])),
+    }
+    .encode(&mut delete)
+    .unwrap();
+    let error = render_all(&[relation(), delete]).unwrap_err();
+    assert!(
+        matches!(&error, RenderError::NonKeyValue { column, .. } if column == "big"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unknown_relations_and_wrong_column_counts_are_errors() {
     let mut insert = Vec::new();
     Insert {
         xid: None,
@@ -155,6 +177,30 @@ fn unknown_relations_and_extra_columns_are_errors() {
     .unwrap();
     let error = render_all(&[relation(), wide]).unwrap_err();
     assert!(error.to_string().contains("has 4 columns"), "{error}");
+    // Fewer columns than the relation are as wrong as more, in every tuple position.
+    let mut narrow = Vec::new();
+    Insert {
+        xid: None,
+        relation: Oid(16384),
+        new: tuple(vec![OwnedColumn::Null; 2]),
+    }
+    .encode(&mut narrow)
+    .unwrap();
+    let mut narrow_key = Vec::new();
+    Delete {
+        xid: None,
+        relation: Oid(16384),
+        old: OldTuple::Key(tuple(vec![OwnedColumn::Null])),
+    }
+    .encode(&mut narrow_key)
+    .unwrap();
+    for (bad, got) in [(narrow, 2), (narrow_key, 1)] {
+        let error = render_all(&[relation(), bad]).unwrap_err();
+        assert!(
+            matches!(error, RenderError::ColumnCount { got: g, expected: 3, .. } if g == got),
+            "{error}"
+        );
+    }
 }
 
 #[test]

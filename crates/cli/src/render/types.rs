@@ -1,55 +1,33 @@
-//! Names of PostgreSQL's built-in types (pgoutput sends Type messages only for others).
+//! Names of PostgreSQL's built-in types (pgoutput sends Type messages only for others), from
+//! the codec's generated catalogue of PostgreSQL 14–18.
 
 use pg_walstream_codec::Oid;
+use pg_walstream_codec::types::builtin_type;
 
-/// The name of a built-in type OID, as `pg_type.typname` spells it.
+/// The name of a built-in type OID, as `pg_type.typname` spells it (`_float8` for OID 1022).
 pub(crate) fn builtin_type_name(oid: Oid) -> Option<&'static str> {
-    Some(match oid.0 {
-        16 => "bool",
-        17 => "bytea",
-        18 => "char",
-        19 => "name",
-        20 => "int8",
-        21 => "int2",
-        23 => "int4",
-        24 => "regproc",
-        25 => "text",
-        26 => "oid",
-        28 => "xid",
-        114 => "json",
-        142 => "xml",
-        600 => "point",
-        650 => "cidr",
-        700 => "float4",
-        701 => "float8",
-        774 => "macaddr8",
-        790 => "money",
-        829 => "macaddr",
-        869 => "inet",
-        1000 => "_bool",
-        1005 => "_int2",
-        1007 => "_int4",
-        1009 => "_text",
-        1016 => "_int8",
-        1042 => "bpchar",
-        1043 => "varchar",
-        1082 => "date",
-        1083 => "time",
-        1114 => "timestamp",
-        1184 => "timestamptz",
-        1186 => "interval",
-        1266 => "timetz",
-        1560 => "bit",
-        1562 => "varbit",
-        1700 => "numeric",
-        2950 => "uuid",
-        3220 => "pg_lsn",
-        3614 => "tsvector",
-        3802 => "jsonb",
-        3904 => "int4range",
-        3926 => "int8range",
-        3910 => "tstzrange",
-        4072 => "jsonpath",
-        _ => return None,
-    })
+    builtin_type(oid).map(|t| t.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_ranges_and_multiranges_have_names() {
+        for (oid, name) in [
+            (23, "int4"),
+            (1022, "_float8"),
+            (1231, "_numeric"),
+            (3904, "int4range"),
+            (3905, "_int4range"),
+            (3926, "int8range"),
+            (4451, "int4multirange"),
+            (2951, "_uuid"),
+            (3807, "_jsonb"),
+        ] {
+            assert_eq!(builtin_type_name(Oid(oid)), Some(name), "{oid}");
+        }
+        assert_eq!(builtin_type_name(Oid(90_000)), None);
+    }
 }

@@ -10,6 +10,9 @@
 //! - `"null": true`: SQL NULL;
 //! - `"unchanged_toast": true`: an unchanged TOASTed value that the server did not send. This
 //!   is never rendered as NULL.
+//!
+//! An old key (`old_key`) lists the key columns only: the server sends the other columns of a
+//! key tuple as NULL placeholders, which are not values of the row.
 
 use std::fmt::Write as _;
 
@@ -111,16 +114,20 @@ fn column(name: &str, type_oid: Oid, type_name: Option<&str>, value: Column<'_>)
     Value::Object(map)
 }
 
-/// The columns of `tuple` named after `relation` (the caller checked the column count).
+/// The columns of `tuple` named after `relation` (the caller checked the column count),
+/// those whose index `include` accepts.
 pub(crate) fn render_tuple<'r>(
     relation: &RelationDesc,
     tuple: &TupleData<'_>,
+    include: impl Fn(usize) -> bool,
     type_name: impl Fn(Oid) -> Option<&'r str>,
 ) -> Value {
     let columns = tuple
         .columns()
         .zip(&relation.columns)
-        .map(|(value, (name, oid))| column(name, *oid, type_name(*oid), value))
+        .enumerate()
+        .filter(|(i, _)| include(*i))
+        .map(|(_, (value, (name, oid)))| column(name, *oid, type_name(*oid), value))
         .collect();
     Value::Array(columns)
 }

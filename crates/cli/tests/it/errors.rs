@@ -249,9 +249,13 @@ async fn a_closed_output_pipe_ends_decode_quietly_with_exit_0() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("begins.tsv");
-    // 100k valid Begin messages: far more output than a pipe buffers.
-    let row = format!("0/10\t5\t\\x42{}\n", "00".repeat(20));
-    std::fs::write(&path, row.repeat(100_000)).unwrap();
+    // 50k valid empty transactions (Begin, Commit): far more output than a pipe buffers.
+    let rows = format!(
+        "0/10\t5\t\\x42{}\n0/10\t5\t\\x43{}\n",
+        "00".repeat(20),
+        "00".repeat(25)
+    );
+    std::fs::write(&path, rows.repeat(50_000)).unwrap();
     let output = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(crate::support::bin())
             .args(["decode", "--proto", "1", "--format", "text"])

@@ -114,8 +114,10 @@ impl Fixture {
                 .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
         // The non-transactional message is not flushed by a commit; decoding (walsender or
-        // SQL) reads only flushed WAL. The WAL writer flushes it within wal_writer_delay.
-        for _ in 0..100 {
+        // SQL) reads only flushed WAL. The WAL writer flushes it within wal_writer_delay
+        // (200 ms); wait for that, with a bound (2 minutes) that only guards against a hang
+        // on a loaded machine, not a timing assumption.
+        for _ in 0..2400 {
             let flushed: bool = self
                 .admin
                 .query_one(
@@ -131,7 +133,7 @@ impl Fixture {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!(
-            "PostgreSQL {}: WAL was not flushed within 5 s",
+            "PostgreSQL {}: WAL was not flushed within 2 minutes",
             self.version()
         );
     }

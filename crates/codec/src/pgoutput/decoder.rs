@@ -322,35 +322,101 @@ fn decode_body<'a>(
     })
 }
 
+/// Which transaction, if any, a [`PgOutputDecoder`] is inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transaction {
+    /// Between transactions.
+    None,
+    /// After Begin: ends with Commit.
+    Plain,
+    /// After Begin Prepare: ends with Prepare.
+    Prepare,
+}
+
+/// Checks transaction framing: Begin and Begin Prepare open a transaction, Commit and Prepare
+/// close the one their Begin opened, and nothing that belongs between transactions (streamed
+/// and two-phase control messages) appears inside one. Returns the state after `tag`.
+fn next_transaction(open: Transaction, tag: u8) -> Result<Transaction, DecodeError> {
+    let violation = |state| {
+        Err(DecodeError::UnexpectedStreamState {
+            tag: Tag(tag),
+            state,
+        })
+    };
+    match (tag, open) {
+        (tag::BEGIN, Transaction::None) => Ok(Transaction::Plain),
+        (tag::BEGIN_PREPARE, Transaction::None) => Ok(Transaction::Prepare),
+        (tag::COMMIT, Transaction::Plain) | (tag::PREPARE, Transaction::Prepare) => {
+            Ok(Transaction::None)
+        }
+        (tag::COMMIT | tag::PREPARE, Transaction::None) => {
+            violation("outside a transaction (no Begin or Begin Prepare is open)")
+        }
+        (tag::COMMIT, Transaction::Prepare) => {
+            violation("inside a transaction opened by Begin Prepare (it ends with Prepare)")
+        }
+        (tag::PREPARE, Transaction::Plain) => {
+            violation("inside a transaction opened by Begin (it ends with Commit)")
+        }
+        (
+            tag::BEGIN
+            | tag::BEGIN_PREPARE
+            | tag::STREAM_START
+            | tag::STREAM_COMMIT
+            | tag::STREAM_ABORT
+            | tag::STREAM_PREPARE
+            | tag::COMMIT_PREPARED
+            | tag::ROLLBACK_PREPARED,
+            Transaction::Plain | Transaction::Prepare,
+        ) => violation("inside an open transaction (Begin without Commit or Prepare yet)"),
+        _ => Ok(open),
+    }
+}
+
 /// A pgoutput decoder for one replication stream.
 ///
-/// It knows the negotiated protocol version and tracks Stream Start/Stop blocks, so the
-/// xid prefix of streamed messages is always read correctly and out-of-place messages are
-/// rejected. A message that fails to decode leaves the state unchanged.
+/// It knows the negotiated protocol version, tracks Stream Start/Stop blocks, so the xid
+/// prefix of streamed messages is always read correctly, and tracks transaction framing:
+/// a Commit without its Begin, a second Commit, a Begin (or a streamed or two-phase control
+/// message) inside an open transaction and a Commit closing a Begin Prepare are rejected
+/// with [`DecodeError::UnexpectedStreamState`], like out-of-place stream messages.
+/// Messages that may appear between transactions (non-transactional logical messages,
+/// Commit Prepared, Rollback Prepared, Stream Commit/Abort/Prepare, streamed blocks) decode
+/// there. A message that fails to decode leaves the state unchanged.
 ///
 /// ```
+/// use pg_walstream_codec::DecodeError;
 /// use pg_walstream_codec::pgoutput::{Message, PgOutputDecoder, ProtocolVersion};
 ///
 /// let mut decoder = PgOutputDecoder::new(ProtocolVersion::V1);
 /// let begin = b"B\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\x05\0\0\x02\x2a";
 /// let Message::Begin(b) = decoder.decode(begin)? else { panic!() };
 /// assert_eq!(b.xid.0, 554);
+/// assert!(decoder.in_transaction());
 /// // Streaming messages are not part of protocol version 1.
 /// assert!(decoder.decode(b"S\0\0\0\x01\x01").is_err());
+/// // A second Begin before the Commit is a protocol error.
+/// assert!(matches!(
+///     decoder.decode(begin),
+///     Err(DecodeError::UnexpectedStreamState { .. })
+/// ));
 /// # Ok::<(), pg_walstream_codec::DecodeError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct PgOutputDecoder {
     version: ProtocolVersion,
     in_stream: bool,
+    transaction: Transaction,
 }
 
 impl PgOutputDecoder {
-    /// A decoder for a stream started with `proto_version` = `version`.
+    /// A decoder for a stream started with `proto_version` = `version`, positioned between
+    /// transactions (where every replication stream starts).
     pub const fn new(version: ProtocolVersion) -> Self {
         Self {
             version,
             in_stream: false,
+            transaction: Transaction::None,
         }
     }
 
@@ -364,16 +430,27 @@ impl PgOutputDecoder {
         self.in_stream
     }
 
+    /// Whether the last decoded message left us inside a transaction: after a Begin and
+    /// before its Commit, or after a Begin Prepare and before its Prepare. (Streamed
+    /// transactions are tracked by [`in_stream`](Self::in_stream) blocks instead.)
+    pub const fn in_transaction(&self) -> bool {
+        !matches!(self.transaction, Transaction::None)
+    }
+
     /// Decodes the next message of the stream (an XLogData payload).
     ///
     /// # Errors
-    /// As [`decode_message`]; the stream state is unchanged on error.
+    /// As [`decode_message`], and [`DecodeError::UnexpectedStreamState`] for a message that
+    /// breaks transaction framing (see the type's description); the state is unchanged on
+    /// error.
     #[inline]
     pub fn decode<'a>(&mut self, data: &'a [u8]) -> Result<Message<'a>, DecodeError> {
         let msg = decode_message(data, self.version, self.in_stream)?;
-        match msg {
-            Message::StreamStart(_) => self.in_stream = true,
-            Message::StreamStop => self.in_stream = false,
+        let tag = msg.tag();
+        self.transaction = next_transaction(self.transaction, tag)?;
+        match tag {
+            tag::STREAM_START => self.in_stream = true,
+            tag::STREAM_STOP => self.in_stream = false,
             _ => {}
         }
         Ok(msg)

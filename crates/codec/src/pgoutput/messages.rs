@@ -149,7 +149,9 @@ pub struct Insert<T> {
 /// The old row of an Update or Delete.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OldTuple<T> {
-    /// `K`: only the replica identity (key) columns are filled; others are NULL.
+    /// `K`: only the replica identity (key) columns were sent. The tuple still has one
+    /// column per relation column, but the non-key ones are NULL placeholders meaning "not
+    /// sent", not SQL NULL: read it with [`TupleData::key_columns`](super::TupleData::key_columns).
     Key(T),
     /// `O`: the whole old row (REPLICA IDENTITY FULL).
     Full(T),

@@ -46,8 +46,8 @@ pub use messages::{
     RollbackPrepared, StreamAbort, StreamCommit, StreamStart, Truncate, Type, Update,
 };
 pub use tuple::{
-    COLUMN_BINARY, COLUMN_NULL, COLUMN_TEXT, COLUMN_UNCHANGED_TOAST, Column, Columns, OwnedColumn,
-    OwnedTupleData, TupleColumns, TupleData,
+    COLUMN_BINARY, COLUMN_NULL, COLUMN_TEXT, COLUMN_UNCHANGED_TOAST, Column, Columns, KeyColumns,
+    KeyFlag, OwnedColumn, OwnedTupleData, TupleColumns, TupleData,
 };
 
 use crate::ids::{Oid, Xid};

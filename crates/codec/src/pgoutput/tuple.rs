@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
+use super::messages::RelationColumn;
 use crate::error::DecodeError;
 use crate::reader::Reader;
 use crate::share::share;
@@ -94,6 +95,47 @@ impl<'a> TupleData<'a> {
         }
     }
 
+    /// The replica identity (key) columns of an old key tuple ([`OldTuple::Key`]), each
+    /// paired with its description from the relation's `columns` (in the same order).
+    ///
+    /// A `K` tuple holds the key columns only: pgoutput sends a placeholder NULL for every
+    /// other column, which means "not sent", not SQL NULL. This view skips them, so a key
+    /// tuple never reads as a row of NULLs. Allocation-free. When `columns` and the tuple
+    /// differ in length the shorter one ends the iteration (check the count first: pgoutput
+    /// always sends every column of the relation).
+    ///
+    /// ```
+    /// use pg_walstream_codec::pgoutput::{Column, decode_message, Message, OldTuple, ProtocolVersion};
+    /// use pg_walstream_codec::pgoutput::RelationColumn;
+    /// use pg_walstream_codec::Oid;
+    ///
+    /// let columns = [
+    ///     RelationColumn { flags: 1, name: "id", type_oid: Oid(23), type_modifier: -1 },
+    ///     RelationColumn { flags: 0, name: "v", type_oid: Oid(25), type_modifier: -1 },
+    /// ];
+    /// // Delete from relation 16384 with old key (id = 7): `v` is sent as a NULL placeholder.
+    /// let wire = b"D\0\0\x40\0K\0\x02t\0\0\0\x017n";
+    /// let Message::Delete(delete) = decode_message(wire, ProtocolVersion::V1, false)? else {
+    ///     panic!()
+    /// };
+    /// let OldTuple::Key(key) = delete.old else { panic!() };
+    /// let named: Vec<_> = key.key_columns(&columns).map(|(c, v)| (c.name, v)).collect();
+    /// assert_eq!(named, [("id", Column::Text(b"7"))]);
+    /// # Ok::<(), pg_walstream_codec::DecodeError>(())
+    /// ```
+    ///
+    /// [`OldTuple::Key`]: super::OldTuple::Key
+    pub fn key_columns<I>(&self, columns: I) -> KeyColumns<'a, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::Item: KeyFlag,
+    {
+        KeyColumns {
+            values: self.columns(),
+            columns: columns.into_iter(),
+        }
+    }
+
     /// The encoded column bytes (after the 16-bit column count).
     pub fn raw(&self) -> &'a [u8] {
         self.raw
@@ -105,6 +147,52 @@ impl<'a> TupleData<'a> {
         let mut columns = Vec::with_capacity(self.len());
         columns.extend(self.columns().map(|c| c.to_owned_in(source)));
         OwnedTupleData { columns }
+    }
+}
+
+/// A relation column description that says whether the column is part of the replica
+/// identity (key): implemented by [`RelationColumn`] and references to it.
+pub trait KeyFlag {
+    /// Whether the column is part of the replica identity.
+    fn is_key_column(&self) -> bool;
+}
+
+impl<S> KeyFlag for RelationColumn<S> {
+    fn is_key_column(&self) -> bool {
+        self.is_key()
+    }
+}
+
+impl<T: KeyFlag + ?Sized> KeyFlag for &T {
+    fn is_key_column(&self) -> bool {
+        (**self).is_key_column()
+    }
+}
+
+/// Iterator over the key columns of an old key tuple, with their descriptions: see
+/// [`TupleData::key_columns`].
+#[derive(Debug, Clone)]
+pub struct KeyColumns<'a, I> {
+    values: Columns<'a>,
+    columns: I,
+}
+
+impl<'a, I> Iterator for KeyColumns<'a, I>
+where
+    I: Iterator,
+    I::Item: KeyFlag,
+{
+    type Item = (I::Item, Column<'a>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let value = self.values.next()?;
+            let column = self.columns.next()?;
+            if column.is_key_column() {
+                return Some((column, value));
+            }
+        }
     }
 }
 

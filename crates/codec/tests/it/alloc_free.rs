@@ -11,7 +11,7 @@ use std::cell::Cell;
 use bytes::Bytes;
 use pg_walstream_codec::pgoutput::{
     Column, Insert, Message, OldTuple, OwnedColumn, OwnedMessage, OwnedTupleData, PgOutputDecoder,
-    ProtocolVersion, Update,
+    ProtocolVersion, RelationColumn, Update,
 };
 use pg_walstream_codec::{Oid, Xid};
 
@@ -109,6 +109,16 @@ fn dml_decoding_allocates_nothing() {
     let mut stream_decoder = PgOutputDecoder::new(ProtocolVersion::V4);
     stream_decoder.decode(b"S\0\0\0\x4d\x01").unwrap();
 
+    // Descriptions of the Delete's three columns: the first and last are key columns.
+    let described: Vec<RelationColumn<String>> = (0..3)
+        .map(|i| RelationColumn {
+            flags: u8::from(i != 1),
+            name: format!("c{i}"),
+            type_oid: Oid(25),
+            type_modifier: -1,
+        })
+        .collect();
+    let mut key_columns = 0usize;
     let mut columns = 0usize;
     let mut value_bytes = 0usize;
     let mut visit = |c: Column<'_>| {
@@ -126,7 +136,10 @@ fn dml_decoding_allocates_nothing() {
                     }
                     u.new.columns().for_each(&mut visit);
                 }
-                Message::Delete(d) => d.old.tuple().columns().for_each(&mut visit),
+                Message::Delete(d) => {
+                    d.old.tuple().columns().for_each(&mut visit);
+                    key_columns += d.old.tuple().key_columns(&described).count();
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -147,6 +160,7 @@ fn dml_decoding_allocates_nothing() {
     // The loop really visited every column of every message.
     assert_eq!(columns, 1000 * (20 + 20 + 20 + 5 + 3 + 20));
     assert!(value_bytes > 0);
+    assert_eq!(key_columns, 1000 * 2);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 mod alloc_free;
 mod corpus;
 mod fidelity;
+mod framing;
 mod malformed;
 mod roundtrip;
 mod strategies;
+mod types;

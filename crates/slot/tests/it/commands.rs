@@ -204,16 +204,46 @@ async fn dropping_an_active_slot_fails_without_wait_and_waits_with_it() {
             "PostgreSQL {version}: {in_use}"
         );
 
-        // With WAIT the drop blocks until the owner lets go of the slot.
+        // With WAIT the drop blocks until the owner lets go of the slot: wait until the
+        // server reports the dropping walsender waiting for the slot (no fixed sleep), check
+        // the call has not returned, then release the slot.
+        let slot_name = name.to_string();
         let waiter =
             tokio::spawn(async move { drop_replication_slot(&mut other, &name, true).await });
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let mut polls = 0;
+        loop {
+            let waiting: bool = admin
+                .query_one(
+                    "SELECT EXISTS (SELECT FROM pg_stat_activity \
+                     WHERE wait_event = 'ReplicationSlotDrop' AND strpos(query, $1) > 0)",
+                    &[&slot_name],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting {
+                break;
+            }
+            assert!(
+                !waiter.is_finished(),
+                "PostgreSQL {version}: DROP ... WAIT returned while the slot was active"
+            );
+            // A guard against hanging forever, not a timing assumption.
+            polls += 1;
+            assert!(
+                polls < 6000,
+                "PostgreSQL {version}: DROP ... WAIT never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert!(
             !waiter.is_finished(),
             "PostgreSQL {version}: DROP ... WAIT returned while the slot was active"
         );
         drop(owner);
-        let dropped = tokio::time::timeout(std::time::Duration::from_secs(20), waiter).await;
+        // The walsender releases the slot when it notices the closed connection; the bound
+        // only keeps a broken server from hanging the suite.
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(120), waiter).await;
         dropped
             .expect("DROP ... WAIT finished after the owner left")
             .unwrap()

@@ -20,7 +20,7 @@ use pg_walstream_codec::{Lsn, Oid, PgTimestamp};
 use crate::error::{Error, Result};
 use crate::events::{Change, Event, EventKind};
 use crate::feedback::Feedback;
-use crate::relation_cache::{RelationCache, RelationInfo};
+use crate::relation_cache::{RelationCache, RelationInfo, check_column_counts};
 
 pub use timers::ReadTimeout;
 
@@ -459,6 +459,7 @@ impl LogicalCore {
         in_stream: bool,
     ) -> Result<EventKind> {
         let lsn = xlog.wal_start;
+        check_column_counts(&self.relations, &message, lsn)?;
         let change = |core: &Self, xid, oid| -> Result<Change> {
             Ok(Change::new(
                 xid,

@@ -102,7 +102,7 @@ fn dml_events_allocate_nothing() {
             columns: ["a", "b", "c", "d"]
                 .iter()
                 .map(|n| RelationColumn {
-                    flags: 0,
+                    flags: u8::from(*n == "a"),
                     name: (*n).into(),
                     type_oid: Oid(25),
                     type_modifier: -1,
@@ -126,7 +126,7 @@ fn dml_events_allocate_nothing() {
             _ => OwnedMessage::Delete(Delete {
                 xid: None,
                 relation: rel,
-                old: OldTuple::Full(row(id)),
+                old: OldTuple::Key(row(id)),
             }),
         });
     }
@@ -149,6 +149,9 @@ fn dml_events_allocate_nothing() {
                 }
                 if let Some(old) = c.old_tuple() {
                     width += old.tuple().columns().count();
+                }
+                if let Some(key) = c.old_key() {
+                    width += key.filter_map(|(_, col)| col.value()).count();
                 }
                 width += c.relation().columns.len();
             }

@@ -462,7 +462,7 @@ fn data_for_unknown_relation_is_an_error() {
 }
 
 #[test]
-fn commit_without_begin_is_a_protocol_error() {
+fn commit_without_begin_is_a_decode_error() {
     let mut h = Harness::v(ProtocolVersion::V1);
     h.message(
         1.0,
@@ -474,9 +474,13 @@ fn commit_without_begin_is_a_protocol_error() {
             commit_time: PgTimestamp(1),
         }),
     );
+    // The codec's decoder checks transaction framing.
     assert!(matches!(
         h.core.poll_event(),
-        Some(Err(Error::Protocol { .. }))
+        Some(Err(Error::Decode {
+            source: pg_walstream_codec::DecodeError::UnexpectedStreamState { .. },
+            ..
+        }))
     ));
 }
 
