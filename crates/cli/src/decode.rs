@@ -44,7 +44,8 @@ pub(crate) struct DecodeArgs {
     /// Output format: json (one object per event), jsonl-tx (one per transaction), text.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
-    /// Write to FILE instead of standard output (`-` is standard output).
+    /// Write to FILE instead of standard output (`-` is standard output); refused when FILE is
+    /// the input.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 }

@@ -1,6 +1,6 @@
 //! Where `recv` and `decode` write: standard output or a file, and what makes it durable.
 //!
-//! - `-o FILE`: a file; [`Destination::flush_durable`] syncs it, and `recv` can cut it back
+//! - `-o FILE`: a regular file; [`Destination::flush_durable`] syncs it, and `recv` can cut it back
 //!   to the last acknowledged byte ([`Destination::truncate_to`]).
 //! - Standard output redirected to a regular file (`> FILE`): synced like `-o FILE`, but never
 //!   cut back (the shell owns it; use `-o` to resume cleanly).
@@ -17,11 +17,12 @@ const BUFFER: usize = 64 * 1024;
 
 /// What the output is.
 enum Target {
-    /// `-o FILE`.
+    /// `-o FILE`, a regular file.
     File(File),
     /// Standard output, a regular file: a duplicate of its descriptor, for syncing.
     RegularStdout(File),
-    /// Standard output, a pipe, terminal or other stream.
+    /// Standard output that is a pipe, terminal or other stream, or `-o` naming a FIFO or
+    /// device.
     Stream,
 }
 
@@ -94,11 +95,17 @@ impl Destination {
             Some(p) if p.as_os_str() == "-" => Ok(Self::stdout()),
             Some(p) => {
                 let file = options.open(p)?;
-                let base = file.metadata()?.len();
+                let meta = file.metadata()?;
                 let writer: Box<dyn Write + Send> = Box::new(file.try_clone()?);
+                // A FIFO or device named by -o is written like a pipe: never synced or cut.
+                let (target, base) = if meta.is_file() {
+                    (Target::File(file), meta.len())
+                } else {
+                    (Target::Stream, 0)
+                };
                 Ok(Destination {
                     writer: counted(writer),
-                    target: Target::File(file),
+                    target,
                     base,
                 })
             }
@@ -242,5 +249,7 @@ mod tests {
             .unwrap();
         assert_eq!(text, "old\nacked\nnext\n");
         assert!(out.is_file() && out.syncs());
+        let null = Destination::append(Some(Path::new("/dev/null"))).unwrap();
+        assert!(!null.is_file() && !null.syncs());
     }
 }

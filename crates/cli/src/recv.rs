@@ -57,7 +57,8 @@ pub(crate) enum OriginArg {
     null).\n\n\
 --format jsonl-tx prints one {\"kind\":\"transaction\",\"xid\",\"events\":[...],\"end_lsn\"} \
     per committed (or prepared) transaction, written as it arrives (a streamed transaction is \
-    held in memory until its Stream Commit); --format text one readable line per event; \
+    held in an unnamed temporary file in $TMPDIR, not in memory, until its Stream Commit); \
+    --format text one readable line per event; \
     --format raw the undecoded frames (see `pg-walstream decode --help`).\n\n\
 Acknowledgement: a transaction is reported to the server (slot confirmed_flush_lsn) only \
     after its output was flushed, and, when the output is a file (-o FILE, or standard output \
