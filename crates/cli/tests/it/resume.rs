@@ -223,14 +223,14 @@ async fn interrupted_and_resumed(fx: &Fixture, format: &str, dir: &Path) {
         open.batch_execute("COMMIT").await.expect("commit");
     } else {
         // One line of several MB: SIGINT lands while it is being written.
-        insert(fx, 1000, 6000).await;
+        insert(fx, 1000, 4000).await;
         wait_for_len(v, &mut child, &path, PAST_BUFFER).await;
         interrupt(v, child).await;
     }
-    add(1000, if streaming_block { 2000 } else { 6000 });
+    add(1000, if streaming_block { 2000 } else { 4000 });
 
     // 2. and 3. SIGKILL while transactions are written (a torn buffer, an unsynced tail).
-    for (from, count) in [(30_000, 3000), (40_000, 3000)] {
+    for (from, count) in [(30_000, 1500), (40_000, 1500)] {
         let before = file_len(&path);
         let mut child = spawn_recv(&ci, &slot, format, &arg, true);
         insert(fx, from, 3).await;
