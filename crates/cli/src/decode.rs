@@ -2,7 +2,9 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use pg_walstream_codec::pgoutput::{PgOutputDecoder, ProtocolVersion};
@@ -42,9 +44,28 @@ pub(crate) struct DecodeArgs {
     /// Output format: json (one object per event), jsonl-tx (one per transaction), text.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
-    /// Write to FILE instead of standard output (`-` is standard output).
+    /// Write to FILE instead of standard output (`-` is standard output); refused when FILE is
+    /// the input.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+/// `-o` naming the input (by any path: same device and inode) would truncate it before it
+/// is read: refused.
+fn refuse_same_file(input: &File, output: &Path, name: &str) -> Result<(), CliError> {
+    let (Ok(input), Ok(output_meta)) = (input.metadata(), std::fs::metadata(output)) else {
+        return Ok(());
+    };
+    if output.as_os_str() != "-"
+        && (input.dev(), input.ino()) == (output_meta.dev(), output_meta.ino())
+    {
+        return Err(CliError::usage(format!(
+            "the output {} is the input {name}: writing it would destroy the capture before it \
+             is read (write to another file)",
+            output.display()
+        )));
+    }
+    Ok(())
 }
 
 fn protocol(version: u32) -> Result<ProtocolVersion, CliError> {
@@ -62,13 +83,22 @@ pub(crate) fn run(args: &DecodeArgs) -> Result<(), CliError> {
         ));
     }
     let name = args.input.display().to_string();
-    let reader: Box<dyn Read> = if args.input.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+    let (reader, input_file): (Box<dyn Read>, Option<File>) = if args.input.as_os_str() == "-" {
+        let stdin = io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(File::from);
+        (Box::new(io::stdin().lock()), stdin)
     } else {
-        Box::new(
-            File::open(&args.input).map_err(|e| CliError::failed(format!("opening {name}"), &e))?,
-        )
+        let file =
+            File::open(&args.input).map_err(|e| CliError::failed(format!("opening {name}"), &e))?;
+        let handle = file.try_clone().ok();
+        (Box::new(file), handle)
     };
+    if let (Some(input), Some(output)) = (&input_file, &args.output) {
+        refuse_same_file(input, output, &name)?;
+    }
     let mut input = BufReader::with_capacity(256 * 1024, reader);
     let starts_raw = input
         .fill_buf()

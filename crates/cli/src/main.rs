@@ -10,14 +10,17 @@
 //! (connection, server, decoding, output), 2 invalid arguments. Errors are one line on
 //! standard error.
 
+mod ackfile;
 mod capture;
 mod connect;
 mod decode;
+mod destination;
 mod error;
 mod output;
 mod recv;
 mod render;
 mod slot;
+mod spool;
 
 use std::process::ExitCode;
 

@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::io::{self, Write};
 
 use serde_json::Value;
+
+use crate::spool::Spool;
+
+pub(crate) use crate::destination::Destination;
 
 /// How events are printed (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,118 +24,25 @@ pub(crate) enum Format {
     Raw,
 }
 
-/// Where output goes: standard output or a file (`-o`).
-pub(crate) struct Destination {
-    writer: BufWriter<Box<dyn Write + Send>>,
-    file: Option<File>,
-}
-
-impl std::fmt::Debug for Destination {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Destination")
-            .field("is_file", &self.file.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Destination {
-    /// `-` or no path: standard output; otherwise the file, created or truncated.
-    ///
-    /// # Errors
-    /// The file cannot be created.
-    pub(crate) fn create(path: Option<&Path>) -> io::Result<Self> {
-        Self::open_with(
-            path,
-            OpenOptions::new().write(true).create(true).truncate(true),
-        )
-    }
-
-    /// `-` or no path: standard output; otherwise the file, created if missing and appended
-    /// to (what an earlier run wrote was acknowledged and will not be sent again).
-    ///
-    /// # Errors
-    /// The file cannot be opened.
-    pub(crate) fn append(path: Option<&Path>) -> io::Result<Self> {
-        Self::open_with(path, OpenOptions::new().append(true).create(true))
-    }
-
-    fn open_with(path: Option<&Path>, options: &OpenOptions) -> io::Result<Self> {
-        match path {
-            None => Ok(Self::stdout()),
-            Some(p) if p.as_os_str() == "-" => Ok(Self::stdout()),
-            Some(p) => {
-                let file = options.open(p)?;
-                let writer: Box<dyn Write + Send> = Box::new(file.try_clone()?);
-                Ok(Destination {
-                    writer: BufWriter::with_capacity(64 * 1024, writer),
-                    file: Some(file),
-                })
-            }
-        }
-    }
-
-    /// Bytes already in the output file (0 for standard output).
-    ///
-    /// # Errors
-    /// The file's metadata cannot be read.
-    pub(crate) fn existing_len(&self) -> io::Result<u64> {
-        match &self.file {
-            Some(file) => Ok(file.metadata()?.len()),
-            None => Ok(0),
-        }
-    }
-
-    fn stdout() -> Self {
-        Destination {
-            writer: BufWriter::with_capacity(64 * 1024, Box::new(io::stdout())),
-            file: None,
-        }
-    }
-
-    /// The buffered writer.
-    pub(crate) fn writer(&mut self) -> &mut BufWriter<Box<dyn Write + Send>> {
-        &mut self.writer
-    }
-
-    /// Flushes the buffer and, for a file, makes it durable: after this returns, everything
-    /// written may be acknowledged to the server.
-    ///
-    /// # Errors
-    /// Write or sync failures.
-    pub(crate) fn flush_durable(&mut self) -> io::Result<()> {
-        self.writer.flush()?;
-        if let Some(file) = &self.file {
-            file.sync_data()?;
-        }
-        Ok(())
-    }
-
-    /// Whether output goes to a file (syncs are expensive, so they are batched).
-    pub(crate) fn is_file(&self) -> bool {
-        self.file.is_some()
-    }
-}
-
 /// Writes rendered events in the chosen format.
 ///
 /// `jsonl-tx` writes a transaction's line as its events arrive — `{"kind":"transaction",
 /// "xid":…,"events":[…],"end_lsn":…}` — so memory stays flat however large it is (the line is
 /// complete, and flushed, at its Commit or Prepare). A *streamed* transaction's blocks
 /// interleave with others and may be rolled back in parts, so its events are held, serialized,
-/// until its Stream Commit or Stream Prepare.
+/// in a temporary file ([`Spool`]) until its Stream Commit or Stream Prepare.
 #[derive(Debug)]
 pub(crate) struct EventWriter {
     format: Format,
     /// `jsonl-tx`: a transaction line is open (after Begin / Begin Prepare).
     open: bool,
-    /// `jsonl-tx`: streamed transactions by xid: each event's (sub)transaction xid and JSON.
-    streamed: HashMap<u64, Vec<HeldEvent>>,
+    /// `jsonl-tx`: the held events of streamed transactions, by xid.
+    streamed: HashMap<u64, Spool>,
     /// `jsonl-tx`: the xid of the current streamed block.
     stream_xid: Option<u64>,
+    /// `jsonl-tx`: an event's JSON on its way to a spool.
+    scratch: Vec<u8>,
 }
-
-/// A held event of a streamed transaction: its (sub)transaction xid and its JSON.
-type HeldEvent = (Option<u64>, Vec<u8>);
 
 fn field_u64(value: &Value, key: &str) -> Option<u64> {
     value.get(key).and_then(Value::as_u64)
@@ -181,6 +90,7 @@ impl EventWriter {
             open: false,
             streamed: HashMap::new(),
             stream_xid: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -216,7 +126,12 @@ impl EventWriter {
                 let xid = field_u64(event, "xid");
                 self.stream_xid = xid;
                 if let Some(xid) = xid {
-                    self.streamed.entry(xid).or_default();
+                    // A first segment for a known xid: the stream was sent again from its
+                    // start (a capture continued after a restart); what was held is void.
+                    let again = event.get("first_segment") == Some(&Value::Bool(true));
+                    if again || !self.streamed.contains_key(&xid) {
+                        self.streamed.insert(xid, Spool::new()?);
+                    }
                 }
                 Ok(())
             }
@@ -226,17 +141,12 @@ impl EventWriter {
             }
             "stream_commit" | "stream_prepare" => {
                 let xid = field_u64(event, "xid");
-                let held = xid
-                    .and_then(|x| self.streamed.remove(&x))
-                    .unwrap_or_default();
                 transaction_head(out, xid, true)?;
-                for (index, (_, json)) in held.iter().enumerate() {
-                    if index > 0 {
-                        out.write_all(b",")?;
-                    }
-                    out.write_all(json)?;
-                }
-                transaction_tail(out, event, !held.is_empty())
+                let held = match xid.and_then(|x| self.streamed.remove(&x)) {
+                    Some(spool) => spool.replay(out)?,
+                    None => 0,
+                };
+                transaction_tail(out, event, held > 0)
             }
             "stream_abort" => {
                 let (xid, subxid) = (field_u64(event, "xid"), field_u64(event, "subxid"));
@@ -244,8 +154,10 @@ impl EventWriter {
                     if let Some(xid) = xid {
                         self.streamed.remove(&xid);
                     }
-                } else if let Some(held) = xid.and_then(|x| self.streamed.get_mut(&x)) {
-                    held.retain(|(event_xid, _)| *event_xid != subxid);
+                } else if let (Some(spool), Some(subxid)) =
+                    (xid.and_then(|x| self.streamed.get_mut(&x)), subxid)
+                {
+                    spool.abort_subtransaction(subxid);
                 }
                 Ok(())
             }
@@ -253,11 +165,11 @@ impl EventWriter {
                 if self.open {
                     out.write_all(b",")?;
                     to_json(out, event)
-                } else if let Some(held) = self.stream_xid.and_then(|x| self.streamed.get_mut(&x)) {
-                    let mut json = Vec::new();
-                    to_json(&mut json, event)?;
-                    held.push((field_u64(event, "xid"), json));
-                    Ok(())
+                } else if let Some(spool) = self.stream_xid.and_then(|x| self.streamed.get_mut(&x))
+                {
+                    self.scratch.clear();
+                    to_json(&mut self.scratch, event)?;
+                    spool.push(field_u64(event, "xid"), &self.scratch)
                 } else {
                     write_json_line(out, event)
                 }

@@ -15,6 +15,7 @@ use pg_walstream_stream::{
 use pg_walstream_transport::{Connection, Transport as _};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::ackfile::{self, AckRecord};
 use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_frame, write_header};
 use crate::connect::{ConnectionArgs, advance_statement};
 use crate::error::{CliError, chain};
@@ -56,11 +57,22 @@ pub(crate) enum OriginArg {
     null).\n\n\
 --format jsonl-tx prints one {\"kind\":\"transaction\",\"xid\",\"events\":[...],\"end_lsn\"} \
     per committed (or prepared) transaction, written as it arrives (a streamed transaction is \
-    held in memory until its Stream Commit); --format text one readable line per event; \
+    held in an unnamed temporary file in $TMPDIR, not in memory, until its Stream Commit); \
+    --format text one readable line per event; \
     --format raw the undecoded frames (see `pg-walstream decode --help`).\n\n\
 Acknowledgement: a transaction is reported to the server (slot confirmed_flush_lsn) only \
-    after its output was flushed (and, with -o FILE, synced to disk, at most once a second). \
-    SIGINT/SIGTERM flush, acknowledge and stop gracefully (exit 0)."
+    after its output was flushed, and, when the output is a file (-o FILE, or standard output \
+    redirected to a regular file), synced to disk (syncs are batched: at most once a second). \
+    A pipe or terminal is only flushed: what its reader does with the bytes afterwards is its \
+    own business. SIGINT/SIGTERM flush, acknowledge and stop gracefully (exit 0).\n\n\
+Resuming (-o FILE): FILE.ack records how many bytes of FILE are acknowledged and the last \
+    position acknowledged; it is replaced (written, synced, renamed) after each sync and before \
+    the server is told. On exit, and when recv opens FILE again (after a crash or SIGKILL), \
+    FILE is cut back to that many bytes, dropping any half line, half frame or unacknowledged \
+    transaction, and streaming starts after the recorded position (if FILE.ack names the same \
+    slot and it is later than --start), so every transaction is in FILE exactly once. Keep \
+    FILE and FILE.ack together; without FILE.ack, FILE is appended to as it is. Standard \
+    output is never cut back: use -o FILE to resume cleanly."
 )]
 pub(crate) struct RecvArgs {
     #[command(flatten)]
@@ -88,7 +100,8 @@ pub(crate) struct RecvArgs {
     /// Drop the slot after streaming ends (at --endpos or on SIGINT/SIGTERM).
     #[arg(long)]
     drop_slot: bool,
-    /// Start streaming at this LSN (X/Y) instead of the slot's confirmed position.
+    /// Start streaming at this LSN (X/Y) instead of the slot's confirmed position (with -o
+    /// FILE: or after the position FILE.ack records, whichever is later).
     #[arg(long, value_name = "LSN", value_parser = parse_lsn)]
     start: Option<Lsn>,
     /// Stop after the transaction that reaches this LSN (X/Y), and exit 0.
@@ -118,8 +131,9 @@ pub(crate) struct RecvArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
-    /// Append to FILE (created if missing) instead of writing to standard output (`-`); a raw
-    /// capture is continued only if it was made with the same protocol version and mode.
+    /// Append to FILE (created if missing) instead of writing to standard output (`-`),
+    /// keeping FILE.ack beside it to resume exactly (see below); a raw capture is continued
+    /// only if it was made with the same protocol version and mode.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -143,9 +157,10 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 }
 
 impl RecvArgs {
-    fn config(&self) -> Result<LogicalConfig, CliError> {
-        // No automatic reconnect yet: a reconnect must first truncate the output to the last
-        // acknowledged unit, so recv still ends at the first failure.
+    /// The stream's configuration; `resume_after` (from FILE.ack) overrides an earlier
+    /// `--start`. No automatic reconnect yet: a reconnect must first truncate the output to
+    /// the last acknowledged unit, so recv still ends at the first failure.
+    fn config(&self, resume_after: Option<Lsn>) -> Result<LogicalConfig, CliError> {
         let mut builder = LogicalConfig::builder()
             .retry(RetryPolicy::never())
             .connection_config(self.connection.config()?)
@@ -174,7 +189,7 @@ impl RecvArgs {
                 OriginArg::Any => OriginFilter::Any,
             });
         }
-        if let Some(start) = self.start {
+        if let Some(start) = self.start.max(resume_after) {
             builder = builder.start_lsn(start);
         }
         if let Some(end) = self.endpos {
@@ -217,8 +232,17 @@ struct Sink {
     writer: EventWriter,
     renderer: Renderer,
     raw: bool,
-    /// Written but not yet durable (files are synced at most once a second).
-    pending_ack: Option<Lsn>,
+    /// Written but not yet durable (files are synced at most once a second): the position to
+    /// acknowledge and the output's length after it.
+    pending_ack: Option<(Lsn, u64)>,
+    /// `-o FILE`: its acknowledgement record.
+    tracking: Option<Tracking>,
+}
+
+/// What FILE.ack says (and will say after the next sync).
+struct Tracking {
+    path: PathBuf,
+    record: AckRecord,
 }
 
 /// Why an event could not be handled.
@@ -249,9 +273,9 @@ impl Sink {
         let Some(ack) = event.ack_lsn() else {
             return Ok(None);
         };
-        if self.out.is_file() {
+        if self.out.syncs() {
             self.out.writer().flush()?;
-            self.pending_ack = Some(ack);
+            self.pending_ack = Some((ack, self.out.position()));
             Ok(None)
         } else {
             self.out.flush_durable()?;
@@ -259,11 +283,72 @@ impl Sink {
         }
     }
 
-    /// Makes everything written durable and returns the position that may now be reported.
+    /// Makes everything written durable, records it in FILE.ack, and returns the position
+    /// that may now be reported.
     fn sync(&mut self) -> Result<Option<Lsn>, io::Error> {
         self.out.flush_durable()?;
-        Ok(self.pending_ack.take())
+        let Some((lsn, offset)) = self.pending_ack.take() else {
+            return Ok(None);
+        };
+        if let Some(tracking) = &mut self.tracking {
+            tracking.record.offset = offset;
+            tracking.record.lsn = Some(lsn);
+            ackfile::write(&tracking.path, &tracking.record)?;
+        }
+        Ok(Some(lsn))
     }
+
+    /// After the last sync: cuts `-o FILE` back to its acknowledged bytes (a transaction or
+    /// stream block cut short is sent again next time).
+    fn finish(&mut self) -> Result<(), io::Error> {
+        match &self.tracking {
+            Some(tracking) => self.out.truncate_to(tracking.record.offset),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens FILE.ack beside `-o FILE`: cuts FILE back to the bytes it names and returns it (with
+/// the position to resume after when it names `slot`), or, without one, takes FILE as it is.
+fn open_record(out: &mut Destination, path: &Path, slot: &str) -> Result<Tracking, CliError> {
+    let record_path = ackfile::record_path(path);
+    let found = ackfile::read(&record_path)
+        .map_err(|e| CliError::failed(format!("reading {}", record_path.display()), &e))?;
+    let len = out
+        .existing_len()
+        .map_err(|e| CliError::failed(format!("reading {}", path.display()), &e))?;
+    let record = match found {
+        Some(found) if found.offset > len => {
+            return Err(CliError::message(format!(
+                "{} is {len} bytes long, but {} says {} bytes of it were acknowledged: it was \
+                 changed by something else (move both files away to start anew)",
+                path.display(),
+                record_path.display(),
+                found.offset
+            )));
+        }
+        Some(found) => {
+            if found.offset < len {
+                out.truncate_to(found.offset).map_err(|e| {
+                    CliError::failed(format!("cutting {} back", path.display()), &e)
+                })?;
+            }
+            AckRecord {
+                slot: slot.to_owned(),
+                offset: found.offset,
+                lsn: found.lsn.filter(|_| found.slot == slot),
+            }
+        }
+        None => AckRecord {
+            slot: slot.to_owned(),
+            offset: len,
+            lsn: None,
+        },
+    };
+    Ok(Tracking {
+        path: record_path,
+        record,
+    })
 }
 
 /// Runs `recv`.
@@ -271,7 +356,7 @@ impl Sink {
 /// # Errors
 /// Usage errors (exit 2), connection, server, decoding and output errors (exit 1).
 pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
-    let config = args.config()?;
+    let mut config = args.config(None)?;
     let slot = config.slot().as_str().to_owned();
     let mut sigint = signal(SignalKind::interrupt())
         .map_err(|e| CliError::failed("installing the SIGINT handler", &e))?;
@@ -279,6 +364,13 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::failed("installing the SIGTERM handler", &e))?;
     let mut out = Destination::append(args.output.as_deref())
         .map_err(|e| CliError::failed("opening the output", &e))?;
+    let mut tracking = match args.output.as_deref() {
+        Some(path) if out.is_file() => Some(open_record(&mut out, path, &slot)?),
+        _ => None,
+    };
+    if let Some(lsn) = tracking.as_ref().and_then(|t| t.record.lsn) {
+        config = args.config(Some(lsn))?;
+    }
 
     let prepared = tokio::select! {
         prepared = PreparedStream::connect(config) => {
@@ -296,6 +388,16 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
     if args.format == Format::Raw {
         start_raw_capture(&mut out, args.output.as_deref(), proto, args.binary)?;
     }
+    if let Some(tracking) = &mut tracking {
+        // The header (if any) is durable and FILE.ack names what FILE holds now, before
+        // anything else is written.
+        out.flush_durable()
+            .and_then(|()| {
+                tracking.record.offset = out.position();
+                ackfile::write(&tracking.path, &tracking.record)
+            })
+            .map_err(|e| CliError::writing(&e))?;
+    }
     let mut stream = prepared
         .start()
         .await
@@ -306,6 +408,7 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
         renderer: Renderer::new(),
         raw: args.format == Format::Raw,
         pending_ack: None,
+        tracking,
     };
     let feedback = stream.feedback().clone();
     let mut sync_timer = tokio::time::interval(Duration::from_secs(1));
@@ -334,13 +437,13 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
             },
         }
     };
-    // Acknowledge what is durable, whatever ended the loop.
+    // Acknowledge what is durable, whatever ended the loop, and drop what is not.
     let synced = match sink.sync() {
         Ok(ack) => {
             if let Some(lsn) = ack {
                 feedback.processed(lsn);
             }
-            Ok(())
+            sink.finish().map_err(|e| CliError::writing(&e))
         }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(CliError::writing(&e)),

@@ -113,29 +113,17 @@ impl Fixture {
                 .await
                 .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
-        // The non-transactional message is not flushed by a commit; decoding (walsender or
-        // SQL) reads only flushed WAL. The WAL writer flushes it within wal_writer_delay
-        // (200 ms); wait for that, with a bound (2 minutes) that only guards against a hang
-        // on a loaded machine, not a timing assumption.
-        for _ in 0..2400 {
-            let flushed: bool = self
-                .admin
-                .query_one(
-                    "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()",
-                    &[],
-                )
-                .await
-                .expect("flush position")
-                .get(0);
-            if flushed {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!(
-            "PostgreSQL {}: WAL was not flushed within 2 minutes",
-            self.version()
-        );
+        // The non-transactional message is not flushed by a commit, and decoding (walsender
+        // or SQL) reads only flushed WAL. A transaction that wrote WAL and has an xid flushes
+        // the (cluster-wide) WAL when it commits: one in another database (never decoded by
+        // this database's slots) flushes the message, with no wait. (A bare txid_current()
+        // would not: its commit is asynchronous, since it wrote no WAL before it.)
+        self.server
+            .admin("postgres")
+            .await
+            .batch_execute("CREATE TEMP TABLE cli_flush (x int)")
+            .await
+            .expect("flushing the WAL");
     }
 
     /// `confirmed_flush_lsn` of `slot`, `None` if it does not exist.
