@@ -8,3 +8,4 @@ mod recv;
 mod signals;
 mod streamed;
 mod support;
+mod waldump;
