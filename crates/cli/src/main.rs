@@ -4,7 +4,8 @@
 //!   changes as JSON lines, per-transaction JSON, text, or a raw capture;
 //! - `pg-walstream decode`: decode a capture offline (a raw capture, or psql output of
 //!   `pg_logical_slot_peek_binary_changes`) into the same JSON;
-//! - `pg-walstream slot create|drop|list|show`: manage logical replication slots.
+//! - `pg-walstream slot create|drop|list|show`: manage logical replication slots;
+//! - `pg-walstream waldump`: decode physical WAL segment files offline, like pg_waldump.
 //!
 //! Exit codes: 0 success (also after SIGINT/SIGTERM or at `--endpos`), 1 the work failed
 //! (connection, server, decoding, output), 2 invalid arguments. Errors are one line on
@@ -21,6 +22,9 @@ mod recv;
 mod render;
 mod slot;
 mod spool;
+mod waldump;
+mod waldump_output;
+mod waldump_segments;
 
 use std::process::ExitCode;
 
@@ -56,6 +60,8 @@ enum Command {
         #[command(subcommand)]
         command: slot::SlotCommand,
     },
+    /// Decode WAL segment files offline, like pg_waldump (CRC-checked; --stats, --json).
+    Waldump(Box<waldump::WaldumpArgs>),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -63,6 +69,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Decode(args) => decode::run(&args),
         Command::Recv(args) => with_runtime(recv::run(*args)),
         Command::Slot { command } => with_runtime(slot::run(command)),
+        Command::Waldump(args) => waldump::run(&args),
     }
 }
 

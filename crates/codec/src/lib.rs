@@ -42,6 +42,7 @@ pub mod replication;
 mod share;
 mod time;
 pub mod types;
+pub mod wal;
 
 pub use error::{DecodeError, Tag};
 pub use ids::{Oid, Xid};

@@ -11,3 +11,4 @@ mod signals;
 mod spool;
 mod streamed;
 mod support;
+mod waldump;

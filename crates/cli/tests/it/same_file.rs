@@ -9,8 +9,12 @@ use crate::support::{args, bin, run, stderr};
 async fn decode_refuses_to_write_over_its_input() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("capture.tsv");
-    // Two valid Begin messages (protocol 1).
-    let capture = format!("0/10\t5\t\\x42{}\n", "00".repeat(20)).repeat(2);
+    // A valid Begin and Commit (protocol 1).
+    let capture = format!(
+        "0/10\t5\t\\x42{}\n0/20\t5\t\\x43{}\n",
+        "00".repeat(20),
+        "00".repeat(25)
+    );
     std::fs::write(&path, &capture).unwrap();
     let link = dir.path().join("hard-link.tsv");
     std::fs::hard_link(&path, &link).unwrap();

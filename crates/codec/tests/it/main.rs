@@ -8,3 +8,4 @@ mod malformed;
 mod roundtrip;
 mod strategies;
 mod types;
+mod wal;
