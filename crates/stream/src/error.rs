@@ -100,6 +100,24 @@ pub enum Error {
         /// The new connection's timeline.
         found_timeline: u32,
     },
+    /// The transaction assembler could not write or read back a spill file.
+    #[error("{action} a transaction spill file")]
+    Spill {
+        /// What was being done ("creating", "writing", "reading").
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The events given to the transaction assembler break the protocol's nesting (e.g. a
+    /// change outside any transaction, a commit without a begin).
+    #[error("transaction assembler: {what} (at {lsn})")]
+    Assembly {
+        /// WAL position of the offending event.
+        lsn: Lsn,
+        /// What was wrong.
+        what: &'static str,
+    },
     /// The stream's background task ended without reporting why (it panicked or the runtime
     /// shut down).
     #[error("the replication task ended unexpectedly")]
@@ -146,8 +164,16 @@ impl Error {
             | Error::Protocol { .. }
             | Error::SlotNotFound { .. }
             | Error::ServerChanged { .. }
-            | Error::ForeignEvent(_) => ErrorClass::Permanent,
+            | Error::ForeignEvent(_)
+            | Error::Spill { .. }
+            | Error::Assembly { .. } => ErrorClass::Permanent,
         }
+    }
+}
+
+impl Error {
+    pub(crate) fn spill(action: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Spill { action, source }
     }
 }
 

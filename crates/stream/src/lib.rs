@@ -102,6 +102,7 @@
 //! [`Transport`](pg_walstream_transport::Transport) in a spawned task. Bad input is never
 //! skipped: an undecodable frame, a change for a relation never described, or a protocol
 //! violation ends the stream with an [`Error`].
+pub mod assembler;
 mod budget;
 #[cfg(test)]
 mod captured;
