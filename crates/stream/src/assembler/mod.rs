@@ -207,7 +207,8 @@ pub enum Assembled {
     /// Part of a transaction still open ([`Overflow::Partial`]).
     Chunk(Chunk),
     /// With [`Overflow::Partial`]: `subxid`'s changes already handed out in chunks are void
-    /// (`subxid == xid`: the whole transaction aborted).
+    /// (`subxid == xid`: the whole transaction aborted, or a held prepared transaction was
+    /// rolled back).
     Aborted {
         /// The top-level transaction.
         xid: Xid,
@@ -404,6 +405,12 @@ impl TransactionAssembler {
             EventKind::RollbackPrepared(r) => {
                 if let Some(held) = self.held.remove(&r.gid) {
                     self.memory -= held.open.buffer.held();
+                    if held.open.partial {
+                        // Chunks of it were handed out: they are void.
+                        let xid = held.open.xid;
+                        self.ready
+                            .push_back(Assembled::Aborted { xid, subxid: xid });
+                    }
                 }
                 let passed = self.pass(event);
                 self.ready.push_back(Assembled::RollbackPrepared(passed));

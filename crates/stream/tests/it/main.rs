@@ -1,6 +1,7 @@
 //! The logical stream against real servers, every version of the run.
 
 mod alloc_free;
+mod assembler;
 mod columns;
 mod events;
 mod faults;
