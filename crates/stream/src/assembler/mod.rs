@@ -277,6 +277,7 @@ pub struct TransactionAssembler {
     in_block: Option<Xid>,
     held: HashMap<String, Held>,
     memory: usize,
+    peak: usize,
     ready: VecDeque<Assembled>,
 }
 
@@ -290,8 +291,16 @@ impl TransactionAssembler {
             in_block: None,
             held: HashMap::new(),
             memory: 0,
+            peak: 0,
             ready: VecDeque::new(),
         }
+    }
+
+    /// The most bytes of buffered events ever held in memory at once: at most
+    /// [`memory_limit`](AssemblerConfig::memory_limit) plus the one event that crossed it (and
+    /// the events other than changes of spilling transactions, which stay in memory).
+    pub fn peak_memory_held(&self) -> usize {
+        self.peak
     }
 
     /// Bytes of buffered events held in memory now.
@@ -463,6 +472,7 @@ impl TransactionAssembler {
             }
             _ => self.memory += open.buffer.push_memory(event),
         }
+        self.peak = self.peak.max(self.memory);
         Ok(())
     }
 

@@ -268,3 +268,79 @@ async fn two_phase_at_prepare_and_at_commit_prepared() {
         }
     }
 }
+
+/// Peak resident set size of this process, from `/proc/self/status` (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmHWM in kB");
+    kib * 1024
+}
+
+/// A 32 MiB streamed transaction through a 4 MiB assembler: the assembler never holds more
+/// than the limit (plus the one event that crosses it), and, when each test runs in its own
+/// process (nextest), the process's peak RSS grows by less than the transaction's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_streamed_transaction_stays_within_the_memory_limit() {
+    const ROWS: i64 = 32 * 1024; // ~1 KiB each: 32 MiB of row data
+    const LIMIT: usize = 4 << 20;
+    let own_process = std::env::var("NEXTEST_EXECUTION_MODE").as_deref() == Ok("process-per-test");
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(server, "large", DDL, "FOR TABLE a").await;
+        let stream = fx.start(fx.config().streaming(Streaming::On)).await;
+        let before = peak_rss();
+        fx.exec(&[&format!(
+            "INSERT INTO a SELECT g, repeat('L', 1000) FROM generate_series(1, {ROWS}) g"
+        )])
+        .await;
+        let mut transactions = Assemble::new(stream, spill(LIMIT));
+        let transaction = loop {
+            let item = tokio::time::timeout(Duration::from_secs(120), transactions.next())
+                .await
+                .unwrap_or_else(|_| panic!("PG {v}: timed out"))
+                .unwrap_or_else(|| panic!("PG {v}: stream ended"))
+                .unwrap_or_else(|e| panic!("PG {v}: {e}"));
+            if let Assembled::Transaction(transaction) = item {
+                break transaction;
+            }
+        };
+        assert!(transaction.is_spilled(), "PG {v}");
+        assert!(
+            transaction.spilled_bytes() > 24 << 20,
+            "PG {v}: {} spilled bytes, {} events",
+            transaction.spilled_bytes(),
+            transaction.len()
+        );
+        let (mut count, mut sum) = (0i64, 0i64);
+        for event in transaction.into_events().unwrap() {
+            if let Some((_, id)) = id(&event.unwrap_or_else(|e| panic!("PG {v}: {e}"))) {
+                count += 1;
+                sum += id;
+            }
+        }
+        assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2), "PG {v}");
+        let largest_held = transactions.assembler_mut().peak_memory_held();
+        assert!(
+            largest_held > LIMIT / 2 && largest_held <= LIMIT + 4096,
+            "PG {v}: held {largest_held} bytes"
+        );
+        let grown = peak_rss().saturating_sub(before);
+        eprintln!(
+            "PG {v}: 32 MiB transaction, limit 4 MiB, assembler held at most {largest_held} B, \
+             peak RSS grew {} KiB",
+            grown / 1024
+        );
+        if own_process {
+            assert!(grown < 24 << 20, "PG {v}: peak RSS grew {grown} bytes");
+        }
+        transactions.into_inner().stop().await.unwrap();
+    }
+}
