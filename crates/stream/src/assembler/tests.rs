@@ -22,6 +22,7 @@ const REL: Oid = Oid(16384);
 /// the events to an assembler.
 struct Harness {
     core: LogicalCore,
+    feedback: Feedback,
     assembler: TransactionAssembler,
     lsn: u64,
     now: Instant,
@@ -30,8 +31,10 @@ struct Harness {
 impl Harness {
     fn new(version: ProtocolVersion, config: AssemblerConfig) -> Self {
         let now = Instant::now();
+        let feedback = Feedback::new();
         Harness {
-            core: LogicalCore::new(CoreOptions::new(version), Feedback::new(), now),
+            core: LogicalCore::new(CoreOptions::new(version), feedback.clone(), now),
+            feedback,
             assembler: TransactionAssembler::new(config),
             lsn: 0x1000,
             now,
@@ -311,16 +314,25 @@ fn streamed_transactions_interleave_and_aborts_drop_exactly_their_changes() {
 }
 
 #[test]
-fn spilled_transactions_report_their_file() {
-    let mut h = Harness::new(ProtocolVersion::V2, spill_config(0));
-    let (_first, _second) = streamed_scenario(&mut h);
-    let items = h.items();
-    let Assembled::Transaction(t) = &items[1] else {
-        panic!("{items:?}")
-    };
-    assert!(t.is_spilled());
-    assert!(t.spilled_bytes() > 0);
-    assert!(!t.is_partial());
+fn spilled_transactions_report_their_file_and_keep_their_stream() {
+    for limit in [0, usize::MAX] {
+        let mut h = Harness::new(ProtocolVersion::V2, spill_config(limit));
+        let (_first, _second) = streamed_scenario(&mut h);
+        let mut items = h.items();
+        let Assembled::Transaction(t) = items.remove(1) else {
+            panic!("{items:?}")
+        };
+        assert_eq!(t.is_spilled(), limit == 0);
+        assert_eq!(t.spilled_bytes() > 0, limit == 0);
+        assert!(!t.is_partial());
+        // Events rebuilt from owned or spilled bytes still belong to their stream.
+        let other = Feedback::new();
+        for event in t.into_events().unwrap() {
+            let event = event.unwrap();
+            assert!(h.feedback.ack(&event).is_ok());
+            assert!(other.ack(&event).is_err());
+        }
+    }
 }
 
 #[test]
@@ -437,7 +449,7 @@ fn non_transactional_messages_pass_through() {
         content: Bytes::from_static(b"hello"),
     }));
     let items = h.items();
-    assert!(matches!(&items[..], [Assembled::Message(p)] if p.ack_lsn == Some(Lsn(0x5001))));
+    assert!(matches!(&items[..], [Assembled::Message(p)] if p.ack_lsn == Some(Lsn(0x5000))));
 }
 
 #[test]
