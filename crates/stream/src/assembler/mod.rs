@@ -148,7 +148,9 @@ impl Transaction {
     }
 
     /// The position to report once the transaction is durably applied (its end LSN, capped
-    /// while an earlier prepared transaction is held).
+    /// while an earlier prepared transaction is held). Record this position — not the
+    /// commit's own end LSN — as the restart point downstream: restarting past a held
+    /// prepared transaction would skip its contents.
     pub fn ack_lsn(&self) -> Lsn {
         self.ack_lsn
     }
