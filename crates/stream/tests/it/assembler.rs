@@ -10,7 +10,7 @@ use pg_walstream_stream::assembler::{
     Assemble, Assembled, AssemblerConfig, Overflow, TransactionEnd, TwoPhaseDelivery,
 };
 use pg_walstream_stream::{Event, EventKind, Streaming};
-use pg_walstream_testkit::{TestServer, servers};
+use pg_walstream_testkit::{TestServer, servers, unique_name};
 
 use crate::support::{Fixture, text};
 
@@ -162,18 +162,33 @@ async fn workload(server: &TestServer, fx: &Fixture, two_phase: bool) -> BTreeSe
     expected
 }
 
+/// One database per server for every run of a test: a run empties the table and takes a
+/// slot of its own, dropped afterwards (no database copy and no retained WAL per run).
+async fn fixture(server: &TestServer) -> Fixture {
+    Fixture::new(server, "assemble", DDL, "FOR TABLE a").await
+}
+
+async fn drop_slot(fx: &Fixture, ctx: &str) {
+    fx.admin
+        .execute("SELECT pg_drop_replication_slot($1)", &[&fx.slot])
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: dropping the slot: {e}"));
+}
+
 async fn run(
     server: &TestServer,
+    fx: &mut Fixture,
     streaming: Streaming,
     two_phase: bool,
     config: AssemblerConfig,
     ctx: &str,
 ) -> Applier {
-    let fx = Fixture::new(server, "assemble", DDL, "FOR TABLE a").await;
+    fx.exec(&["TRUNCATE a"]).await;
+    fx.slot = unique_name("slot");
     let stream = fx
         .start(fx.config().streaming(streaming).two_phase(two_phase))
         .await;
-    let expected = workload(server, &fx, two_phase).await;
+    let expected = workload(server, fx, two_phase).await;
     let mut transactions = Assemble::new(stream, config);
     let mut applier = Applier::default();
     loop {
@@ -199,6 +214,7 @@ async fn run(
         .stop()
         .await
         .unwrap_or_else(|e| panic!("{ctx}: stop: {e}"));
+    drop_slot(fx, ctx).await;
     applier
 }
 
@@ -213,19 +229,23 @@ fn spill(limit: usize) -> AssemblerConfig {
 async fn whole_and_streamed_transactions_exactly_once_in_memory_and_spilled() {
     for server in servers() {
         let v = server.version();
-        let mut modes = vec![Streaming::Off, Streaming::On];
+        let mut fx = fixture(server).await;
+        // 16 KiB: the small transactions stay in memory, the large ones spill.
+        let mut runs = vec![
+            (Streaming::Off, 16 << 10),
+            (Streaming::On, 16 << 10),
+            (Streaming::On, 64 << 20),
+        ];
         if v >= 16 {
-            modes.push(Streaming::Parallel);
+            runs.push((Streaming::Parallel, 16 << 10));
         }
-        for streaming in modes {
-            for limit in [64 << 20, 16 << 10] {
-                let ctx = format!("PG {v} {streaming:?} limit {limit}");
-                let applier = run(server, streaming, false, spill(limit), &ctx).await;
-                if limit < 64 << 20 {
-                    assert!(applier.spilled >= 2, "{ctx}: the large ones spill");
-                } else {
-                    assert_eq!(applier.spilled, 0, "{ctx}");
-                }
+        for (streaming, limit) in runs {
+            let ctx = format!("PG {v} {streaming:?} limit {limit}");
+            let applier = run(server, &mut fx, streaming, false, spill(limit), &ctx).await;
+            if limit < 64 << 20 {
+                assert!(applier.spilled >= 2, "{ctx}: the large ones spill");
+            } else {
+                assert_eq!(applier.spilled, 0, "{ctx}");
             }
         }
     }
@@ -235,12 +255,13 @@ async fn whole_and_streamed_transactions_exactly_once_in_memory_and_spilled() {
 async fn partial_chunks_with_voided_aborts_still_apply_exactly_once() {
     for server in servers() {
         let ctx = format!("PG {} partial", server.version());
+        let mut fx = fixture(server).await;
         let config = AssemblerConfig {
             memory_limit: 16 << 10,
             overflow: Overflow::Partial,
             ..AssemblerConfig::default()
         };
-        let applier = run(server, Streaming::On, false, config, &ctx).await;
+        let applier = run(server, &mut fx, Streaming::On, false, config, &ctx).await;
         assert!(
             applier.partial >= 2,
             "{ctx}: the large ones arrive in chunks"
@@ -252,19 +273,19 @@ async fn partial_chunks_with_voided_aborts_still_apply_exactly_once() {
 async fn two_phase_at_prepare_and_at_commit_prepared() {
     for server in servers().iter().filter(|s| s.version() >= 15) {
         let v = server.version();
-        for streaming in [Streaming::Off, Streaming::On] {
-            for two_phase in [
-                TwoPhaseDelivery::AtPrepare,
-                TwoPhaseDelivery::AtCommitPrepared,
-            ] {
-                let ctx = format!("PG {v} {streaming:?} {two_phase:?}");
-                let config = AssemblerConfig {
-                    memory_limit: 16 << 10,
-                    two_phase,
-                    ..AssemblerConfig::default()
-                };
-                run(server, streaming, true, config, &ctx).await;
-            }
+        let mut fx = fixture(server).await;
+        for (streaming, two_phase) in [
+            (Streaming::Off, TwoPhaseDelivery::AtCommitPrepared),
+            (Streaming::On, TwoPhaseDelivery::AtCommitPrepared),
+            (Streaming::On, TwoPhaseDelivery::AtPrepare),
+        ] {
+            let ctx = format!("PG {v} {streaming:?} {two_phase:?}");
+            let config = AssemblerConfig {
+                memory_limit: 16 << 10,
+                two_phase,
+                ..AssemblerConfig::default()
+            };
+            run(server, &mut fx, streaming, true, config, &ctx).await;
         }
     }
 }
@@ -284,17 +305,17 @@ fn peak_rss() -> u64 {
     kib * 1024
 }
 
-/// A 32 MiB streamed transaction through a 4 MiB assembler: the assembler never holds more
+/// A 16 MiB streamed transaction through a 2 MiB assembler: the assembler never holds more
 /// than the limit (plus the one event that crosses it), and, when each test runs in its own
 /// process (nextest), the process's peak RSS grows by less than the transaction's size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_streamed_transaction_stays_within_the_memory_limit() {
-    const ROWS: i64 = 32 * 1024; // ~1 KiB each: 32 MiB of row data
-    const LIMIT: usize = 4 << 20;
+    const ROWS: i64 = 16 * 1024; // ~1 KiB each: 16 MiB of row data
+    const LIMIT: usize = 2 << 20;
     let own_process = std::env::var("NEXTEST_EXECUTION_MODE").as_deref() == Ok("process-per-test");
     for server in servers() {
         let v = server.version();
-        let fx = Fixture::new(server, "large", DDL, "FOR TABLE a").await;
+        let fx = fixture(server).await;
         let stream = fx.start(fx.config().streaming(Streaming::On)).await;
         let before = peak_rss();
         fx.exec(&[&format!(
@@ -314,7 +335,7 @@ async fn large_streamed_transaction_stays_within_the_memory_limit() {
         };
         assert!(transaction.is_spilled(), "PG {v}");
         assert!(
-            transaction.spilled_bytes() > 24 << 20,
+            transaction.spilled_bytes() > 12 << 20,
             "PG {v}: {} spilled bytes, {} events",
             transaction.spilled_bytes(),
             transaction.len()
@@ -334,13 +355,15 @@ async fn large_streamed_transaction_stays_within_the_memory_limit() {
         );
         let grown = peak_rss().saturating_sub(before);
         eprintln!(
-            "PG {v}: 32 MiB transaction, limit 4 MiB, assembler held at most {largest_held} B, \
+            "PG {v}: 16 MiB transaction, limit 2 MiB, assembler held at most {largest_held} B, \
              peak RSS grew {} KiB",
             grown / 1024
         );
         if own_process {
-            assert!(grown < 24 << 20, "PG {v}: peak RSS grew {grown} bytes");
+            assert!(grown < 12 << 20, "PG {v}: peak RSS grew {grown} bytes");
         }
         transactions.into_inner().stop().await.unwrap();
+        drop_slot(&fx, &format!("PG {v}")).await;
+        fx.exec(&["DROP TABLE a"]).await;
     }
 }
