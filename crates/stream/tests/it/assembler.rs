@@ -168,7 +168,13 @@ async fn fixture(server: &TestServer) -> Fixture {
     Fixture::new(server, "assemble", DDL, "FOR TABLE a").await
 }
 
-async fn drop_slot(fx: &Fixture, ctx: &str) {
+/// Drops the run's slot. After a stop the walsender may still be exiting (the slot is then
+/// active for a moment): end it and wait for it first.
+async fn drop_slot(server: &TestServer, fx: &Fixture, ctx: &str) {
+    server
+        .terminate_walsender(&fx.slot)
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
     fx.admin
         .execute("SELECT pg_drop_replication_slot($1)", &[&fx.slot])
         .await
@@ -214,7 +220,7 @@ async fn run(
         .stop()
         .await
         .unwrap_or_else(|e| panic!("{ctx}: stop: {e}"));
-    drop_slot(fx, ctx).await;
+    drop_slot(server, fx, ctx).await;
     applier
 }
 
@@ -363,7 +369,7 @@ async fn large_streamed_transaction_stays_within_the_memory_limit() {
             assert!(grown < 12 << 20, "PG {v}: peak RSS grew {grown} bytes");
         }
         transactions.into_inner().stop().await.unwrap();
-        drop_slot(&fx, &format!("PG {v}")).await;
+        drop_slot(server, &fx, &format!("PG {v}")).await;
         fx.exec(&["DROP TABLE a"]).await;
     }
 }
