@@ -63,7 +63,8 @@ impl<S> Assemble<S> {
         &mut self.inner
     }
 
-    /// The assembler (e.g. to [`reset`](TransactionAssembler::reset) it after a reconnect).
+    /// The assembler (e.g. to [`reset`](TransactionAssembler::reset) it for a stream restarted
+    /// by other means; reconnects announced by the stream it handles itself).
     pub fn assembler_mut(&mut self) -> &mut TransactionAssembler {
         &mut self.assembler
     }

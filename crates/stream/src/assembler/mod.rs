@@ -23,8 +23,12 @@
 //! While a prepared transaction is held for its Commit Prepared, later items' positions are
 //! capped at its prepare LSN so a restart sends it again.
 //!
-//! After a reconnect the server sends open transactions again from their start: call
-//! [`TransactionAssembler::reset`] (the [`Assemble`] adapter does not know about reconnects).
+//! **Reconnects**: at an [`EventKind::Reconnected`] event the server is about to send every
+//! undecided transaction again from its start, so the assembler drops what it buffered of them
+//! (with [`Overflow::Partial`], an [`Assembled::Aborted`] voids chunks already handed out),
+//! keeps the transactions already decided, and passes the event on as
+//! [`Assembled::Reconnected`]. [`TransactionAssembler::reset`] drops everything, for a stream
+//! restarted by other means.
 
 mod adapter;
 mod buffer;
@@ -224,6 +228,9 @@ pub enum Assembled {
     RollbackPrepared(Passed),
     /// A non-transactional logical message.
     Message(Passed),
+    /// The stream reconnected ([`EventKind::Reconnected`]): transactions not yet decided were
+    /// dropped and will arrive again, whole.
+    Reconnected(Event),
 }
 
 /// An event passed through as it came, with the position to report for it.
@@ -241,7 +248,7 @@ impl Assembled {
     pub fn ack_lsn(&self) -> Option<Lsn> {
         match self {
             Assembled::Transaction(t) => Some(t.ack_lsn),
-            Assembled::Chunk(_) | Assembled::Aborted { .. } => None,
+            Assembled::Chunk(_) | Assembled::Aborted { .. } | Assembled::Reconnected(_) => None,
             Assembled::CommitPrepared(p)
             | Assembled::RollbackPrepared(p)
             | Assembled::Message(p) => p.ack_lsn,
@@ -427,6 +434,10 @@ impl TransactionAssembler {
                 self.ready.push_back(Assembled::RollbackPrepared(passed));
                 Ok(())
             }
+            EventKind::Reconnected(_) => {
+                self.reconnected(event);
+                Ok(())
+            }
             EventKind::Message(m) if !m.is_transactional() => {
                 let passed = self.pass(event);
                 self.ready.push_back(Assembled::Message(passed));
@@ -437,6 +448,28 @@ impl TransactionAssembler {
                 Buffering::Failed(error) => error,
             }),
         }
+    }
+
+    /// Drops every undecided transaction (voiding handed-out chunks) and passes the event on;
+    /// decided transactions not yet polled stay.
+    fn reconnected(&mut self, event: Event) {
+        let open = self
+            .current
+            .take()
+            .into_iter()
+            .chain(self.streams.drain().map(|(_, open)| open))
+            .chain(self.held.drain().map(|(_, held)| held.open));
+        let voided: Vec<Xid> = open
+            .filter(|open| open.partial)
+            .map(|open| open.xid)
+            .collect();
+        for xid in voided {
+            self.ready
+                .push_back(Assembled::Aborted { xid, subxid: xid });
+        }
+        self.in_block = None;
+        self.memory = 0;
+        self.ready.push_back(Assembled::Reconnected(event));
     }
 
     fn begin(&mut self, xid: Xid) -> std::result::Result<(), &'static str> {

@@ -577,3 +577,56 @@ fn reset_drops_open_transactions() {
     assert_eq!(h.assembler.memory_held(), 0);
     assert!(h.items().is_empty());
 }
+
+#[test]
+fn reconnect_drops_undecided_transactions_and_keeps_decided_ones() {
+    for overflow in [Overflow::Spill { dir: None }, Overflow::Partial] {
+        let config = AssemblerConfig {
+            memory_limit: 0,
+            overflow: overflow.clone(),
+            ..AssemblerConfig::default()
+        };
+        let mut h = Harness::new(ProtocolVersion::V2, config);
+        let decided = h.transaction(1, &[1]);
+        h.stream_start(7, true);
+        h.insert(Some(Xid(7)), 2);
+        h.stream_stop();
+        let info = crate::events::Reconnected {
+            attempt: 1,
+            resume_lsn: decided,
+            downtime: std::time::Duration::from_millis(5),
+        };
+        let event = Event::reconnected(info, ProtocolVersion::V2, h.feedback.stream_id());
+        h.assembler.push(event).unwrap();
+        assert_eq!(h.assembler.memory_held(), 0);
+        // The new connection sends transaction 7 again, whole.
+        h.stream_start(7, true);
+        h.insert(Some(Xid(7)), 2);
+        h.stream_stop();
+        let end = h.stream_commit(7);
+        let mut kinds = Vec::new();
+        let mut rows = Vec::new();
+        for item in h.items() {
+            match item {
+                Assembled::Transaction(t) => {
+                    kinds.push(format!("T{}", t.xid().0));
+                    rows.push((t.xid().0, t.ack_lsn(), values(t)));
+                }
+                Assembled::Chunk(c) => kinds.push(format!("C{}", c.xid.0)),
+                Assembled::Aborted { xid, .. } => kinds.push(format!("A{}", xid.0)),
+                Assembled::Reconnected(_) => kinds.push("R".into()),
+                other => panic!("{other:?}"),
+            }
+        }
+        if overflow == Overflow::Partial {
+            // Chunks of 7 went out before the reconnect: voided, then 7 again from the start.
+            let r = kinds.iter().position(|k| k == "R").unwrap();
+            assert!(kinds[..r].contains(&"T1".to_owned()), "{kinds:?}");
+            assert_eq!(kinds[r - 1], "A7", "{kinds:?}");
+            assert_eq!(kinds.last().map(String::as_str), Some("T7"), "{kinds:?}");
+        } else {
+            assert_eq!(kinds, ["T1", "R", "T7"]);
+            assert_eq!(rows, vec![(1, decided, vec![1]), (7, end, vec![2])]);
+        }
+    }
+}
