@@ -118,6 +118,7 @@ mod reconnect;
 mod relation_cache;
 mod retry;
 mod stream;
+pub mod wal_writer;
 
 pub use config::{
     ConfigError, CreateSlotOptions, DEFAULT_CHANNEL_BYTES, LogicalConfig, LogicalConfigBuilder,
