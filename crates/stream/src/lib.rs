@@ -114,6 +114,7 @@ mod feedback;
 mod key;
 mod metrics;
 mod ordered_ack;
+mod physical;
 mod reconnect;
 mod relation_cache;
 mod retry;
@@ -131,6 +132,11 @@ pub use feedback::{Feedback, ForeignEvent};
 pub use key::OldKeyColumns;
 pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
 pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
+pub use physical::{
+    HotStandbyXmin, PhysicalConfig, PhysicalConfigBuilder, PhysicalCore, PhysicalEvent,
+    PhysicalFeedback, PhysicalInfo, PhysicalOptions, PhysicalStart, PhysicalStream, TimelineSwitch,
+    WalData, parse_wal_segment_size,
+};
 pub use relation_cache::{RelationCache, RelationInfo};
 pub use retry::RetryPolicy;
 pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};
