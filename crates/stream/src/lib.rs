@@ -134,8 +134,8 @@ pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
 pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
 pub use physical::{
     HotStandbyXmin, PhysicalConfig, PhysicalConfigBuilder, PhysicalCore, PhysicalEvent,
-    PhysicalFeedback, PhysicalInfo, PhysicalOptions, PhysicalStart, PhysicalStream, TimelineSwitch,
-    WalData, parse_wal_segment_size,
+    PhysicalFeedback, PhysicalInfo, PhysicalOptions, PhysicalStart, PhysicalStream, ReceiveEnd,
+    ReceiveError, ReceiveProgress, TimelineSwitch, WalData, parse_wal_segment_size, receive_wal,
 };
 pub use relation_cache::{RelationCache, RelationInfo};
 pub use retry::RetryPolicy;

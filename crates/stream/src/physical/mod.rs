@@ -30,12 +30,14 @@ mod core;
 mod driver;
 mod events;
 mod feedback;
+mod receive;
 mod stream;
 
 pub use config::{PhysicalConfig, PhysicalConfigBuilder, PhysicalStart, parse_wal_segment_size};
 pub use core::{PhysicalCore, PhysicalOptions};
 pub use events::{PhysicalEvent, TimelineSwitch, WalData};
 pub use feedback::{HotStandbyXmin, PhysicalFeedback};
+pub use receive::{ReceiveEnd, ReceiveError, ReceiveProgress, receive_wal};
 pub use stream::{PhysicalInfo, PhysicalStream};
 
 #[cfg(test)]

@@ -176,6 +176,16 @@ impl PhysicalStream {
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
+    /// The next event if one is ready now, without waiting (to batch work, e.g. one fsync for
+    /// everything received so far); `None` when nothing is ready or the stream has ended
+    /// (which [`next_event`](Self::next_event) then reports).
+    pub fn try_next_event(&mut self) -> Option<Result<PhysicalEvent>> {
+        if self.done {
+            return None;
+        }
+        self.events.try_recv().ok()
+    }
+
     /// The handle to report written / flushed / applied positions and hot standby feedback.
     pub fn feedback(&self) -> &PhysicalFeedback {
         &self.feedback
