@@ -20,7 +20,7 @@ async fn the_stream_follows_a_promotion_to_timeline_2() {
         let version = shared.version();
         let primary = private_server(version);
         let admin = primary.admin("postgres").await;
-        write_load(&admin, "before", 2).await;
+        write_load(&admin, "before", 1).await;
         let standby = TestServer::start_standby_of(&primary).unwrap();
         // The standby holds WAL from here on; start there so timeline 1 has complete segments.
         let start = lsn(&admin, "SELECT pg_current_wal_flush_lsn()::text").await;
