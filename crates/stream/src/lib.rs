@@ -1,4 +1,6 @@
-//! Logical replication streams with LSN feedback that is always right.
+//! Logical replication streams with LSN feedback that is always right — and physical ones:
+//! [`PhysicalStream`] (raw WAL, timeline following, hot standby feedback; see
+//! [`PhysicalCore`]) with the [`wal_writer`] segment writer and [`receive_wal`] joining them.
 //!
 //! Start a stream with a [`LogicalConfig`] and consume [`Event`]s — Begin/Commit,
 //! Insert/Update/Delete with their relation and a zero-copy three-state tuple view, Truncate,
