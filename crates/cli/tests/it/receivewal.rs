@@ -94,6 +94,14 @@ async fn sigkill_mid_segment_then_resume_byte_identical() {
             "PG {v}: create: {}",
             stderr(&created)
         );
+        // A second slot from the same start, for a compressed copy at the end.
+        let zslot = unique_name("rwz");
+        let zcreated = run(receivewal(&server, &["--create-slot", "-S", &zslot])).await;
+        assert!(
+            zcreated.status.success(),
+            "PG {v}: create: {}",
+            stderr(&zcreated)
+        );
         let again = run(receivewal(
             &server,
             &["--create-slot", "-S", &slot, "--if-not-exists"],
@@ -170,6 +178,52 @@ async fn sigkill_mid_segment_then_resume_byte_identical() {
                 .count(),
             1,
             "PG {v}: one open segment"
+        );
+
+        // The same WAL again, zstd-compressed per segment (PostgreSQL 15+ resumes from the
+        // slot; 14 has no READ_REPLICATION_SLOT and would start at the current position).
+        if v >= 15 {
+            let zdir = tempfile::tempdir().unwrap();
+            let ztext = zdir.path().to_str().unwrap().to_owned();
+            let output = run(receivewal(
+                &server,
+                &[
+                    "-D",
+                    &ztext,
+                    "-S",
+                    &zslot,
+                    "-E",
+                    &end,
+                    "-n",
+                    "--compress",
+                    "zstd:1",
+                    "--synchronous",
+                ],
+            ))
+            .await;
+            assert!(output.status.success(), "PG {v}: zstd: {}", stderr(&output));
+            let mut compared = 0;
+            for name in files(zdir.path()) {
+                let Some(base) = name.strip_suffix(".zst") else {
+                    assert!(name.ends_with(".zst.partial"), "PG {v}: unexpected {name}");
+                    continue;
+                };
+                let bytes = zstd::decode_all(std::fs::File::open(zdir.path().join(&name)).unwrap())
+                    .unwrap();
+                let theirs = std::fs::read(server_wal.join(base)).unwrap();
+                assert!(
+                    bytes == theirs,
+                    "PG {v}: {name} decompresses to the server's segment"
+                );
+                compared += 1;
+            }
+            assert!(compared >= 3, "PG {v}: {compared} compressed segments");
+        }
+        let zdropped = run(receivewal(&server, &["--drop-slot", "-S", &zslot])).await;
+        assert!(
+            zdropped.status.success(),
+            "PG {v}: drop: {}",
+            stderr(&zdropped)
         );
 
         let dropped = run(receivewal(&server, &["--drop-slot", "-S", &slot])).await;
