@@ -244,6 +244,116 @@ async fn sigkill_mid_segment_then_resume_byte_identical() {
     }
 }
 
+/// Compares the files in `dir` with the server's: complete segments byte for byte, the
+/// `.partial` as a prefix. Returns the number of complete segments.
+fn compare(v: u32, dir: &Path, server_wal: &Path) -> usize {
+    let mut complete = 0;
+    for name in files(dir) {
+        let mine = std::fs::read(dir.join(&name)).unwrap();
+        let base = name.trim_end_matches(".partial");
+        let theirs = std::fs::read(server_wal.join(base)).unwrap();
+        if name.ends_with(".partial") {
+            assert!(
+                theirs.starts_with(&mine),
+                "PG {v}: {name} is a prefix of the server's"
+            );
+        } else {
+            assert!(mine == theirs, "PG {v}: {name} differs from the server's");
+            complete += 1;
+        }
+    }
+    complete
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_a_server_restart_and_stops_on_sigterm() {
+    let v = servers()[0].version();
+    let server = TestServer::builder(v)
+        .initdb_arg("--wal-segsize=1")
+        .setting("wal_keep_size", "'512MB'")
+        .start()
+        .unwrap();
+    let slot = unique_name("rr");
+    let created = run(receivewal(&server, &["--create-slot", "-S", &slot])).await;
+    assert!(
+        created.status.success(),
+        "PG {v}: create: {}",
+        stderr(&created)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dir_text = dir.path().to_str().unwrap().to_owned();
+    let mut child = Command::new(crate::support::bin())
+        .args(receivewal(
+            &server,
+            &[
+                "-D",
+                &dir_text,
+                "-S",
+                &slot,
+                "-s",
+                "1",
+                "--synchronous",
+                "-v",
+            ],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let admin = server.admin("postgres").await;
+        write_load(&admin, 2).await;
+    }
+    server.stop_server().unwrap();
+    server.start_again().unwrap();
+    let admin = server.admin("postgres").await;
+    write_load(&admin, 2).await;
+    let end: String = flush_lsn(&admin).await;
+    // --synchronous: the slot follows what the receiver fsynced; wait for it to pass `end`.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reached: bool = admin
+            .query_one(
+                "SELECT coalesce(restart_lsn >= $2::text::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot, &end],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if reached {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "PG {v}: the receiver did not get past {end} after the restart: {}",
+                stderr(&output)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = stderr(&output);
+    assert!(
+        output.status.success(),
+        "PG {v}: SIGTERM ends with exit code 0: {err}"
+    );
+    assert!(
+        err.contains("reconnecting in"),
+        "PG {v}: the restart was noticed: {err}"
+    );
+    let complete = compare(v, dir.path(), &server.data_dir().join("pg_wal"));
+    assert!(complete >= 3, "PG {v}: {complete} complete segments");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_fails_with_one_line_and_writes_nothing() {
     for server in servers() {
