@@ -126,5 +126,46 @@ async fn the_stream_follows_a_promotion_to_timeline_2() {
             partial_1,
             "PG {version}: timeline 1's last segment is kept as .partial"
         );
+
+        // Starting again on timeline 1, which the server has left: it streams timeline 1 up to
+        // the switch point, then the stream follows to timeline 2 — the same files result.
+        let again = tempfile::tempdir().unwrap();
+        let mut writer =
+            WalWriter::new(again.path(), WalWriterOptions::new(segment_size())).unwrap();
+        let stream = PhysicalStream::connect(config(&standby).start(from).build().unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("PG {version}: start on the old timeline: {e}"));
+        let outcome = receive_wal(
+            stream,
+            &mut writer,
+            Some(target),
+            std::future::pending(),
+            |_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("PG {version}: old timeline: {e}"));
+        assert_eq!(outcome, ReceiveEnd::EndPos, "PG {version}");
+        let recount = compare_with_server(version, again.path(), &server_wal);
+        // Timeline 1 is closed: exactly the same segments; timeline 2 up to `target`.
+        let again_on = |tli: u32| {
+            recount
+                .iter()
+                .find(|(t, _)| *t == tli)
+                .map_or(0, |(_, n)| *n)
+        };
+        assert_eq!(
+            again_on(1),
+            on(1),
+            "PG {version}: timeline 1 again: {recount:?}"
+        );
+        assert!(
+            again_on(2) >= 2,
+            "PG {version}: timeline 2 again: {recount:?}"
+        );
+        assert_eq!(
+            std::fs::read(again.path().join("00000002.history")).unwrap(),
+            std::fs::read(server_wal.join("00000002.history")).unwrap(),
+            "PG {version}: history file"
+        );
     }
 }
