@@ -54,6 +54,22 @@ async fn write_load(client: &tokio_postgres::Client, megabytes: u32) {
     }
 }
 
+/// `receivewal --drop-slot`, again while the walsender of a receiver that just exited still
+/// holds the slot ("is active for PID", which ends as soon as that walsender exits).
+async fn drop_slot(server: &TestServer, slot: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = run(receivewal(server, &["--drop-slot", "-S", slot])).await;
+        if output.status.success()
+            || !stderr(&output).contains("is active")
+            || Instant::now() > deadline
+        {
+            return output;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -219,14 +235,14 @@ async fn sigkill_mid_segment_then_resume_byte_identical() {
             }
             assert!(compared >= 3, "PG {v}: {compared} compressed segments");
         }
-        let zdropped = run(receivewal(&server, &["--drop-slot", "-S", &zslot])).await;
+        let zdropped = drop_slot(&server, &zslot).await;
         assert!(
             zdropped.status.success(),
             "PG {v}: drop: {}",
             stderr(&zdropped)
         );
 
-        let dropped = run(receivewal(&server, &["--drop-slot", "-S", &slot])).await;
+        let dropped = drop_slot(&server, &slot).await;
         assert!(
             dropped.status.success(),
             "PG {v}: drop: {}",

@@ -31,6 +31,27 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
     }
 }
 
+/// Drops `slot` once the walsender of the stopped stream has released it (it exits just
+/// after our Terminate; until then the slot is "active", SQLSTATE 55006).
+async fn drop_slot(admin: &tokio_postgres::Client, slot: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match admin
+            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await
+        {
+            Ok(_) => return,
+            Err(error)
+                if error.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE)
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("dropping {slot}: {error}"),
+        }
+    }
+}
+
 async fn physical_slot(server: &TestServer, prefix: &str) -> (tokio_postgres::Client, String) {
     let admin = server.admin("postgres").await;
     let slot = unique_name(prefix);
@@ -91,10 +112,7 @@ async fn hot_standby_feedback_holds_and_releases_the_slot_xmin() {
         })
         .await;
         stream.stop().await.unwrap();
-        admin
-            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-            .await
-            .unwrap();
+        drop_slot(&admin, &slot).await;
     }
 }
 
@@ -165,10 +183,7 @@ async fn stream_with_policy(server: &TestServer, sync: SyncPolicy) -> (Lsn, Lsn,
     stop.notify_one();
     let (outcome, _writer) = task.await.unwrap();
     assert_eq!(outcome.unwrap(), ReceiveEnd::Stopped, "PG {version}");
-    admin
-        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    drop_slot(&admin, &slot).await;
     (target, flushed, restart)
 }
 
