@@ -20,7 +20,8 @@ pub(crate) enum BackendArg {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnectionArgs {
     /// Database name or connection string (libpq key=value or postgresql:// URI); PG*
-    /// environment variables and ~/.pgpass apply as in libpq. replication=database is added.
+    /// environment variables and ~/.pgpass apply as in libpq. The replication mode is added
+    /// (replication=database; replication=true for receivewal).
     #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
     pub(crate) dbname: Option<String>,
     /// Transport backend.

@@ -4,6 +4,8 @@
 //!   changes as JSON lines, per-transaction JSON, text, or a raw capture;
 //! - `pg-walstream decode`: decode a capture offline (a raw capture, or psql output of
 //!   `pg_logical_slot_peek_binary_changes`) into the same JSON;
+//! - `pg-walstream receivewal`: stream physical WAL into segment files, following timeline
+//!   switches and reconnecting, like `pg_receivewal`;
 //! - `pg-walstream slot create|drop|list|show`: manage logical replication slots;
 //! - `pg-walstream waldump`: decode physical WAL segment files offline, like pg_waldump.
 //!
@@ -18,6 +20,7 @@ mod decode;
 mod destination;
 mod error;
 mod output;
+mod receivewal;
 mod recv;
 mod render;
 mod slot;
@@ -38,7 +41,7 @@ use crate::error::{CliError, EXIT_OK, EXIT_USAGE, one_line};
 #[command(
     name = "pg-walstream",
     version,
-    about = "PostgreSQL logical replication from the command line: stream, decode, manage slots",
+    about = "PostgreSQL replication from the command line: stream logical changes or physical WAL, decode, manage slots",
     after_help = "EXIT CODES:\n  0  success (also after SIGINT/SIGTERM, or when --endpos was reached)\n  \
                   1  the work failed (connection, server, decoding or output error)\n  \
                   2  invalid arguments"
@@ -53,6 +56,8 @@ struct Cli {
 enum Command {
     /// Stream changes from a logical replication slot (pgoutput) and print them decoded.
     Recv(Box<recv::RecvArgs>),
+    /// Stream physical WAL into a directory of segment files, like pg_receivewal.
+    Receivewal(Box<receivewal::ReceiveWalArgs>),
     /// Decode captured pgoutput offline (raw capture or psql output) into the same JSON.
     Decode(decode::DecodeArgs),
     /// Create, drop, list and inspect replication slots.
@@ -68,6 +73,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Recv(args) => with_runtime(recv::run(*args)),
+        Command::Receivewal(args) => with_runtime(receivewal::run(*args)),
         Command::Slot { command } => with_runtime(slot::run(command)),
         Command::Waldump(args) => waldump::run(&args),
     }

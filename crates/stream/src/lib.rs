@@ -1,4 +1,6 @@
-//! Logical replication streams with LSN feedback that is always right.
+//! Logical replication streams with LSN feedback that is always right — and physical ones:
+//! [`PhysicalStream`] (raw WAL, timeline following, hot standby feedback; see
+//! [`PhysicalCore`]) with the [`wal_writer`] segment writer and [`receive_wal`] joining them.
 //!
 //! Start a stream with a [`LogicalConfig`] and consume [`Event`]s — Begin/Commit,
 //! Insert/Update/Delete with their relation and a zero-copy three-state tuple view, Truncate,
@@ -115,10 +117,12 @@ mod feedback;
 mod key;
 mod metrics;
 mod ordered_ack;
+mod physical;
 mod reconnect;
 mod relation_cache;
 mod retry;
 mod stream;
+pub mod wal_writer;
 
 pub use config::{
     ConfigError, CreateSlotOptions, DEFAULT_CHANNEL_BYTES, LogicalConfig, LogicalConfigBuilder,
@@ -131,6 +135,11 @@ pub use feedback::{Feedback, ForeignEvent};
 pub use key::OldKeyColumns;
 pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
 pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
+pub use physical::{
+    HotStandbyXmin, PhysicalConfig, PhysicalConfigBuilder, PhysicalCore, PhysicalEvent,
+    PhysicalFeedback, PhysicalInfo, PhysicalOptions, PhysicalStart, PhysicalStream, ReceiveEnd,
+    ReceiveError, ReceiveProgress, TimelineSwitch, WalData, parse_wal_segment_size, receive_wal,
+};
 pub use relation_cache::{RelationCache, RelationInfo};
 pub use retry::RetryPolicy;
 pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};

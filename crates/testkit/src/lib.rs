@@ -40,6 +40,7 @@ mod proxy;
 mod reaper;
 mod server;
 mod shared;
+mod standby;
 mod users;
 
 use std::sync::atomic::{AtomicU32, Ordering};

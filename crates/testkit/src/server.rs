@@ -38,9 +38,18 @@ pub struct TestServerBuilder {
     settings: Vec<(String, String)>,
     base_dir: Option<PathBuf>,
     preferred_port: Option<u16>,
+    initdb_args: Vec<String>,
 }
 
 impl TestServerBuilder {
+    /// Passes an extra argument to `initdb`, e.g. `--wal-segsize=1` for 1 MiB WAL segments
+    /// (so tests cross many segments cheaply).
+    #[must_use]
+    pub fn initdb_arg(mut self, arg: &str) -> Self {
+        self.initdb_args.push(arg.to_owned());
+        self
+    }
+
     /// Adds a `postgresql.conf` setting (written after the defaults, so it overrides them).
     /// The value is written as given: quote strings yourself (`"'2s'"` or `"2s"` both work
     /// for units).
@@ -97,7 +106,7 @@ impl TestServerBuilder {
             bindir,
             reaper: Some(reaper),
         };
-        server.initialise(user, &self.settings)?;
+        server.initialise(user, &self.settings, &self.initdb_args)?;
         server.start_on_free_port(self.preferred_port)?;
         server.create_users()?;
         Ok(server)
@@ -120,6 +129,7 @@ impl TestServer {
             settings: Vec::new(),
             base_dir: None,
             preferred_port: None,
+            initdb_args: Vec::new(),
         }
     }
 
@@ -333,7 +343,7 @@ impl TestServer {
         self.shutdown();
     }
 
-    fn require_owned(&self, action: &str) -> Result<(), TestkitError> {
+    pub(crate) fn require_owned(&self, action: &str) -> Result<(), TestkitError> {
         if self.is_owned() {
             Ok(())
         } else {
@@ -349,6 +359,7 @@ impl TestServer {
         &mut self,
         user: &ServerUser,
         settings: &[(String, String)],
+        initdb_args: &[String],
     ) -> Result<(), TestkitError> {
         chmod(&self.root, 0o755)?;
         for (dir, mode) in [("data", 0o700), ("sock", 0o755), ("certs", 0o755)] {
@@ -372,6 +383,7 @@ impl TestServer {
             "--no-locale",
             "--no-sync",
         ]);
+        initdb.args(initdb_args);
         run(&mut initdb)?;
 
         let certs = certs::generate(&self.root.join("certs"), AuthUser::Cert.name())?;
@@ -406,7 +418,10 @@ impl TestServer {
         std::fs::write(&hba, pg_hba_conf()).map_err(TestkitError::io("writing", &hba))
     }
 
-    fn start_on_free_port(&mut self, preferred: Option<u16>) -> Result<(), TestkitError> {
+    pub(crate) fn start_on_free_port(
+        &mut self,
+        preferred: Option<u16>,
+    ) -> Result<(), TestkitError> {
         let mut last_error = String::new();
         for attempt in 0..PORT_ATTEMPTS {
             let port = match preferred {
@@ -449,7 +464,7 @@ impl TestServer {
         .map(drop)
     }
 
-    fn pg_ctl(&self, args: &[&str]) -> Result<std::process::Output, TestkitError> {
+    pub(crate) fn pg_ctl(&self, args: &[&str]) -> Result<std::process::Output, TestkitError> {
         let user = ServerUser::get()?;
         let mut command = user.command(&self.bindir.join("pg_ctl"));
         command.arg("-D").arg(self.data_dir()).args(args);
@@ -517,7 +532,7 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-fn append(path: &Path, text: &str) -> Result<(), TestkitError> {
+pub(crate) fn append(path: &Path, text: &str) -> Result<(), TestkitError> {
     use std::io::Write as _;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -528,7 +543,7 @@ fn append(path: &Path, text: &str) -> Result<(), TestkitError> {
 }
 
 /// Quotes a conninfo value when it needs it (libpq `key='value'` syntax).
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     if !value.is_empty() && !value.contains([' ', '\'', '\\', '=']) {
         return value.to_owned();
     }

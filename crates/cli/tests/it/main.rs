@@ -4,6 +4,7 @@ mod decode;
 mod demo;
 mod errors;
 mod examples;
+mod receivewal;
 mod recv;
 mod resume;
 mod same_file;

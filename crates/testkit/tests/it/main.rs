@@ -4,6 +4,7 @@ mod cleanup;
 mod connect;
 mod environment;
 mod proxy;
+mod standby;
 
 use std::path::Path;
 use std::process::{Command, Output};

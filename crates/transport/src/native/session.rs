@@ -337,6 +337,12 @@ impl NativeConnection {
                 }
                 Ok(None)
             }
+            // A walsender that shuts down (WalSndDone) ends the COPY with CommandComplete and
+            // no CopyDone, then exits; libpq treats that as the end of the COPY, and so do we.
+            BackendMessage::CommandComplete(_) => {
+                self.state = State::Busy;
+                Ok(None)
+            }
             BackendMessage::ErrorResponse(e) => Err(self.finish_with_error(e).await),
             other => Err(self.unexpected(&other, "reading a COPY stream")),
         }
