@@ -102,6 +102,16 @@ async fn connection_cut_mid_frame_is_transient() {
         fx.exec(&["INSERT INTO f VALUES (2)"]).await;
         let error = failure(&mut stream, v).await;
         assert!(error.is_transient(), "PG {v}: {error:?}");
+        // The proxy counts the reset once its pump has closed both sockets, which can come
+        // after the client already saw end-of-file: wait for it (a bound against hangs only).
+        let counted = Instant::now();
+        while proxy.connections_reset() == 0 {
+            assert!(
+                counted.elapsed() < Duration::from_secs(30),
+                "PG {v}: no reset"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(proxy.connections_reset(), 1, "PG {v}");
     }
 }
