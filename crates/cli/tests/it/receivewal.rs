@@ -38,6 +38,17 @@ async fn flush_lsn(client: &tokio_postgres::Client) -> String {
         .get(0)
 }
 
+/// Waits until the receiver streams from `slot`: on PostgreSQL 14 (no READ_REPLICATION_SLOT)
+/// a receiver without files starts at the server's current position, as pg_receivewal does, so
+/// WAL written before it connected would not be received.
+async fn wait_streaming(server: &TestServer, slot: &str, v: u32) {
+    let pid = server
+        .wait_for_walsender(slot, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(pid.is_some(), "PG {v}: the receiver did not connect");
+}
+
 async fn write_load(client: &tokio_postgres::Client, megabytes: u32) {
     client
         .batch_execute("CREATE TABLE IF NOT EXISTS load (id bigserial, payload text)")
@@ -140,6 +151,7 @@ async fn sigkill_mid_segment_then_resume_byte_identical() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        wait_streaming(&server, &slot, v).await;
         write_load(&admin, 3).await;
         // Wait for a complete segment and an open .partial, then kill without warning.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -283,16 +295,7 @@ fn compare(v: u32, dir: &Path, server_wal: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_a_server_restart_and_stops_on_sigterm() {
-    // Known bug, open in issue 13: on PostgreSQL 14 (no READ_REPLICATION_SLOT) the receiver
-    // ends this scenario with no complete segment. Until it is fixed the test runs on the
-    // first server of the run that is 15 or newer.
-    let Some(v) = servers()
-        .iter()
-        .map(TestServer::version)
-        .find(|&version| version >= 15)
-    else {
-        return;
-    };
+    let v = servers()[0].version();
     let server = TestServer::builder(v)
         .initdb_arg("--wal-segsize=1")
         .setting("wal_keep_size", "'512MB'")
@@ -325,6 +328,7 @@ async fn reconnects_after_a_server_restart_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_streaming(&server, &slot, v).await;
     {
         let admin = server.admin("postgres").await;
         write_load(&admin, 2).await;
