@@ -21,6 +21,8 @@ mod page;
 pub mod pglz;
 mod record;
 mod rmgr;
+#[rustfmt::skip]
+mod rmgr_table;
 #[cfg(all(test, feature = "std"))]
 mod tests;
 #[cfg(feature = "std")]
