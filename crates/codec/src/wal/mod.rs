@@ -14,6 +14,7 @@
 //! command does it).
 
 mod decoder;
+mod desc_exact;
 pub mod describe;
 mod error;
 pub mod image;
