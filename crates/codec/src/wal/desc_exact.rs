@@ -1,7 +1,8 @@
 //! pg_waldump's own description text (the rmgr's `*_desc` function) for the most common
 //! record types, per version: heap INSERT, DELETE, UPDATE, HOT_UPDATE, CONFIRM and LOCK;
-//! btree INSERT_LEAF, INSERT_UPPER, INSERT_META and INSERT_POST; standby LOCK and
-//! RUNNING_XACTS; XLOG NOOP, SWITCH, FPI and FPI_FOR_HINT (which describe as nothing).
+//! btree INSERT_LEAF, INSERT_UPPER, INSERT_META, INSERT_POST and DEDUP; standby LOCK and
+//! RUNNING_XACTS; XLOG NOOP, SWITCH, FPI and FPI_FOR_HINT (which describe as nothing) and
+//! CHECKPOINT_REDO (17+).
 //!
 //! PostgreSQL 16 rewrote most descriptions as `key: value` lists (`heapdesc.c`, `nbtdesc.c`);
 //! 14 and 15 share the older form. Transcribed from 14.13, 15.15, 16.2, 17.4 and 18.3's
@@ -56,13 +57,16 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
             0x50 => d.len() >= 2,
             _ => false,
         },
-        RmgrId::BTREE => matches!(info, 0x00 | 0x10 | 0x20 | 0x50) && d.len() >= 2,
+        RmgrId::BTREE => matches!(info, 0x00 | 0x10 | 0x20 | 0x50 | 0x60) && d.len() >= 2,
         RmgrId::STANDBY => match info {
             0x00 => d.len() >= 4 && d.len() >= 4 + 12 * lock_count(d),
             0x10 => d.len() >= 24 && d.len() >= 24 + 4 * running_count(d),
             _ => false,
         },
-        RmgrId::XLOG => matches!(info, 0x20 | 0x40 | 0xA0 | 0xB0),
+        RmgrId::XLOG => {
+            matches!(info, 0x20 | 0x40 | 0xA0 | 0xB0)
+                || (info == 0xE0 && record.version() >= WalVersion::V17 && d.len() >= 4)
+        }
         _ => false,
     }
 }
@@ -84,8 +88,24 @@ pub(super) fn write(record: &Record<'_>, f: &mut impl Write) -> fmt::Result {
     let new = record.version() >= WalVersion::V16;
     match record.rmgr() {
         RmgrId::HEAP => heap(f, new, info & 0x70, d),
-        RmgrId::BTREE if new => write!(f, "off: {}", le_u16(d, 0)),
-        RmgrId::BTREE => write!(f, "off {}", le_u16(d, 0)),
+        RmgrId::BTREE => {
+            let key = if info == 0x60 { "nintervals" } else { "off" };
+            if new {
+                write!(f, "{key}: {}", le_u16(d, 0))
+            } else {
+                write!(f, "{key} {}", le_u16(d, 0))
+            }
+        }
+        RmgrId::XLOG if info == 0xE0 => {
+            // `wal_level %s`, the name of the first `wal_level_options` entry with the value.
+            let level = match le_u32(d, 0) as i32 {
+                0 => "minimal",
+                1 => "replica",
+                2 => "logical",
+                _ => "?",
+            };
+            write!(f, "wal_level {level}")
+        }
         RmgrId::STANDBY if info == 0x00 => {
             for i in 0..lock_count(d) {
                 let at = 4 + 12 * i;

@@ -1,6 +1,6 @@
 //! Descriptions of WAL records. For the most common record types — heap INSERT, DELETE,
-//! UPDATE, HOT_UPDATE, CONFIRM, LOCK; btree inserts; standby LOCK and RUNNING_XACTS; XLOG
-//! NOOP, SWITCH and full-page images — the text is pg_waldump's own, in the layout of the
+//! UPDATE, HOT_UPDATE, CONFIRM, LOCK; btree inserts and DEDUP; standby LOCK and
+//! RUNNING_XACTS; XLOG NOOP, SWITCH, CHECKPOINT_REDO and full-page images — the text is pg_waldump's own, in the layout of the
 //! WAL's version ([`Description::is_pg_waldump_text`]). Btree splits, commit/abort and
 //! checkpoints get a compact, documented summary instead; other record types describe as an
 //! empty string.
