@@ -88,7 +88,7 @@ async fn generate(server: &TestServer, dir: &Path) -> Wal {
 }
 
 /// (rmgr, record type) whose `waldump` line must equal pg_waldump's byte for byte.
-const EXACT_TYPES: [(&str, &str); 17] = [
+const EXACT_TYPES: [(&str, &str); 21] = [
     ("Heap", "INSERT"),
     ("Heap", "INSERT+INIT"),
     ("Heap", "DELETE"),
@@ -100,6 +100,10 @@ const EXACT_TYPES: [(&str, &str); 17] = [
     ("Btree", "INSERT_LEAF"),
     ("Btree", "INSERT_UPPER"),
     ("Btree", "DEDUP"),
+    ("Btree", "SPLIT_L"),
+    ("Btree", "SPLIT_R"),
+    ("XLOG", "CHECKPOINT_ONLINE"),
+    ("XLOG", "CHECKPOINT_SHUTDOWN"),
     ("Standby", "LOCK"),
     ("Standby", "RUNNING_XACTS"),
     ("XLOG", "FPI"),

@@ -1,8 +1,8 @@
 //! pg_waldump's own description text (the rmgr's `*_desc` function) for the most common
 //! record types, per version: heap INSERT, DELETE, UPDATE, HOT_UPDATE, CONFIRM and LOCK;
-//! btree INSERT_LEAF, INSERT_UPPER, INSERT_META, INSERT_POST and DEDUP; standby LOCK and
-//! RUNNING_XACTS; XLOG NOOP, SWITCH, FPI and FPI_FOR_HINT (which describe as nothing) and
-//! CHECKPOINT_REDO (17+).
+//! btree INSERT_LEAF, INSERT_UPPER, INSERT_META, INSERT_POST, SPLIT_L, SPLIT_R and DEDUP; standby LOCK and
+//! RUNNING_XACTS; XLOG CHECKPOINT_SHUTDOWN and CHECKPOINT_ONLINE, NOOP, SWITCH, FPI and
+//! FPI_FOR_HINT (which describe as nothing) and CHECKPOINT_REDO (17+).
 //!
 //! PostgreSQL 16 rewrote most descriptions as `key: value` lists (`heapdesc.c`, `nbtdesc.c`);
 //! 14 and 15 share the older form. Transcribed from 14.13, 15.15, 16.2, 17.4 and 18.3's
@@ -11,7 +11,7 @@
 
 use core::fmt::{self, Write};
 
-use crate::wal::page::{WalVersion, le_u16, le_u32};
+use crate::wal::page::{WalVersion, le_u16, le_u32, le_u64};
 use crate::wal::record::Record;
 use crate::wal::rmgr::RmgrId;
 
@@ -57,7 +57,11 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
             0x50 => d.len() >= 2,
             _ => false,
         },
-        RmgrId::BTREE => matches!(info, 0x00 | 0x10 | 0x20 | 0x50 | 0x60) && d.len() >= 2,
+        RmgrId::BTREE => match info {
+            0x00 | 0x10 | 0x20 | 0x50 | 0x60 => d.len() >= 2,
+            0x30 | 0x40 => d.len() >= 10,
+            _ => false,
+        },
         RmgrId::STANDBY => match info {
             0x00 => d.len() >= 4 && d.len() >= 4 + 12 * lock_count(d),
             0x10 => d.len() >= 24 && d.len() >= 24 + 4 * running_count(d),
@@ -65,6 +69,7 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
         },
         RmgrId::XLOG => {
             matches!(info, 0x20 | 0x40 | 0xA0 | 0xB0)
+                || (matches!(info, 0x00 | 0x10) && d.len() >= 84)
                 || (info == 0xE0 && record.version() >= WalVersion::V17 && d.len() >= 4)
         }
         _ => false,
@@ -88,6 +93,17 @@ pub(super) fn write(record: &Record<'_>, f: &mut impl Write) -> fmt::Result {
     let new = record.version() >= WalVersion::V16;
     match record.rmgr() {
         RmgrId::HEAP => heap(f, new, info & 0x70, d),
+        RmgrId::BTREE if info == 0x30 || info == 0x40 => {
+            let sep = if new { ":" } else { "" };
+            write!(
+                f,
+                "level{sep} {}, firstrightoff{sep} {}, newitemoff{sep} {}, postingoff{sep} {}",
+                le_u32(d, 0),
+                le_u16(d, 4),
+                le_u16(d, 6),
+                le_u16(d, 8)
+            )
+        }
         RmgrId::BTREE => {
             let key = if info == 0x60 { "nintervals" } else { "off" };
             if new {
@@ -96,16 +112,8 @@ pub(super) fn write(record: &Record<'_>, f: &mut impl Write) -> fmt::Result {
                 write!(f, "{key} {}", le_u16(d, 0))
             }
         }
-        RmgrId::XLOG if info == 0xE0 => {
-            // `wal_level %s`, the name of the first `wal_level_options` entry with the value.
-            let level = match le_u32(d, 0) as i32 {
-                0 => "minimal",
-                1 => "replica",
-                2 => "logical",
-                _ => "?",
-            };
-            write!(f, "wal_level {level}")
-        }
+        RmgrId::XLOG if info == 0xE0 => write!(f, "wal_level {}", wal_level(le_u32(d, 0))),
+        RmgrId::XLOG if info <= 0x10 => checkpoint(f, record.version(), info == 0x00, d),
         RmgrId::STANDBY if info == 0x00 => {
             for i in 0..lock_count(d) {
                 let at = 4 + 12 * i;
@@ -122,6 +130,55 @@ pub(super) fn write(record: &Record<'_>, f: &mut impl Write) -> fmt::Result {
         RmgrId::STANDBY => running_xacts(f, new, d),
         _ => Ok(()),
     }
+}
+
+/// `get_wal_level_string`: the name of the first `wal_level_options` entry with the value.
+fn wal_level(value: u32) -> &'static str {
+    match value {
+        0 => "minimal",
+        1 => "replica",
+        2 => "logical",
+        _ => "?",
+    }
+}
+
+/// A `CheckPoint`: redo, this and previous timeline, fullPageWrites (then `wal_level` on
+/// 17+), nextXid (epoch and xid), nextOid, nextMulti, nextMultiOffset, oldestXid and its
+/// database, oldestMulti and its database, time (8-aligned), oldest and newest commit
+/// timestamp xid, oldestActiveXid.
+fn checkpoint(f: &mut impl Write, version: WalVersion, shutdown: bool, d: &[u8]) -> fmt::Result {
+    let redo = le_u64(d, 0);
+    write!(
+        f,
+        "redo {:X}/{:X}; tli {}; prev tli {}; fpw {}; ",
+        redo >> 32,
+        redo as u32,
+        le_u32(d, 8),
+        le_u32(d, 12),
+        if d[16] != 0 { "true" } else { "false" }
+    )?;
+    if version >= WalVersion::V17 {
+        write!(f, "wal_level {}; ", wal_level(le_u32(d, 20)))?;
+    }
+    let next_xid = le_u64(d, 24);
+    write!(
+        f,
+        "xid {}:{}; oid {}; multi {}; offset {}; oldest xid {} in DB {}; oldest multi {} in \
+         DB {}; oldest/newest commit timestamp xid: {}/{}; oldest running xid {}; {}",
+        next_xid >> 32,
+        next_xid as u32,
+        le_u32(d, 32),
+        le_u32(d, 36),
+        le_u32(d, 40),
+        le_u32(d, 44),
+        le_u32(d, 48),
+        le_u32(d, 52),
+        le_u32(d, 56),
+        le_u32(d, 72),
+        le_u32(d, 76),
+        le_u32(d, 80),
+        if shutdown { "shutdown" } else { "online" }
+    )
 }
 
 fn heap(f: &mut impl Write, new: bool, op: u8, d: &[u8]) -> fmt::Result {

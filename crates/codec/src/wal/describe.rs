@@ -1,14 +1,14 @@
 //! Descriptions of WAL records. For the most common record types — heap INSERT, DELETE,
-//! UPDATE, HOT_UPDATE, CONFIRM, LOCK; btree inserts and DEDUP; standby LOCK and
-//! RUNNING_XACTS; XLOG NOOP, SWITCH, CHECKPOINT_REDO and full-page images — the text is pg_waldump's own, in the layout of the
-//! WAL's version ([`Description::is_pg_waldump_text`]). Btree splits, commit/abort and
-//! checkpoints get a compact, documented summary instead; other record types describe as an
-//! empty string.
+//! UPDATE, HOT_UPDATE, CONFIRM, LOCK; btree inserts, splits and DEDUP; standby LOCK and
+//! RUNNING_XACTS; XLOG checkpoints, NOOP, SWITCH, CHECKPOINT_REDO and full-page images — the
+//! text is pg_waldump's own, in the layout of the WAL's version
+//! ([`Description::is_pg_waldump_text`]). Commit and abort get a compact, documented
+//! summary instead; other record types describe as an empty string.
 
 use core::fmt;
 
 use crate::wal::desc_exact;
-use crate::wal::page::{le_u16, le_u32, le_u64};
+use crate::wal::page::le_u64;
 use crate::wal::record::Record;
 use crate::wal::rmgr::RmgrId;
 
@@ -46,14 +46,6 @@ impl fmt::Display for Description<'_> {
             return desc_exact::write(r, f);
         }
         match (r.rmgr(), op & 0x70) {
-            (RmgrId::BTREE, 0x30 | 0x40) if op <= 0x40 && d.len() >= 10 => write!(
-                f,
-                "level: {}, firstrightoff: {}, newitemoff: {}, postingoff: {}",
-                le_u32(d, 0),
-                le_u16(d, 4),
-                le_u16(d, 6),
-                le_u16(d, 8)
-            ),
             (RmgrId::XACT, 0x00 | 0x20) if d.len() >= 8 => {
                 let what = if op & 0x70 == 0 { "commit" } else { "abort" };
                 write!(
@@ -61,22 +53,6 @@ impl fmt::Display for Description<'_> {
                     "{what} xid {}; time {}",
                     r.xid(),
                     format_timestamp(le_u64(d, 0) as i64)
-                )
-            }
-            (RmgrId::XLOG, 0x00 | 0x10) if op <= 0x10 && d.len() >= 40 => {
-                let redo = le_u64(d, 0);
-                let next_xid = le_u64(d, 24);
-                write!(
-                    f,
-                    "redo {:X}/{:X}; tli {}; prev tli {}; fpw {}; xid {}:{}; oid {}",
-                    redo >> 32,
-                    redo as u32,
-                    le_u32(d, 8),
-                    le_u32(d, 12),
-                    d[16] != 0,
-                    next_xid >> 32,
-                    next_xid as u32,
-                    le_u32(d, 32)
                 )
             }
             _ => Ok(()),
