@@ -507,3 +507,82 @@ impl Parser<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A miniature source tree with every identify-function form the reader accepts.
+    fn tree(desc: &str) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!("xtask-rmgr-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let write = |path: &str, text: &str| {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "src/include/access/xlog_internal.h",
+            "#define XLOG_PAGE_MAGIC 0xD118\t/* version */\n",
+        );
+        write(
+            "src/include/access/rmgrlist.h",
+            "/* list */\nPG_RMGR(RM_A_ID, \"Alpha\", a_redo, a_desc, a_identify, NULL)\n\
+             PG_RMGR(RM_B_ID, \"Beta\", b_redo, b_desc, b_identify, NULL)\n\
+             PG_RMGR(RM_C_ID, \"Gamma\", c_redo, c_desc, c_identify, NULL)\n",
+        );
+        write(
+            "src/include/access/a.h",
+            "#define XLR_INFO_MASK 0x0F\n#define XLOG_A_ONE 0x10 /* one */\n\
+             #define XLOG_A_INIT 0x80\n#define XLOG_A_OPMASK 0x70\n#define F(x) (x)\n",
+        );
+        write("src/backend/access/rmgrdesc/adesc.c", desc);
+        root
+    }
+
+    const DESC: &str = "const char *\na_identify(uint8 info)\n{\n\tconst char *id = NULL;\n\n\
+        \tswitch (info & ~XLR_INFO_MASK)\n\t{\n\t\tcase XLOG_A_ONE:\n\t\t\tid = \"ONE\";\n\
+        \t\t\tbreak;\n\t\tcase XLOG_A_ONE | XLOG_A_INIT:\n\t\tcase 0x20:\n\
+        \t\t\tid = \"ONE+INIT\";\n\t\t\tbreak;\n\t}\n\n\treturn id;\n}\n\n\
+        const char *\nb_identify(uint8 info)\n{\n\tif ((info & XLOG_A_OPMASK) == XLOG_A_ONE)\n\
+        \t\treturn \"B\";\n\treturn NULL;\n}\n\nconst char *\nc_identify(uint8 info)\n{\n\
+        \treturn \"Gamma\"; // every record\n}\n";
+
+    #[test]
+    fn reads_every_identify_form() {
+        let root = tree(DESC);
+        let t = read_tree(&root).unwrap();
+        assert_eq!(t.page_magic, 0xD118);
+        let names: Vec<_> = t.rmgrs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Alpha", "Beta", "Gamma"]);
+        let a = &t.rmgrs[0];
+        assert_eq!(a.mask, 0xF0);
+        let types: Vec<_> = a
+            .record_types
+            .iter()
+            .map(|(v, n)| (*v, n.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            [(0x10, "ONE"), (0x20, "ONE+INIT"), (0x90, "ONE+INIT")]
+        );
+        assert_eq!((t.rmgrs[1].mask, t.rmgrs[1].record_types.len()), (0x70, 1));
+        assert_eq!(t.rmgrs[2].mask, 0);
+        assert_eq!(t.rmgrs[2].record_types[&0], "Gamma");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn unknown_forms_and_names_are_errors() {
+        let root = tree(&DESC.replace("break;", "i++;"));
+        let err = read_tree(&root).unwrap_err();
+        assert!(err.contains("unexpected statement"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+        let root = tree(&DESC.replace("case 0x20", "case XLOG_A_MISSING"));
+        let err = read_tree(&root).unwrap_err();
+        assert!(err.contains("XLOG_A_MISSING is not #defined"), "{err}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
