@@ -12,7 +12,8 @@
 //! - `cargo xtask fuzz [--time SECS] [TARGET]`: run the cargo-fuzz targets on stable.
 //! - `cargo xtask demo [--pg-version N]`: stream a workload's changes from a throwaway server.
 //! - `cargo xtask bench [--rows N] [--runs N] [--live]`: our consumer vs pg_recvlogical and
-//!   upstream pg_walstream, side by side (docs/BENCHMARKS.md).
+//!   upstream pg_walstream, side by side (docs/BENCHMARKS.md); `--scenarios waldump`:
+//!   `pg-walstream waldump --stats` vs pg_waldump on the same ≥ 500 MiB of WAL.
 
 mod bench;
 mod ci;
