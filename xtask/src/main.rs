@@ -7,10 +7,13 @@
 //! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions.
 //! - `cargo xtask codegen types [--check]`: regenerate the codec's built-in type catalogue
 //!   from `pg_type` of throwaway servers 14–18.
+//! - `cargo xtask codegen rmgr --pg-source 14=DIR … [--check]`: regenerate the WAL decoder's
+//!   resource-manager and record-type tables from PostgreSQL 14–18 source trees.
 //! - `cargo xtask fuzz [--time SECS] [TARGET]`: run the cargo-fuzz targets on stable.
 //! - `cargo xtask demo [--pg-version N]`: stream a workload's changes from a throwaway server.
 //! - `cargo xtask bench [--rows N] [--runs N] [--live]`: our consumer vs pg_recvlogical and
-//!   upstream pg_walstream, side by side (docs/BENCHMARKS.md).
+//!   upstream pg_walstream, side by side (docs/BENCHMARKS.md); `--scenarios waldump`:
+//!   `pg-walstream waldump --stats` vs pg_waldump on the same ≥ 500 MiB of WAL.
 
 mod bench;
 mod ci;

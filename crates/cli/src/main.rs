@@ -28,6 +28,7 @@ mod spool;
 mod waldump;
 mod waldump_output;
 mod waldump_segments;
+mod waldump_timelines;
 
 use std::process::ExitCode;
 

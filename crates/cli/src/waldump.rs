@@ -13,6 +13,7 @@ use crate::waldump_output::{Stats, json_line, text_line};
 use crate::waldump_segments::{
     SegmentName, SegmentReader, find_directory, first_segment, segment_size_of,
 };
+use crate::waldump_timelines::Timelines;
 
 /// `--stats` modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,7 +28,7 @@ pub(crate) enum StatsMode {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Reads WAL segment files (NAME or NAME.partial) of one timeline from \
-    --path, checking every page header and record CRC. Without --end, decoding stops at the \
+    --path (and of its ancestors, given its history file), checking every page header and record CRC. Without --end, decoding stops at the \
     end of valid WAL, which is reported as an error with its LSN (as pg_waldump does); a \
     corrupt record or a missing segment is an error too. Exit codes: 0 success, 1 error, \
     2 invalid arguments."
@@ -48,7 +49,9 @@ pub(crate) struct WaldumpArgs {
     /// Stop before the first record that does not end by this LSN.
     #[arg(short = 'e', long = "end", value_name = "RECPTR")]
     end: Option<Lsn>,
-    /// Timeline of the segments (default 1, or STARTSEG's).
+    /// Timeline to read (default 1, or STARTSEG's). With its history file (TLI.history) in
+    /// the directory, segments before its start are read from its ancestors, following each
+    /// timeline switch (pg_waldump reads this timeline's files only).
     #[arg(short = 't', long = "timeline", value_name = "TLI")]
     timeline: Option<u32>,
     /// Show at most this many records (after filtering).
@@ -241,9 +244,10 @@ fn dump(
     end: Option<Lsn>,
 ) -> Result<(), CliError> {
     let first_segment = start.segment_number(size);
+    let timelines = Timelines::load(dir, timeline)?;
     let mut reader = SegmentReader::new(
         dir.to_path_buf(),
-        timeline,
+        timelines,
         size,
         first_segment,
         args.follow,
@@ -291,7 +295,9 @@ fn dump(
                 continue;
             }
             if let Some(dir) = &args.save_fullpage {
-                save_fullpages(&record, dir, timeline, &mut page)?;
+                // Named after the timeline of the file read, as pg_waldump does.
+                let file_timeline = reader.timeline_of(record.lsn().segment_number(size));
+                save_fullpages(&record, dir, file_timeline, &mut page)?;
             }
             if !args.quiet {
                 if let Some(stats) = stats.as_mut() {

@@ -34,20 +34,16 @@ fn compression_name(c: ImageCompression) -> &'static str {
 /// one per line with `bkp_details` (`-b`).
 pub(crate) fn text_line(record: &Record<'_>, bkp_details: bool) -> String {
     let mut line = format!(
-        "rmgr: {:<11} len (rec/tot): {:>6}/{:>8}, tx: {:>10}, lsn: {}, prev {}, desc: {}",
+        "rmgr: {:<11} len (rec/tot): {:>6}/{:>6}, tx: {:>10}, lsn: {}, prev {}, desc: {} {}",
         record.rmgr().to_string(),
         record.record_len_without_fpi(),
         record.total_len(),
         record.xid(),
         lsn8(record.lsn()),
         lsn8(record.prev()),
-        type_name(record)
+        type_name(record),
+        describe(record)
     );
-    let desc = describe(record).to_string();
-    if !desc.is_empty() {
-        line.push(' ');
-        line.push_str(&desc);
-    }
     for b in record.blocks() {
         let l = b.locator();
         if bkp_details {
@@ -97,8 +93,12 @@ pub(crate) fn text_line(record: &Record<'_>, bkp_details: bool) -> String {
                 let _ = write!(line, " fork {}", b.fork_name());
             }
             let _ = write!(line, " blk {}", b.block_number());
-            if b.image().is_some() {
-                line.push_str(" FPW");
+            if let Some(img) = b.image() {
+                line.push_str(if img.apply() {
+                    " FPW"
+                } else {
+                    " FPW for WAL verification"
+                });
             }
         }
     }

@@ -10,6 +10,7 @@ use pg_walstream_codec::wal::WalDecoder;
 use pg_walstream_codec::{Lsn, WalSegmentSize};
 
 use crate::error::CliError;
+use crate::waldump_timelines::Timelines;
 
 /// Bytes per read call: small enough that the bytes are still in L2 when the CRC reads them
 /// (64 KiB measured fastest here, 1 MiB was 1.5x slower).
@@ -117,10 +118,10 @@ pub(crate) fn segment_size_of(path: &Path) -> Result<WalSegmentSize, CliError> {
     })
 }
 
-/// Reads consecutive segments of one timeline into a decoder.
+/// Reads consecutive segments into a decoder, each from the newest timeline that holds it.
 pub(crate) struct SegmentReader {
     dir: PathBuf,
-    timeline: u32,
+    timelines: Timelines,
     size: WalSegmentSize,
     next: u64,
     file: Option<(File, PathBuf)>,
@@ -131,14 +132,14 @@ impl SegmentReader {
     /// A reader starting at segment number `first`.
     pub(crate) fn new(
         dir: PathBuf,
-        timeline: u32,
+        timelines: Timelines,
         size: WalSegmentSize,
         first: u64,
         follow: bool,
     ) -> Self {
         Self {
             dir,
-            timeline,
+            timelines,
             size,
             next: first,
             file: None,
@@ -146,16 +147,34 @@ impl SegmentReader {
         }
     }
 
-    /// The path of segment `number` (the full file, else its `.partial`), if present.
-    pub(crate) fn path_of(&self, number: u64) -> Option<PathBuf> {
+    /// The path of segment `number` (the full file, else its `.partial`) on the newest
+    /// timeline that has it, with that timeline.
+    pub(crate) fn path_of(&self, number: u64) -> Option<(PathBuf, u32)> {
         let lsn = self.size.segment_start_lsn(number)?;
-        let name = lsn.segment_file_name(self.timeline, self.size).to_string();
-        let full = self.dir.join(&name);
-        if full.is_file() {
-            return Some(full);
-        }
-        let partial = self.dir.join(format!("{name}.partial"));
-        partial.is_file().then_some(partial)
+        self.timelines
+            .for_segment(number, self.size)
+            .find_map(|timeline| {
+                let name = lsn.segment_file_name(timeline, self.size).to_string();
+                let full = self.dir.join(&name);
+                if full.is_file() {
+                    return Some((full, timeline));
+                }
+                let partial = self.dir.join(format!("{name}.partial"));
+                partial.is_file().then_some((partial, timeline))
+            })
+    }
+
+    /// The timeline of the file segment `number` is (or would be) read from.
+    pub(crate) fn timeline_of(&self, number: u64) -> u32 {
+        self.path_of(number).map_or_else(
+            || {
+                self.timelines
+                    .for_segment(number, self.size)
+                    .next()
+                    .unwrap_or(self.timelines.newest())
+            },
+            |(_, timeline)| timeline,
+        )
     }
 
     fn segment_lsn(&self, number: u64) -> Lsn {
@@ -170,7 +189,7 @@ impl SegmentReader {
         loop {
             if self.file.is_none() {
                 match self.path_of(self.next) {
-                    Some(path) => {
+                    Some((path, _)) => {
                         let file = File::open(&path).map_err(|e| {
                             CliError::failed(format!("opening {}", path.display()), &e)
                         })?;
@@ -208,10 +227,15 @@ impl SegmentReader {
         self.next
     }
 
-    /// The name of segment `number` on this reader's timeline.
+    /// The name of segment `number` on the newest timeline that may hold it.
     pub(crate) fn name_of(&self, number: u64) -> String {
+        let timeline = self
+            .timelines
+            .for_segment(number, self.size)
+            .next()
+            .unwrap_or(self.timelines.newest());
         self.segment_lsn(number)
-            .segment_file_name(self.timeline, self.size)
+            .segment_file_name(timeline, self.size)
             .to_string()
     }
 }

@@ -6,6 +6,11 @@
 //! [`types`]. No sockets, no async runtime, `no_std` + `alloc` capable (the default `std`
 //! feature adds `SystemTime` conversions).
 //!
+//! With the `arbitrary` feature the owned message types (pgoutput, replication CopyData, WAL
+//! page headers) implement `arbitrary::Arbitrary`, generating values that encode and decode
+//! back to themselves: property-based fuzzing of the codec and of your own consumers (see
+//! `examples/arbitrary-fuzzing`).
+//!
 //! Decoding never panics and never allocates in proportion to counts read from the wire:
 //! malformed input yields a [`DecodeError`] naming the message tag, the byte offset and what
 //! was expected.
@@ -31,6 +36,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary_impls;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

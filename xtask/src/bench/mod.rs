@@ -17,6 +17,7 @@ mod consumer;
 mod report;
 mod scenario;
 mod tools;
+mod waldump;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -77,10 +78,16 @@ pub(crate) struct BenchArgs {
     /// A consumer still running after this many seconds is killed and its run fails.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+    /// `--scenarios waldump` (runs alone): MiB of WAL to decode (written once, then reused).
+    #[arg(long, default_value_t = 512)]
+    waldump_mb: u64,
 }
 
 /// Runs the benchmark and writes `target/bench/{latest,<stamp>}.{md,json}`.
 pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
+    if args.scenarios.iter().any(|s| s == "waldump") {
+        return waldump::run(args.pg_version, args.runs, args.waldump_mb);
+    }
     let scenarios = scenario::select(&args.scenarios)?;
     let mut consumers = args
         .consumers

@@ -97,3 +97,25 @@ async fn examples_stream_the_workload_on_every_version() {
         }
     }
 }
+
+/// `examples/arbitrary-fuzzing` needs no server: two seconds of generated messages, every one
+/// round-tripping (it panics, exiting non-zero, at the first that does not).
+#[tokio::test]
+async fn arbitrary_fuzzing_example_round_trips_generated_messages() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["run", "-q", "-p", "example-arbitrary-fuzzing", "--", "2"])
+            .output()
+            .expect("cargo run")
+    })
+    .await
+    .expect("join");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("pgoutput round trips") && !stdout.contains(" 0 pgoutput round trips"),
+        "{stdout}"
+    );
+}

@@ -13,3 +13,4 @@ mod spool;
 mod streamed;
 mod support;
 mod waldump;
+mod waldump_timeline;

@@ -1,10 +1,14 @@
-//! Short descriptions of common WAL records (heap insert/update/delete, btree insert/split,
-//! commit/abort, checkpoint, full-page images). Not pg_waldump's text: a compact,
-//! documented summary; other record types describe as an empty string.
+//! Descriptions of WAL records. For the most common record types — heap INSERT, DELETE,
+//! UPDATE, HOT_UPDATE, CONFIRM, LOCK; btree inserts, splits and DEDUP; standby LOCK and
+//! RUNNING_XACTS; XLOG checkpoints, NOOP, SWITCH, CHECKPOINT_REDO and full-page images — the
+//! text is pg_waldump's own, in the layout of the WAL's version
+//! ([`Description::is_pg_waldump_text`]). Commit and abort get a compact, documented
+//! summary instead; other record types describe as an empty string.
 
 use core::fmt;
 
-use crate::wal::page::{le_u16, le_u32, le_u64};
+use crate::wal::desc_exact;
+use crate::wal::page::le_u64;
 use crate::wal::record::Record;
 use crate::wal::rmgr::RmgrId;
 
@@ -25,44 +29,23 @@ pub fn describe<'a>(record: &Record<'a>) -> Description<'a> {
     Description { record: *record }
 }
 
+impl Description<'_> {
+    /// Whether the text is exactly what pg_waldump (and pg_walinspect's `description`)
+    /// prints for this record.
+    pub fn is_pg_waldump_text(&self) -> bool {
+        desc_exact::covers(&self.record)
+    }
+}
+
 impl fmt::Display for Description<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.record;
         let d = r.main_data();
         let op = r.info() & 0xF0;
+        if desc_exact::covers(r) {
+            return desc_exact::write(r, f);
+        }
         match (r.rmgr(), op & 0x70) {
-            (RmgrId::HEAP, 0x00) if d.len() >= 3 => {
-                write!(f, "off: {}, flags: 0x{:02X}", le_u16(d, 0), d[2])
-            }
-            (RmgrId::HEAP, 0x10) if d.len() >= 8 => write!(
-                f,
-                "xmax: {}, off: {}, infobits: 0x{:02X}, flags: 0x{:02X}",
-                le_u32(d, 0),
-                le_u16(d, 4),
-                d[6],
-                d[7]
-            ),
-            (RmgrId::HEAP, 0x20 | 0x40) if d.len() >= 14 => write!(
-                f,
-                "old_xmax: {}, old_off: {}, old_infobits: 0x{:02X}, flags: 0x{:02X}, new_xmax: {}, new_off: {}",
-                le_u32(d, 0),
-                le_u16(d, 4),
-                d[6],
-                d[7],
-                le_u32(d, 8),
-                le_u16(d, 12)
-            ),
-            (RmgrId::BTREE, 0x00..=0x20) if op <= 0x20 && d.len() >= 2 => {
-                write!(f, "off: {}", le_u16(d, 0))
-            }
-            (RmgrId::BTREE, 0x30 | 0x40) if op <= 0x40 && d.len() >= 10 => write!(
-                f,
-                "level: {}, firstrightoff: {}, newitemoff: {}, postingoff: {}",
-                le_u32(d, 0),
-                le_u16(d, 4),
-                le_u16(d, 6),
-                le_u16(d, 8)
-            ),
             (RmgrId::XACT, 0x00 | 0x20) if d.len() >= 8 => {
                 let what = if op & 0x70 == 0 { "commit" } else { "abort" };
                 write!(
@@ -71,25 +54,6 @@ impl fmt::Display for Description<'_> {
                     r.xid(),
                     format_timestamp(le_u64(d, 0) as i64)
                 )
-            }
-            (RmgrId::XLOG, 0x00 | 0x10) if op <= 0x10 && d.len() >= 40 => {
-                let redo = le_u64(d, 0);
-                let next_xid = le_u64(d, 24);
-                write!(
-                    f,
-                    "redo {:X}/{:X}; tli {}; prev tli {}; fpw {}; xid {}:{}; oid {}",
-                    redo >> 32,
-                    redo as u32,
-                    le_u32(d, 8),
-                    le_u32(d, 12),
-                    d[16] != 0,
-                    next_xid >> 32,
-                    next_xid as u32,
-                    le_u32(d, 32)
-                )
-            }
-            (RmgrId::XLOG, _) if op == 0xA0 || op == 0xB0 => {
-                write!(f, "{} full-page image(s)", r.block_count())
             }
             _ => Ok(()),
         }

@@ -14,6 +14,7 @@
 //! command does it).
 
 mod decoder;
+mod desc_exact;
 pub mod describe;
 mod error;
 pub mod image;
@@ -21,6 +22,8 @@ mod page;
 pub mod pglz;
 mod record;
 mod rmgr;
+#[rustfmt::skip]
+mod rmgr_table;
 #[cfg(all(test, feature = "std"))]
 mod tests;
 #[cfg(feature = "std")]

@@ -155,6 +155,39 @@ impl PageHeader {
         })
     }
 
+    /// Appends the header as it lies at the start of a page: 24 bytes (the short header,
+    /// padded), or 40 with the long fields. [`parse`](Self::parse) reads it back when
+    /// `info` has [`XLP_LONG_HEADER`] exactly when `long` is set.
+    ///
+    /// ```
+    /// use pg_walstream_codec::wal::{LongHeader, PageHeader, XLP_LONG_HEADER};
+    /// let header = PageHeader {
+    ///     magic: 0xD118,
+    ///     info: XLP_LONG_HEADER,
+    ///     timeline: 1,
+    ///     page_addr: 0x0100_0000,
+    ///     rem_len: 0,
+    ///     long: Some(LongHeader { system_identifier: 7, segment_size: 16 << 20, page_size: 8192 }),
+    /// };
+    /// let mut page = Vec::new();
+    /// header.encode(&mut page);
+    /// assert_eq!(page.len(), 40);
+    /// assert_eq!(PageHeader::parse(&page), Some(header));
+    /// ```
+    pub fn encode(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_u16_le(self.magic);
+        buf.put_u16_le(self.info);
+        buf.put_u32_le(self.timeline);
+        buf.put_u64_le(self.page_addr);
+        buf.put_u32_le(self.rem_len);
+        buf.put_u32_le(0);
+        if let Some(long) = self.long {
+            buf.put_u64_le(long.system_identifier);
+            buf.put_u32_le(long.segment_size);
+            buf.put_u32_le(long.page_size);
+        }
+    }
+
     /// The header's size: 40 for a long header, 24 otherwise.
     pub fn header_len(&self) -> u32 {
         if self.long.is_some() {

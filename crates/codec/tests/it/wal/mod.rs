@@ -9,6 +9,7 @@ mod workload;
 use std::collections::BTreeMap;
 
 use pg_walstream_codec::Lsn;
+use pg_walstream_codec::wal::describe::describe;
 use pg_walstream_codec::wal::{WalDecoder, image};
 use pg_walstream_testkit::servers;
 
@@ -38,6 +39,8 @@ struct Decoded {
     longest: u32,
     longest_crosses_segment: bool,
     images: BTreeMap<&'static str, usize>,
+    /// Our description of each row where it claims to be pg_waldump's text.
+    exact: Vec<Option<String>>,
 }
 
 fn decode(g: &Generated) -> Decoded {
@@ -106,6 +109,12 @@ fn decode(g: &Generated) -> Decoded {
                     );
                 }
             }
+            let description = describe(&record);
+            out.exact.push(
+                description
+                    .is_pg_waldump_text()
+                    .then(|| description.to_string()),
+            );
             out.rows.push(Row {
                 start: record.lsn().to_string(),
                 end: record.end_lsn().to_string(),
@@ -173,6 +182,34 @@ async fn decodes_real_wal_like_the_server() {
         }
         if let Some(server_rows) = &g.walinspect {
             compare(version, &decoded.rows, server_rows);
+            let theirs = g.descriptions.as_ref().unwrap();
+            let mut checked: BTreeMap<String, usize> = BTreeMap::new();
+            for ((row, ours), theirs) in decoded.rows.iter().zip(&decoded.exact).zip(theirs) {
+                if let Some(ours) = ours {
+                    assert_eq!(
+                        ours, theirs,
+                        "PostgreSQL {version}: description of {}/{} at {}",
+                        row.rmgr, row.record_type, row.start
+                    );
+                    *checked
+                        .entry(format!("{}/{}", row.rmgr, row.record_type))
+                        .or_default() += 1;
+                }
+            }
+            for kind in [
+                "Heap/INSERT",
+                "Heap/UPDATE",
+                "Heap/DELETE",
+                "Btree/INSERT_LEAF",
+            ] {
+                // UPDATE or HOT_UPDATE, whichever the pages allowed.
+                assert!(
+                    checked.keys().any(|k| k.starts_with(kind)
+                        || (kind == "Heap/UPDATE" && k == "Heap/HOT_UPDATE")),
+                    "PostgreSQL {version}: no {kind} description checked: {checked:?}"
+                );
+            }
+            eprintln!("PostgreSQL {version}: descriptions equal pg_walinspect's: {checked:?}");
             let mut ours: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
             for r in &decoded.rows {
                 let e = ours

@@ -21,6 +21,8 @@ pub(crate) struct Generated {
     pub(crate) compressions: Vec<&'static str>,
     /// pg_get_wal_records_info over the range (15+).
     pub(crate) walinspect: Option<Vec<Row>>,
+    /// pg_get_wal_records_info's `description` of each record (15+; '' for none).
+    pub(crate) descriptions: Option<Vec<String>>,
     /// pg_get_wal_stats(per_record) over the range: count, record size, FPI size (15+).
     pub(crate) stats: Option<BTreeMap<String, (i64, i64, i64)>>,
 }
@@ -147,19 +149,21 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
         .unwrap();
     let end = lsn(&client, "SELECT pg_current_wal_flush_lsn()::text").await;
 
-    let (walinspect, stats) = if inspect {
+    let (walinspect, descriptions, stats) = if inspect {
         let rows = client
             .query(
                 "SELECT start_lsn::text, end_lsn::text, prev_lsn::text, xid::text::bigint,
                         resource_manager, record_type, record_length::bigint,
                         main_data_length::bigint, fpi_length::bigint,
                         ((length(coalesce(block_ref, '')) -
-                          length(replace(coalesce(block_ref, ''), 'blkref #', ''))) / 8)::bigint
+                          length(replace(coalesce(block_ref, ''), 'blkref #', ''))) / 8)::bigint,
+                        coalesce(description, '')
                  FROM pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn)",
                 &[&start.to_string(), &end.to_string()],
             )
             .await
             .unwrap();
+        let descriptions = rows.iter().map(|r| r.get(10)).collect();
         let rows = rows
             .iter()
             .map(|r| Row {
@@ -188,9 +192,9 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
             .iter()
             .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2), r.get(3))))
             .collect();
-        (Some(rows), Some(stats))
+        (Some(rows), Some(descriptions), Some(stats))
     } else {
-        (None, None)
+        (None, None, None)
     };
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
@@ -205,6 +209,7 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
         end,
         compressions,
         walinspect,
+        descriptions,
         stats,
     }
 }
