@@ -30,6 +30,7 @@ async fn exported_snapshot_then_raw_frames_from_the_slot() {
             .create_slot_if_missing(CreateSlotOptions {
                 temporary: true,
                 export_snapshot: true,
+                failover: false,
             })
             .build()
             .unwrap();
@@ -64,7 +65,7 @@ async fn exported_snapshot_then_raw_frames_from_the_slot() {
         let mut tags = String::new();
         let mut ack = None;
         while ack.is_none() {
-            let frame = tokio::time::timeout(Duration::from_secs(30), stream.next_raw())
+            let frame = tokio::time::timeout(Duration::from_secs(30), stream.next_frame())
                 .await
                 .unwrap_or_else(|_| panic!("PG {v}: no frames"))
                 .unwrap()
