@@ -53,14 +53,14 @@ pub use pg_walstream_transport as transport;
 /// use pg_walstream::prelude::*;
 /// let options = CreateSlotOptions { temporary: true, ..CreateSlotOptions::default() };
 /// let config = LogicalConfig::builder()
-///     .conninfo("host=localhost")
+///     .conninfo("host=localhost user=repl")
 ///     .slot("s")
 ///     .publication("p")
 ///     .streaming(Streaming::On)
 ///     .proto_version(ProtocolVersion::V2)
 ///     .create_slot_if_missing(options)
 ///     .build();
-/// assert!(config.is_ok());
+/// config.unwrap();
 /// # fn _names(_: Option<(Change, Column<'_>, Row<'_>, Error, StopHandle, RelationChange)>) {}
 /// ```
 pub mod prelude {

@@ -123,6 +123,21 @@ pub enum ConfigError {
     NoConnection,
     /// The chosen transport backend is not compiled in (`Backend::Libpq` needs the `libpq`
     /// cargo feature).
+    ///
+    /// ```
+    /// use pg_walstream_stream::{ConfigError, LogicalConfig};
+    /// use pg_walstream_transport::Backend;
+    /// let built = LogicalConfig::builder()
+    ///     .conninfo("host=localhost user=repl")
+    ///     .slot("s")
+    ///     .publication("p")
+    ///     .backend(Backend::Libpq)
+    ///     .build();
+    /// assert_eq!(
+    ///     matches!(built, Err(ConfigError::BackendUnavailable { .. })),
+    ///     !Backend::Libpq.is_available()
+    /// );
+    /// ```
     #[error("the {backend:?} backend is not available in this build (enable the `libpq` feature)")]
     BackendUnavailable {
         /// The backend.

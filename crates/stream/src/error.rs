@@ -253,7 +253,9 @@ fn db_error_of<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a D
     if let Some(transport) = error.downcast_ref::<TransportError>() {
         return transport.db_error();
     }
-    error.downcast_ref::<SlotError>().and_then(SlotError::db_error)
+    error
+        .downcast_ref::<SlotError>()
+        .and_then(SlotError::db_error)
 }
 
 /// A `Result` with this crate's [`Error`].
@@ -298,6 +300,39 @@ mod tests {
             .is_transient()
         );
         assert!(Error::Slot(SlotError::from(server("57P01"))).is_transient());
+    }
+
+    #[test]
+    fn display_carries_the_cause_chain_and_the_sqlstate() {
+        let refused = Error::Transport(TransportError::Connect {
+            address: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        });
+        assert_eq!(
+            refused.to_string(),
+            "replication connection failed: could not connect to server at 127.0.0.1:1: \
+             connection refused"
+        );
+        assert_eq!(refused.code(), None);
+        assert!(refused.as_db_error().is_none());
+        let in_use = Error::Slot(SlotError::from(server("55006")));
+        assert_eq!(in_use.code(), Some(SqlState::OBJECT_IN_USE));
+        assert_eq!(in_use.as_db_error().map(|e| e.message.as_str()), Some("x"));
+        assert!(
+            in_use.to_string().ends_with(": x (SQLSTATE 55006)"),
+            "{in_use}"
+        );
+        let wrapped = Error::Slot(SlotError::Transport(server("57P01")));
+        assert_eq!(wrapped.code(), Some(SqlState::ADMIN_SHUTDOWN));
+        assert!(wrapped.to_string().contains("FATAL: x"), "{wrapped}");
+        assert!(
+            wrapped.to_string().ends_with("(SQLSTATE 57P01)"),
+            "{wrapped}"
+        );
+        assert_eq!(
+            Error::NoRuntime.to_string(),
+            "a replication stream must be started from within a tokio runtime"
+        );
     }
 
     #[test]

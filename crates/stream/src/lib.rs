@@ -143,13 +143,13 @@ pub use events::{Change, Event, EventKind, OwnedTuples, Reconnected};
 pub use feedback::{Feedback, ForeignEvent};
 pub use key::OldKeyColumns;
 pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
+pub use pg_walstream_codec::pgoutput::{Column, ProtocolVersion};
 pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
 pub use physical::{
     HotStandbyXmin, PhysicalConfig, PhysicalConfigBuilder, PhysicalCore, PhysicalEvent,
     PhysicalFeedback, PhysicalInfo, PhysicalOptions, PhysicalStart, PhysicalStream, ReceiveEnd,
     ReceiveError, ReceiveProgress, TimelineSwitch, WalData, parse_wal_segment_size, receive_wal,
 };
-pub use pg_walstream_codec::pgoutput::{Column, ProtocolVersion};
 pub use relation::{RelationInfo, TypeInfo};
 pub use relation_cache::RelationCache;
 pub use retry::RetryPolicy;

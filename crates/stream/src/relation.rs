@@ -43,7 +43,11 @@ impl TypeInfo {
 }
 
 fn schema_or_catalog(schema: &str) -> &str {
-    if schema.is_empty() { PG_CATALOG } else { schema }
+    if schema.is_empty() {
+        PG_CATALOG
+    } else {
+        schema
+    }
 }
 
 /// A relation as the server last described it (a Relation message): OID, schema, name,

@@ -192,7 +192,11 @@ mod tests {
         assert_eq!(change.added_columns().collect::<Vec<_>>(), ["v"]);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.get(Oid(16384)).unwrap().columns().len(), 2);
-        assert_eq!(first.columns().len(), 1, "delivered events keep their schema");
+        assert_eq!(
+            first.columns().len(),
+            1,
+            "delivered events keep their schema"
+        );
         assert!(cache.get(Oid(1)).is_none());
     }
 }

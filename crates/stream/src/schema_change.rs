@@ -189,8 +189,7 @@ fn diff(before: &RelationInfo, after: &RelationInfo) -> Vec<SchemaChange> {
                 to: column.name.clone(),
             });
         }
-        if (previous.type_oid, previous.type_modifier) != (column.type_oid, column.type_modifier)
-        {
+        if (previous.type_oid, previous.type_modifier) != (column.type_oid, column.type_modifier) {
             changes.push(SchemaChange::ColumnRetyped {
                 name: column.name.clone(),
                 from: (previous.type_oid, previous.type_modifier),

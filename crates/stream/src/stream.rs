@@ -242,7 +242,7 @@ impl LogicalStream {
     ///
     /// ```
     /// use pg_walstream_stream::{Error, LogicalConfig, LogicalStream};
-    /// let config = LogicalConfig::builder().conninfo("host=localhost").slot("s").publication("p").build()?;
+    /// let config = LogicalConfig::builder().conninfo("host=localhost user=repl").slot("s").publication("p").build()?;
     /// // Polled by an executor that is not tokio's:
     /// let outcome = futures::executor::block_on(LogicalStream::connect(config));
     /// assert!(matches!(outcome, Err(Error::NoRuntime)));
@@ -270,6 +270,19 @@ impl LogicalStream {
     /// (a frame that does not decode ends the stream, it is never skipped) and track
     /// transactions and relations to acknowledge correctly, so "raw" means only that nothing
     /// more is built for the application.
+    ///
+    /// ```no_run
+    /// # async fn run(mut stream: pg_walstream_stream::LogicalStream) -> Result<(), pg_walstream_stream::Error> {
+    /// while let Some(frame) = stream.next_frame().await {
+    ///     let frame = frame?;
+    ///     // ... write frame.xlog.data somewhere durable, then:
+    ///     if let Some(lsn) = frame.ack_lsn {
+    ///         stream.feedback().processed(lsn);
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next_frame(&mut self) -> Option<Result<RawFrame>> {
         let event = self.next_event().await?;
         Some(event.map(|e| {

@@ -166,7 +166,12 @@ impl TestEvents {
     ///
     /// # Panics
     /// If a name contains a NUL byte.
-    pub fn relation(&mut self, schema: &str, name: &str, columns: &[TestColumn]) -> Arc<RelationInfo> {
+    pub fn relation(
+        &mut self,
+        schema: &str,
+        name: &str,
+        columns: &[TestColumn],
+    ) -> Arc<RelationInfo> {
         let oid = Oid(self.next_oid);
         self.next_oid += 1;
         let event = self.describe(oid, schema, name, ReplicaIdentity::Default, columns);
@@ -250,7 +255,10 @@ impl TestEvents {
     /// # Panics
     /// If no transaction is open.
     pub fn commit(&mut self) -> Event {
-        let commit_lsn = self.final_lsn.take().expect("commit: no transaction is open");
+        let commit_lsn = self
+            .final_lsn
+            .take()
+            .expect("commit: no transaction is open");
         self.lsn = self.lsn.max(commit_lsn.0);
         self.event(&OwnedMessage::Commit(Commit {
             flags: 0,

@@ -47,7 +47,12 @@ fn config_from_env() -> Result<LogicalConfig, String> {
 fn describe(kind: &str, change: &Change) -> String {
     let relation = change.relation();
     let mut line = format!("{kind} {}.{}", relation.schema(), relation.name());
-    for (column, value) in change.new_row().or_else(|| change.old_row()).into_iter().flatten() {
+    for (column, value) in change
+        .new_row()
+        .or_else(|| change.old_row())
+        .into_iter()
+        .flatten()
+    {
         let shown = match value {
             Column::Null => "NULL".to_owned(),
             Column::UnchangedToast => "<unchanged>".to_owned(),
@@ -123,7 +128,10 @@ mod tests {
             _ => unreachable!(),
         };
         assert_eq!(line(&insert, "insert"), "insert public.t id='1' v='x'");
-        assert_eq!(line(&update, "update"), "update public.t id='1' v=<unchanged>");
+        assert_eq!(
+            line(&update, "update"),
+            "update public.t id='1' v=<unchanged>"
+        );
         // An old key holds the key columns only.
         assert_eq!(line(&delete, "delete"), "delete public.t id='1'");
         let commit = {
@@ -131,6 +139,9 @@ mod tests {
             events.begin();
             events.commit()
         };
-        assert!(events.feedback().ack(&commit).is_err(), "another stream's event");
+        assert!(
+            events.feedback().ack(&commit).is_err(),
+            "another stream's event"
+        );
     }
 }

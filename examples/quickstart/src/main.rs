@@ -19,12 +19,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let mut stream = LogicalStream::connect(config).await?;
     let stop = stream.stop_handle();
-    tokio::spawn(async move { (tokio::signal::ctrl_c().await, stop.stop()) });
+    tokio::spawn(async move { tokio::signal::ctrl_c().await.map(|()| stop.stop()) }); // final ack goes out
     while let Some(event) = stream.next_event().await {
         let event = event?;
         if let EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) = event.kind() {
-            let row = c.new_row().or_else(|| c.old_row()).ok_or("a change has a row")?;
-            println!("{}: id {:?}", c.relation().name(), row.get("id").and_then(|v| v.as_str()));
+            let row = c
+                .new_row()
+                .or_else(|| c.old_row())
+                .ok_or("a change has a row")?;
+            println!(
+                "{}: id {:?}",
+                c.relation().name(),
+                row.get("id").and_then(|v| v.as_str())
+            );
         }
         stream.feedback().ack(&event)?; // processed: the slot may release WAL up to here
     }

@@ -474,9 +474,7 @@ impl LogicalCore {
             Message::Begin(b) => EventKind::Begin(b),
             Message::Commit(c) => EventKind::Commit(c),
             Message::Relation(r) => EventKind::Relation(self.relations.update(&r)),
-            Message::Type(t) => {
-                EventKind::Type(self.relations.update_type(&t))
-            }
+            Message::Type(t) => EventKind::Type(self.relations.update_type(&t)),
             Message::Insert(i) => EventKind::Insert(change(self, i.xid, i.relation)?),
             Message::Update(u) => EventKind::Update(change(self, u.xid, u.relation)?),
             Message::Delete(d) => EventKind::Delete(change(self, d.xid, d.relation)?),

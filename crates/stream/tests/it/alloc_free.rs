@@ -167,7 +167,10 @@ fn dml_events_allocate_nothing() {
                     width += row.iter().filter(|(_, v)| v.as_bytes().is_some()).count();
                 }
                 if let Some(old) = c.old_row() {
-                    width += old.get("a").and_then(|v| v.as_str()).map_or(0, |t| t.map_or(0, str::len));
+                    width += old
+                        .get("a")
+                        .and_then(|v| v.as_str())
+                        .map_or(0, |t| t.map_or(0, str::len));
                     width += old.len() + old.iter().count();
                 }
             }

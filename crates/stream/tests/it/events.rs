@@ -100,15 +100,14 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
             );
             let (_, insert) = changes[0];
             let rel = insert.relation();
-            assert_eq!(
-                (rel.schema(), rel.name()),
-                ("public", "t"),
-                "{ctx}"
-            );
+            assert_eq!((rel.schema(), rel.name()), ("public", "t"), "{ctx}");
             assert_eq!(rel.replica_identity(), ReplicaIdentity::Default, "{ctx}");
             let names: Vec<_> = rel.columns().iter().map(|c| c.name.as_str()).collect();
             assert_eq!(names, ["id", "v", "big", "m"], "{ctx}");
-            assert!(rel.columns()[0].is_key() && !rel.columns()[1].is_key(), "{ctx}");
+            assert!(
+                rel.columns()[0].is_key() && !rel.columns()[1].is_key(),
+                "{ctx}"
+            );
             assert_eq!(rel.columns()[0].type_oid.0, 23, "{ctx}");
             assert_eq!(rel.columns()[3].type_oid, ty.oid, "{ctx}");
             let new = insert.new_tuple().unwrap();
@@ -155,7 +154,11 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
             // Rows by name, and the Relation event of the ALTER says what changed.
             let by_name = insert.new_row().unwrap();
             assert_eq!(by_name.len(), 4, "{ctx}");
-            assert_eq!(rel.type_name(rel.columns()[3].type_oid), Some("mood"), "{ctx}");
+            assert_eq!(
+                rel.type_name(rel.columns()[3].type_oid),
+                Some("mood"),
+                "{ctx}"
+            );
             assert_eq!(rel.type_name(Oid(23)), Some("int4"), "{ctx}");
             if !binary {
                 assert_eq!(by_name.get("v").unwrap().as_str(), Some(Ok("a")), "{ctx}");
@@ -197,8 +200,7 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
                     _ => None,
                 })
                 .unwrap_or_else(|| panic!("{ctx}: no Truncate"));
-            let mut truncated: Vec<_> =
-                truncate.relations.iter().map(|r| r.name()).collect();
+            let mut truncated: Vec<_> = truncate.relations.iter().map(|r| r.name()).collect();
             truncated.sort_unstable();
             assert_eq!(truncated, ["t", "u"], "{ctx}");
             assert!(truncate.restart_identity() && !truncate.cascade(), "{ctx}");

@@ -277,7 +277,10 @@ async fn stop_handle_ends_the_loop_after_the_final_status_update() {
             }
         }
         let acked = acked.unwrap_or_else(|| panic!("PG {v}: no commit"));
-        assert_eq!(after_stop, 0, "PG {v}: nothing was written after the commit");
+        assert_eq!(
+            after_stop, 0,
+            "PG {v}: nothing was written after the commit"
+        );
         assert!(stop.is_stop_requested());
         let confirmed = fx.wait_confirmed(acked, Duration::from_secs(10)).await;
         assert!(
