@@ -18,20 +18,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .publication("app_pub")
         .build()?;
     let mut stream = LogicalStream::connect(config).await?;
-    let stop = stream.stop_handle();
-    tokio::spawn(async move { tokio::signal::ctrl_c().await.map(|()| stop.stop()) }); // final ack goes out
+    let stop = stream.stop_handle(); // Ctrl-C: the loop ends after the final acknowledgement
+    tokio::spawn(async move { tokio::signal::ctrl_c().await.map(|()| stop.stop()) });
     while let Some(event) = stream.next_event().await {
         let event = event?;
         if let EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) = event.kind() {
-            let row = c
-                .new_row()
-                .or_else(|| c.old_row())
-                .ok_or("a change has a row")?;
-            println!(
-                "{}: id {:?}",
-                c.relation().name(),
-                row.get("id").and_then(|v| v.as_str())
-            );
+            let id = c.new_row().or_else(|| c.old_row()).and_then(|row| row.get("id"));
+            println!("{}: id {:?}", c.relation().name(), id.and_then(|v| v.as_str()));
         }
         stream.feedback().ack(&event)?; // processed: the slot may release WAL up to here
     }
