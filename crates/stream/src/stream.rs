@@ -15,7 +15,7 @@ use pg_walstream_slot::{
 };
 use pg_walstream_transport::conninfo::Replication;
 use pg_walstream_transport::{Backend, Connection, Transport};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
@@ -127,6 +127,8 @@ struct StopShared {
     waker: Mutex<Option<Waker>>,
     /// Tells the driver task to stop (taken once).
     driver: Mutex<Option<oneshot::Sender<()>>>,
+    /// Set once the stream is dropped: ends the tasks of [`StopHandle::stop_when`].
+    ended: watch::Sender<bool>,
 }
 
 impl StopHandle {
@@ -136,6 +138,7 @@ impl StopHandle {
                 requested: AtomicBool::new(false),
                 waker: Mutex::new(None),
                 driver: Mutex::new(Some(driver)),
+                ended: watch::Sender::new(false),
             }),
         }
     }
@@ -153,6 +156,40 @@ impl StopHandle {
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// Stops the stream once `signal` completes — `tokio::signal::ctrl_c()`, a SIGTERM
+    /// stream's `recv()`, a shutdown token — by spawning a task on the current tokio runtime
+    /// that awaits it. The task ends with the stream too (when it is dropped), so nothing is
+    /// left waiting on the signal.
+    ///
+    /// ```no_run
+    /// # async fn run(mut stream: pg_walstream_stream::LogicalStream) -> Result<(), pg_walstream_stream::Error> {
+    /// stream.stop_handle().stop_when(tokio::signal::ctrl_c());
+    /// while let Some(event) = stream.next_event().await {
+    ///     let event = event?;
+    ///     stream.feedback().ack(&event)?;
+    /// }
+    /// // Ctrl-C: the loop ended after the final status update went out.
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (as `tokio::spawn`); a stream only exists inside one.
+    pub fn stop_when<F>(&self, signal: F)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send,
+    {
+        let handle = self.clone();
+        let mut ended = self.shared.ended.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = signal => handle.stop(),
+                _ = ended.wait_for(|ended| *ended) => {}
+            }
+        });
     }
 
     /// Whether a stop was asked for.
@@ -191,6 +228,7 @@ impl Drop for LogicalStream {
     fn drop(&mut self) {
         // Stop handles may outlive the stream: the driver must not wait for them.
         self.stop.signal_driver();
+        self.stop.shared.ended.send_replace(true);
     }
 }
 

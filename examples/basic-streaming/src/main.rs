@@ -73,8 +73,8 @@ fn is_stop_message(item: &Result<Event, Error>) -> bool {
 
 async fn run(config: LogicalConfig) -> Result<(), Error> {
     let mut stream = LogicalStream::connect(config).await?;
-    let stop = stream.stop_handle();
-    tokio::spawn(async move { tokio::signal::ctrl_c().await.map(|()| stop.stop()) });
+    // Ctrl-C: the loop ends once the final status update went out.
+    stream.stop_handle().stop_when(tokio::signal::ctrl_c());
     let feedback = stream.feedback().clone();
     let mut events = (&mut stream).take_while(|item| ready(!is_stop_message(item)));
     while let Some(item) = events.next().await {

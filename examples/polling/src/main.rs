@@ -48,11 +48,10 @@ async fn run(config: LogicalConfig) -> Result<(), Box<dyn std::error::Error>> {
         stream.info().proto_version.as_u32()
     );
     // SIGTERM or Ctrl-C: the loop below ends once the final status update went out.
-    let (stop, mut sigterm) = (stream.stop_handle(), signal(SignalKind::terminate())?);
-    tokio::spawn(async move {
-        tokio::select! { _ = sigterm.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
-        stop.stop();
-    });
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let stop = stream.stop_handle();
+    stop.stop_when(async move { sigterm.recv().await });
+    stop.stop_when(tokio::signal::ctrl_c());
     while let Some(event) = stream.next_event().await {
         let event = event?;
         match event.kind() {

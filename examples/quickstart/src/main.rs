@@ -1,4 +1,4 @@
-//! The README's ten-line example: print the `id` of every row change of publication `app_pub`
+//! The README's example: print the `id` of every row change of publication `app_pub`
 //! (slot `app_slot`, which must exist) and acknowledge what was printed. Ctrl-C stops
 //! gracefully: the final status update carries the last acknowledgement.
 //!
@@ -18,13 +18,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .publication("app_pub")
         .build()?;
     let mut stream = LogicalStream::connect(config).await?;
-    let stop = stream.stop_handle(); // Ctrl-C: the loop ends after the final acknowledgement
-    tokio::spawn(async move { tokio::signal::ctrl_c().await.map(|()| stop.stop()) });
+    stream.stop_handle().stop_when(tokio::signal::ctrl_c()); // the loop ends after the final ack
     while let Some(event) = stream.next_event().await {
         let event = event?;
         if let EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) = event.kind() {
-            let id = c.new_row().or_else(|| c.old_row()).and_then(|row| row.get("id"));
-            println!("{}: id {:?}", c.relation().name(), id.and_then(|v| v.as_str()));
+            let row = c.new_row().or_else(|| c.old_row());
+            let id = row.and_then(|row| row.get("id")?.as_str());
+            println!("{}: id {id:?}", c.relation().name());
         }
         stream.feedback().ack(&event)?; // processed: the slot may release WAL up to here
     }

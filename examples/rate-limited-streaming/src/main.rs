@@ -51,8 +51,8 @@ fn config_from_env() -> Result<(LogicalConfig, u32), String> {
 
 async fn run(config: LogicalConfig, per_second: u32) -> Result<(), Error> {
     let mut stream = LogicalStream::connect(config).await?;
-    let stop = stream.stop_handle();
-    tokio::spawn(async move { tokio::signal::ctrl_c().await.map(|()| stop.stop()) });
+    // Ctrl-C: the loop ends once the final status update went out.
+    stream.stop_handle().stop_when(tokio::signal::ctrl_c());
     let feedback = stream.feedback().clone();
     let events = (&mut stream).throttle(Duration::from_secs(1) / per_second);
     tokio::pin!(events);

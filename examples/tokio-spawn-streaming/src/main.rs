@@ -75,8 +75,8 @@ async fn consume(mut rx: mpsc::Receiver<Event>, feedback: Feedback) -> u64 {
 
 async fn run(config: LogicalConfig) -> Result<(), Error> {
     let stream = LogicalStream::connect(config).await?;
-    let (stop, feedback) = (stream.stop_handle(), stream.feedback().clone());
-    tokio::spawn(async move { tokio::signal::ctrl_c().await.map(|()| stop.stop()) });
+    stream.stop_handle().stop_when(tokio::signal::ctrl_c());
+    let feedback = stream.feedback().clone();
     let (tx, rx) = mpsc::channel(256);
     let producer = tokio::spawn(produce(stream, tx));
     let consumer = tokio::spawn(consume(rx, feedback));
