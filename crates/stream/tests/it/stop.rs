@@ -239,8 +239,8 @@ async fn stop_lsn_is_honoured_while_a_streamed_transaction_is_open() {
     }
 }
 
-/// A `StopHandle` used from another task ends the application's loop only after the final
-/// status update — carrying the last acknowledgement — went out; the slot shows it.
+/// A `StopHandle` used from another task (`stop_when`) ends the application's loop only after
+/// the final status update — carrying the last acknowledgement — went out; the slot shows it.
 #[tokio::test]
 async fn stop_handle_ends_the_loop_after_the_final_status_update() {
     for server in servers() {
@@ -261,6 +261,11 @@ async fn stop_handle_ends_the_loop_after_the_final_status_update() {
         let mut stream = LogicalStream::connect(config).await.unwrap();
         let stop = stream.stop_handle();
         assert!(!stop.is_stop_requested());
+        // The "signal": fired from the loop once the commit is acknowledged; the task of
+        // `stop_when` then stops the stream while the loop waits for the next event.
+        let (fire, signal) = tokio::sync::oneshot::channel::<()>();
+        stop.stop_when(signal);
+        let mut fire = Some(fire);
         fx.exec(&["INSERT INTO t VALUES (1)"]).await;
         let mut acked = None;
         let mut after_stop = 0;
@@ -271,9 +276,7 @@ async fn stop_handle_ends_the_loop_after_the_final_status_update() {
             }
             if let Some(lsn) = stream.feedback().ack(&event).unwrap() {
                 acked = Some(lsn);
-                // From another task, while the loop waits for the next event.
-                let stop = stop.clone();
-                tokio::spawn(async move { stop.stop() });
+                let _ = fire.take().map(|fire| fire.send(()));
             }
         }
         let acked = acked.unwrap_or_else(|| panic!("PG {v}: no commit"));
