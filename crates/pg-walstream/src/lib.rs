@@ -34,7 +34,7 @@
 //! # }
 //! ```
 //!
-//! The `testing` feature adds [`stream::testing`](pg_walstream_stream::testing): events built
+//! The `testing` feature adds `stream::testing`: events built
 //! from owned values, for unit-testing a consumer without a server.
 
 #[cfg(feature = "stream")]

@@ -40,7 +40,7 @@ use crate::relation::RelationInfo;
 #[cfg(doc)]
 use crate::schema_change::RelationChange;
 
-/// A column description for [`TestEvents::relation`]: see [`column`].
+/// A column description for [`TestEvents::relation`]: see [`column()`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestColumn {
     name: String,
