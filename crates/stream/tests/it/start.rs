@@ -134,3 +134,52 @@ async fn unsupported_options_fail_before_start() {
         );
     }
 }
+
+/// `CreateSlotOptions::failover` creates a failover slot on 17+ and is refused before
+/// anything is sent on older servers.
+#[tokio::test]
+async fn failover_slot_on_17_and_later_refused_before() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "failover",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let config = fx
+            .config()
+            .create_slot_if_missing(CreateSlotOptions {
+                failover: true,
+                ..CreateSlotOptions::default()
+            })
+            .build()
+            .unwrap();
+        let outcome = PreparedStream::connect(config).await;
+        if v >= 17 {
+            let prepared = outcome.unwrap_or_else(|e| panic!("PG {v}: {e}"));
+            assert!(prepared.created_slot().is_some(), "PG {v}");
+            drop(prepared);
+            let failover: bool = fx
+                .admin
+                .query_one(
+                    "SELECT failover FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&fx.slot],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("PG {v}: {e}"))
+                .get(0);
+            assert!(failover, "PG {v}: not a failover slot");
+        } else {
+            let error = outcome.err().unwrap_or_else(|| panic!("PG {v}: accepted"));
+            assert!(
+                matches!(
+                    &error,
+                    Error::Slot(pg_walstream_slot::SlotError::Unsupported { needs: 17, .. })
+                ),
+                "PG {v}: {error}"
+            );
+        }
+    }
+}
