@@ -128,6 +128,7 @@ mod relation_cache;
 mod retry;
 mod row;
 mod schema_change;
+mod stop;
 mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -155,4 +156,5 @@ pub use relation_cache::RelationCache;
 pub use retry::RetryPolicy;
 pub use row::{Row, RowIter};
 pub use schema_change::{RelationChange, SchemaChange};
-pub use stream::{LogicalStream, PreparedStream, RawFrame, StopHandle, StreamInfo};
+pub use stop::StopHandle;
+pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};
