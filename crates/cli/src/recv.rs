@@ -199,6 +199,7 @@ impl RecvArgs {
             builder = builder.create_slot_if_missing(CreateSlotOptions {
                 temporary: self.temporary,
                 export_snapshot: false,
+                failover: false,
             });
         }
         builder.build().map_err(|e| CliError::usage(chain(&e)))

@@ -15,7 +15,7 @@
 //! ```no_run
 //! use pg_walstream::prelude::*;
 //!
-//! # async fn run() -> Result<(), pg_walstream::stream::Error> {
+//! # async fn run() -> Result<(), Error> {
 //! let config = LogicalConfig::builder()
 //!     .conninfo("host=localhost user=repl dbname=app")
 //!     .slot("app_slot")
@@ -24,13 +24,18 @@
 //! let mut stream = LogicalStream::connect(config).await?;
 //! while let Some(event) = stream.next_event().await {
 //!     let event = event?;
-//!     if let EventKind::Commit(commit) = event.kind() {
-//!         stream.feedback().processed(commit.end_lsn);
+//!     if let EventKind::Insert(change) = event.kind() {
+//!         let id = change.new_row().and_then(|row| row.get("id")?.as_str());
+//!         println!("{} id={id:?}", change.relation().name());
 //!     }
+//!     stream.feedback().ack(&event)?;
 //! }
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The `testing` feature adds `stream::testing`: events built
+//! from owned values, for unit-testing a consumer without a server.
 
 #[cfg(feature = "stream")]
 pub use pg_walstream_auth as auth;
@@ -43,12 +48,31 @@ pub use pg_walstream_stream as stream;
 pub use pg_walstream_transport as transport;
 
 /// The names most programs need: `use pg_walstream::prelude::*;`.
+///
+/// ```
+/// use pg_walstream::prelude::*;
+/// let options = CreateSlotOptions { temporary: true, ..CreateSlotOptions::default() };
+/// let config = LogicalConfig::builder()
+///     .conninfo("host=localhost user=repl")
+///     .slot("s")
+///     .publication("p")
+///     .streaming(Streaming::On)
+///     .proto_version(ProtocolVersion::V2)
+///     .create_slot_if_missing(options)
+///     .build();
+/// config.unwrap();
+/// # fn _names(_: Option<(Change, Column<'_>, Row<'_>, Error, StopHandle, RelationChange)>) {}
+/// ```
 pub mod prelude {
     pub use pg_walstream_codec::Lsn;
     #[cfg(feature = "stream")]
     pub use pg_walstream_slot::{CreateSlot, SlotName};
     #[cfg(feature = "stream")]
-    pub use pg_walstream_stream::{Event, EventKind, Feedback, LogicalConfig, LogicalStream};
+    pub use pg_walstream_stream::{
+        Change, Column, CreateSlotOptions, Error, Event, EventKind, Feedback, LogicalConfig,
+        LogicalStream, ProtocolVersion, RelationChange, RelationInfo, Row, SchemaChange,
+        StopHandle, Streaming,
+    };
     #[cfg(feature = "stream")]
     pub use pg_walstream_transport::{Backend, Connection, Transport};
 }

@@ -109,6 +109,29 @@ fn bench(c: &mut Criterion) {
             black_box(sum)
         });
     });
+    group.bench_function("decode_and_read_10k_inserts_by_name", |b| {
+        b.iter(|| {
+            let now = Instant::now();
+            let mut core =
+                LogicalCore::new(CoreOptions::new(ProtocolVersion::V1), Feedback::new(), now);
+            let mut sum = 0usize;
+            for frame in &frames {
+                core.handle_copy_data(now, frame);
+                while let Some(event) = core.poll_event() {
+                    if let EventKind::Insert(change) = event.unwrap().kind() {
+                        let row = change.new_row().unwrap();
+                        for name in ["id", "name", "amount", "note"] {
+                            sum += row
+                                .get(name)
+                                .and_then(|c| c.as_str())
+                                .map_or(0, |s| s.map_or(0, str::len));
+                        }
+                    }
+                }
+            }
+            black_box(sum)
+        });
+    });
     group.throughput(Throughput::Bytes(bytes as u64));
     group.bench_function("bytes", |b| {
         b.iter(|| {

@@ -44,6 +44,16 @@ pub struct CreateSlotOptions {
     /// [`PreparedStream::snapshot_name`](crate::PreparedStream::snapshot_name) until the stream
     /// is started.
     pub export_snapshot: bool,
+    /// A failover slot, synchronized to standbys (`FAILOVER`, PostgreSQL 17+; on an older
+    /// server creating it fails with a [`SlotError::Unsupported`](pg_walstream_slot::SlotError)
+    /// before anything is sent).
+    ///
+    /// ```
+    /// use pg_walstream_stream::CreateSlotOptions;
+    /// let options = CreateSlotOptions { failover: true, ..CreateSlotOptions::default() };
+    /// assert!(options.failover && !options.temporary);
+    /// ```
+    pub failover: bool,
 }
 
 /// A configuration that cannot work; detected before connecting (or, for version-dependent
@@ -111,6 +121,28 @@ pub enum ConfigError {
     /// A connection is required but none was configured.
     #[error("no connection configured (use conninfo or connection_config)")]
     NoConnection,
+    /// The chosen transport backend is not compiled in (`Backend::Libpq` needs the `libpq`
+    /// cargo feature).
+    ///
+    /// ```
+    /// use pg_walstream_stream::{ConfigError, LogicalConfig};
+    /// use pg_walstream_transport::Backend;
+    /// let built = LogicalConfig::builder()
+    ///     .conninfo("host=localhost user=repl")
+    ///     .slot("s")
+    ///     .publication("p")
+    ///     .backend(Backend::Libpq)
+    ///     .build();
+    /// assert_eq!(
+    ///     matches!(built, Err(ConfigError::BackendUnavailable { .. })),
+    ///     !Backend::Libpq.is_available()
+    /// );
+    /// ```
+    #[error("the {backend:?} backend is not available in this build (enable the `libpq` feature)")]
+    BackendUnavailable {
+        /// The backend.
+        backend: Backend,
+    },
 }
 
 /// Everything needed to start a logical replication stream. Build with
@@ -506,8 +538,14 @@ impl LogicalConfigBuilder {
     ///
     /// # Errors
     /// [`ConfigError`] for a missing or invalid slot name, no or invalid publication names, a
-    /// bad connection string, a zero status interval, read deadline or channel capacity.
+    /// bad connection string, a zero status interval, read deadline or channel capacity, and
+    /// a backend this build does not have ([`ConfigError::BackendUnavailable`]).
     pub fn build(self) -> Result<LogicalConfig, ConfigError> {
+        if !self.backend.is_available() {
+            return Err(ConfigError::BackendUnavailable {
+                backend: self.backend,
+            });
+        }
         let connection = match self.conninfo {
             None => None,
             Some(Err(error)) => return Err(ConfigError::ConnInfo(error)),

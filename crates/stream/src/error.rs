@@ -1,10 +1,11 @@
 //! The stream crate's error type.
 
+use std::fmt;
 use std::time::Duration;
 
 use pg_walstream_codec::{DecodeError, Lsn, Oid};
 use pg_walstream_slot::SlotError;
-use pg_walstream_transport::{ErrorClass, TransportError};
+use pg_walstream_transport::{DbError, ErrorClass, SqlState, TransportError};
 
 use crate::config::ConfigError;
 
@@ -13,14 +14,35 @@ use crate::config::ConfigError;
 /// Every error ends the stream: a frame that does not decode, data for a relation that was
 /// never described and a silent server are never skipped or retried internally. Use
 /// [`Error::is_transient`] to decide whether reconnecting (from the flushed position) may help.
+///
+/// `Display` includes the essential text of the whole cause chain — for a server error its
+/// severity, message, detail, hint and SQLSTATE — so logging `{error}` is enough; `source()`
+/// still returns the cause. [`code`](Self::code) and [`as_db_error`](Self::as_db_error) give
+/// the server's error itself.
+///
+/// ```
+/// use pg_walstream_stream::Error;
+/// use pg_walstream_transport::{DbError, SqlState, TransportError};
+///
+/// let body = b"SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed for user \"repl\"\0\0";
+/// let server = DbError::parse(b'E', body).unwrap();
+/// let error = Error::from(TransportError::Server(Box::new(server)));
+/// assert_eq!(error.code(), Some(SqlState::INVALID_PASSWORD));
+/// assert_eq!(error.as_db_error().unwrap().message, "password authentication failed for user \"repl\"");
+/// assert_eq!(
+///     error.to_string(),
+///     "replication connection failed: server error: FATAL: password authentication failed \
+///      for user \"repl\" (SQLSTATE 28P01)"
+/// );
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration cannot work with this server; nothing was started.
-    #[error("invalid stream configuration")]
+    #[error("invalid stream configuration: {}", Chain(.0))]
     Config(#[from] ConfigError),
     /// A CopyData frame from the server could not be decoded.
-    #[error("undecodable replication frame after WAL position {after}")]
+    #[error("undecodable replication frame after WAL position {after}: {}", Chain(.source))]
     Decode {
         /// The last WAL position received before the bad frame.
         after: Lsn,
@@ -78,10 +100,10 @@ pub enum Error {
     #[error("the server ended the replication stream")]
     ServerEnded,
     /// The connection failed.
-    #[error("replication connection failed")]
+    #[error("replication connection failed: {}", Chain(.0))]
     Transport(#[from] TransportError),
     /// A replication command (IDENTIFY_SYSTEM, slot creation, ...) failed.
-    #[error("replication command failed")]
+    #[error("replication command failed: {}", Chain(.0))]
     Slot(#[from] SlotError),
     /// A reconnect reached a server whose system identifier or timeline differs from the first
     /// connection's (a conninfo with several hosts can land elsewhere, or a standby was
@@ -101,7 +123,7 @@ pub enum Error {
         found_timeline: u32,
     },
     /// The transaction assembler could not write or read back a spill file.
-    #[error("{action} a transaction spill file")]
+    #[error("{action} a transaction spill file: {}", Chain(.source))]
     Spill {
         /// What was being done ("creating", "writing", "reading").
         action: &'static str,
@@ -122,12 +144,31 @@ pub enum Error {
     /// shut down).
     #[error("the replication task ended unexpectedly")]
     TaskEnded,
+    /// [`LogicalStream::connect`](crate::LogicalStream::connect) (or a start) was called
+    /// outside a tokio runtime: the stream runs on a task of the current runtime.
+    #[error("a replication stream must be started from within a tokio runtime")]
+    NoRuntime,
     /// An event was acknowledged through another stream's [`Feedback`](crate::Feedback).
     #[error(transparent)]
     ForeignEvent(#[from] crate::feedback::ForeignEvent),
 }
 
 impl Error {
+    /// The SQLSTATE of the server error behind this one, if the server reported one.
+    pub fn code(&self) -> Option<SqlState> {
+        self.as_db_error().map(|error| error.code)
+    }
+
+    /// The server's error (severity, SQLSTATE, message, detail, hint, ...) behind this one,
+    /// if the server reported it.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            Error::Transport(error) => error.db_error(),
+            Error::Slot(error) => error.db_error(),
+            _ => None,
+        }
+    }
+
     /// Whether reconnecting and resuming from the flushed position may succeed; see
     /// [`classify`](Self::classify).
     pub fn is_transient(&self) -> bool {
@@ -166,6 +207,7 @@ impl Error {
             | Error::ServerChanged { .. }
             | Error::ForeignEvent(_)
             | Error::Spill { .. }
+            | Error::NoRuntime
             | Error::Assembly { .. } => ErrorClass::Permanent,
         }
     }
@@ -175,6 +217,45 @@ impl Error {
     pub(crate) fn spill(action: &'static str) -> impl FnOnce(std::io::Error) -> Error {
         move |source| Error::Spill { action, source }
     }
+}
+
+/// An error and its sources joined with `: `, leaving out a source whose text is already
+/// there, then the SQLSTATE of the first server error in the chain.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.0.to_string();
+        let mut code = db_error_of(self.0).map(|e| e.code);
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            code = code.or_else(|| db_error_of(cause).map(|e| e.code));
+            source = cause.source();
+        }
+        f.write_str(&text)?;
+        if let Some(code) = code {
+            write!(f, " (SQLSTATE {code})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The server error an error of the chain is, or wraps without exposing it as a source.
+fn db_error_of<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a DbError> {
+    if let Some(db) = error.downcast_ref::<DbError>() {
+        return Some(db);
+    }
+    if let Some(transport) = error.downcast_ref::<TransportError>() {
+        return transport.db_error();
+    }
+    error
+        .downcast_ref::<SlotError>()
+        .and_then(SlotError::db_error)
 }
 
 /// A `Result` with this crate's [`Error`].
@@ -219,6 +300,39 @@ mod tests {
             .is_transient()
         );
         assert!(Error::Slot(SlotError::from(server("57P01"))).is_transient());
+    }
+
+    #[test]
+    fn display_carries_the_cause_chain_and_the_sqlstate() {
+        let refused = Error::Transport(TransportError::Connect {
+            address: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        });
+        assert_eq!(
+            refused.to_string(),
+            "replication connection failed: could not connect to server at 127.0.0.1:1: \
+             connection refused"
+        );
+        assert_eq!(refused.code(), None);
+        assert!(refused.as_db_error().is_none());
+        let in_use = Error::Slot(SlotError::from(server("55006")));
+        assert_eq!(in_use.code(), Some(SqlState::OBJECT_IN_USE));
+        assert_eq!(in_use.as_db_error().map(|e| e.message.as_str()), Some("x"));
+        assert!(
+            in_use.to_string().ends_with(": x (SQLSTATE 55006)"),
+            "{in_use}"
+        );
+        let wrapped = Error::Slot(SlotError::Transport(server("57P01")));
+        assert_eq!(wrapped.code(), Some(SqlState::ADMIN_SHUTDOWN));
+        assert!(wrapped.to_string().contains("FATAL: x"), "{wrapped}");
+        assert!(
+            wrapped.to_string().ends_with("(SQLSTATE 57P01)"),
+            "{wrapped}"
+        );
+        assert_eq!(
+            Error::NoRuntime.to_string(),
+            "a replication stream must be started from within a tokio runtime"
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@ use bytes::Bytes;
 use pg_walstream_codec::pgoutput::{
     Begin, BeginPrepare, Commit, CommitPrepared, LogicalMessage, Message, OldTuple, Origin,
     OwnedTupleData, Prepare, ProtocolVersion, RollbackPrepared, StreamAbort, StreamCommit,
-    StreamStart, Truncate, TupleData, Type, Update, decode_message,
+    StreamStart, Truncate, TupleData, decode_message,
 };
 use pg_walstream_codec::replication::XLogData;
 use pg_walstream_codec::{Lsn, PgTimestamp, Xid};
 
-use crate::relation_cache::RelationInfo;
+use crate::relation::{RelationInfo, TypeInfo};
+use crate::schema_change::RelationChange;
 
 /// One pgoutput message of the stream, with the WAL positions of the XLogData frame that
 /// carried it.
@@ -42,10 +43,15 @@ pub enum EventKind {
     Commit(Commit),
     /// `O`: the transaction came from another node.
     Origin(Origin<String>),
-    /// `R`: a relation's (possibly changed) schema; later changes use it.
-    Relation(Arc<RelationInfo>),
-    /// `Y`: a data type's name.
-    Type(Type<String>),
+    /// `R`: a relation's schema; later changes use it. Carries the previous description on
+    /// this stream, if any, and what changed ([`RelationChange::changes`]): columns added,
+    /// dropped, renamed or retyped, key and replica identity changes — or nothing
+    /// ([`RelationChange::is_unchanged`]), which is common (the server re-describes a table
+    /// after any invalidation of its cache entry).
+    Relation(RelationChange),
+    /// `Y`: a data type's name (non-built-in types only, sent before the Relation message
+    /// that uses it; [`RelationInfo::type_name`] then knows it).
+    Type(TypeInfo),
     /// `I`: a row was inserted.
     Insert(Change),
     /// `U`: a row was updated.
@@ -146,12 +152,22 @@ impl Event {
         self.kind
     }
 
-    /// WAL position of the frame (`XLogData` `wal_start`).
+    /// WAL position of the frame (`XLogData` `wal_start`): for logical replication the LSN
+    /// the decoding context was at (a change's record, a commit's end), or `0/0` for a
+    /// message the output plugin wrote ahead of another in the same callback (Relation, Type
+    /// and Origin messages) — see [`wal_end`](Self::wal_end).
     pub fn wal_start(&self) -> Lsn {
         self.xlog.wal_start
     }
 
-    /// The server's WAL end when it sent the frame.
+    /// The frame's `XLogData` `wal_end` field, as the walsender sends it. For logical
+    /// replication this is **not** the server's current end of WAL: the walsender writes the
+    /// same LSN into `wal_start` and `wal_end` (walsender.c, `WalSndPrepareWrite`), and
+    /// `0/0` into both for a message that is not the last written by an output-plugin
+    /// callback. For the server's WAL end use [`Feedback::server_wal_end`], which keepalives
+    /// keep current; for acknowledging use [`ack_lsn`](Self::ack_lsn).
+    ///
+    /// [`Feedback::server_wal_end`]: crate::Feedback::server_wal_end
     pub fn wal_end(&self) -> Lsn {
         self.xlog.wal_end
     }
@@ -228,7 +244,7 @@ impl EventKind {
     pub fn stream_xid(&self) -> Option<Xid> {
         match self {
             EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) => c.xid,
-            EventKind::Relation(r) => r.xid,
+            EventKind::Relation(r) => r.relation().xid(),
             EventKind::Type(t) => t.xid,
             EventKind::Truncate(t) => t.xid,
             EventKind::Message(m) => m.xid,
@@ -288,24 +304,28 @@ impl Change {
         &self.relation
     }
 
-    /// The new row (Insert, Update): borrowed, zero-copy, three-state columns.
+    /// The new row (Insert, Update): borrowed, zero-copy, three-state columns. Reading by
+    /// column name is easier with [`new_row`](Change::new_row).
     pub fn new_tuple(&self) -> Option<TupleData<'_>> {
+        self.tuples().0
+    }
+
+    /// The new tuple and the old one, from one decoding of the message.
+    pub(crate) fn tuples(&self) -> (Option<TupleData<'_>>, Option<OldTuple<TupleData<'_>>>) {
         match redecode(&self.data, self.version, self.in_stream) {
-            Message::Insert(i) => Some(i.new),
-            Message::Update(u) => Some(u.new),
-            _ => None,
+            Message::Insert(i) => (Some(i.new), None),
+            Message::Update(u) => (Some(u.new), u.old),
+            Message::Delete(d) => (None, Some(d.old)),
+            _ => (None, None),
         }
     }
 
     /// The old key (`K`) or old row (`O`, REPLICA IDENTITY FULL) of an Update or Delete.
     /// A `K` tuple's non-key columns are NULL placeholders ("not sent"): read a key with
-    /// [`old_key`](Change::old_key), which yields the key columns only.
+    /// [`old_key`](Change::old_key) or [`old_row`](Change::old_row), which yield the key
+    /// columns only.
     pub fn old_tuple(&self) -> Option<OldTuple<TupleData<'_>>> {
-        match redecode(&self.data, self.version, self.in_stream) {
-            Message::Update(Update { old, .. }) => old,
-            Message::Delete(d) => Some(d.old),
-            _ => None,
-        }
+        self.tuples().1
     }
 
     /// Old and new rows in owned form; values share the received buffer (no copy).

@@ -147,8 +147,14 @@ impl Feedback {
         Lsn(self.shared.processed.load(Ordering::Acquire))
     }
 
-    /// The flush position of the last status update sent to the server: the position the
-    /// slot may advance to (`0/0` before the first update).
+    /// "Confirmed flush": the flush position the server was last told for the slot — that of
+    /// the last status update sent, and before the first one the slot's `confirmed_flush_lsn`
+    /// when the stream started (as [`StreamInfo::confirmed_flush_lsn`] and
+    /// [`PreparedStream::confirmed_flush_lsn`] give it; `0/0` for a handle no stream uses).
+    /// The slot may advance to it; a new stream resumes there.
+    ///
+    /// [`StreamInfo::confirmed_flush_lsn`]: crate::StreamInfo::confirmed_flush_lsn
+    /// [`PreparedStream::confirmed_flush_lsn`]: crate::PreparedStream::confirmed_flush_lsn
     pub fn confirmed_flush_lsn(&self) -> Lsn {
         Lsn(self.shared.sent_flush.load(Ordering::Acquire))
     }
@@ -209,6 +215,11 @@ impl Feedback {
         self.shared
             .server_time
             .store(send_time.0, Ordering::Relaxed);
+    }
+
+    /// The slot's confirmed flush position when the stream started (before any update).
+    pub(crate) fn start_confirmed_at(&self, lsn: Lsn) {
+        self.shared.sent_flush.fetch_max(lsn.0, Ordering::AcqRel);
     }
 
     /// Records a status update that is about to be written.

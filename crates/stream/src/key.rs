@@ -31,7 +31,7 @@ impl Change {
     /// ```
     pub fn old_key(&self) -> Option<OldKeyColumns<'_>> {
         match self.old_tuple()? {
-            OldTuple::Key(tuple) => Some(tuple.key_columns(self.relation().columns.iter())),
+            OldTuple::Key(tuple) => Some(tuple.key_columns(self.relation().columns().iter())),
             OldTuple::Full(_) => None,
         }
     }

@@ -3,10 +3,14 @@
 //! [`PhysicalCore`]) with the [`wal_writer`] segment writer and [`receive_wal`] joining them.
 //!
 //! Start a stream with a [`LogicalConfig`] and consume [`Event`]s — Begin/Commit,
-//! Insert/Update/Delete with their relation and a zero-copy three-state tuple view, Truncate,
-//! messages, schema, streamed and two-phase transactions — through `futures::Stream`,
-//! [`LogicalStream::next_event`] or, undecoded, [`LogicalStream::next_raw`]. Report what you
-//! have durably processed through [`Feedback`]; the stream tells the server.
+//! Insert/Update/Delete with their relation and rows read by column name ([`Row`], a
+//! zero-copy view of the received bytes with pgoutput's states: value, NULL, unchanged
+//! TOAST), Truncate, messages, schema changes ([`RelationChange`]), streamed and two-phase
+//! transactions — through `futures::Stream`, [`LogicalStream::next_event`] or, undecoded,
+//! [`LogicalStream::next_frame`]. Report what you have durably processed through [`Feedback`];
+//! the stream tells the server. Stop with [`LogicalStream::stop`] or a [`StopHandle`] (from a
+//! signal handler, say) so the final status update goes out. The `testing` feature builds
+//! events without a server (`testing` module).
 //!
 //! ```no_run
 //! use pg_walstream_stream::{EventKind, LogicalConfig, LogicalStream};
@@ -23,9 +27,9 @@
 //!     let event = event?;
 //!     match event.kind() {
 //!         EventKind::Insert(change) => {
-//!             let table = &change.relation().name;
-//!             for column in change.new_tuple().into_iter().flat_map(|t| t.columns()) {
-//!                 println!("{table}: {column:?}");
+//!             let table = change.relation().name();
+//!             for (column, value) in change.new_row().into_iter().flatten() {
+//!                 println!("{table}.{} = {:?}", column.name, value.as_str());
 //!             }
 //!         }
 //!         EventKind::Commit(commit) => {
@@ -119,9 +123,15 @@ mod metrics;
 mod ordered_ack;
 mod physical;
 mod reconnect;
+mod relation;
 mod relation_cache;
 mod retry;
+mod row;
+mod schema_change;
+mod stop;
 mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wal_writer;
 
 pub use config::{
@@ -134,12 +144,17 @@ pub use events::{Change, Event, EventKind, OwnedTuples, Reconnected};
 pub use feedback::{Feedback, ForeignEvent};
 pub use key::OldKeyColumns;
 pub use ordered_ack::{DEFAULT_ACK_WINDOW, OrderedFeedback, Ticket};
+pub use pg_walstream_codec::pgoutput::{Column, ProtocolVersion};
 pub use pg_walstream_transport::{ErrorClass, classify_sqlstate};
 pub use physical::{
     HotStandbyXmin, PhysicalConfig, PhysicalConfigBuilder, PhysicalCore, PhysicalEvent,
     PhysicalFeedback, PhysicalInfo, PhysicalOptions, PhysicalStart, PhysicalStream, ReceiveEnd,
     ReceiveError, ReceiveProgress, TimelineSwitch, WalData, parse_wal_segment_size, receive_wal,
 };
-pub use relation_cache::{RelationCache, RelationInfo};
+pub use relation::{RelationInfo, TypeInfo};
+pub use relation_cache::RelationCache;
 pub use retry::RetryPolicy;
+pub use row::{Row, RowIter};
+pub use schema_change::{RelationChange, SchemaChange};
+pub use stop::StopHandle;
 pub use stream::{LogicalStream, PreparedStream, RawFrame, StreamInfo};

@@ -220,7 +220,7 @@ impl ConnectionRedial {
         let resume = self
             .feedback
             .processed_lsn()
-            .max(prepared.confirmed_flush_lsn())
+            .max(prepared.resume_lsn())
             .max(self.floor);
         let command = self
             .config

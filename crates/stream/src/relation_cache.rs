@@ -1,29 +1,26 @@
-//! Relation descriptions received on the stream, shared with events behind `Arc`.
+//! Relation and type descriptions received on the stream, shared with events behind `Arc`.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use pg_walstream_codec::pgoutput::{
-    Message, OldTuple, OwnedRelationColumns, Relation, RelationColumns, TupleData,
-};
+use pg_walstream_codec::pgoutput::{Message, OldTuple, Relation, RelationColumns, TupleData, Type};
 use pg_walstream_codec::{Lsn, Oid};
 
 use crate::error::Error;
+use crate::relation::{RelationInfo, TypeInfo};
+use crate::schema_change::RelationChange;
 
-/// A relation as the server last described it: OID, schema, name, replica identity and
-/// columns (name, type OID, type modifier, key flag). Shared by every change event of the
-/// relation through an [`Arc`], so events never copy it.
-pub type RelationInfo = Relation<String, OwnedRelationColumns>;
-
-/// The relations described so far on one stream, by OID.
+/// The relations and types described so far on one stream, by OID.
 ///
 /// A Relation message replaces the previous description of its OID (after `ALTER TABLE` the
 /// server sends a new one before the first change that needs it); events already delivered
-/// keep the description they were decoded with.
+/// keep the description they were decoded with. Type messages are kept too: each relation
+/// description carries the names of its columns' non-built-in types.
 #[derive(Debug, Default)]
 pub struct RelationCache {
     relations: HashMap<Oid, Arc<RelationInfo>, BuildHasherDefault<OidHasher>>,
+    types: HashMap<Oid, TypeInfo, BuildHasherDefault<OidHasher>>,
 }
 
 /// A multiplicative hash for the 32-bit OIDs the server assigns: one multiplication instead
@@ -53,23 +50,41 @@ impl RelationCache {
         Self::default()
     }
 
-    /// Stores the description carried by a Relation message and returns the shared form.
-    pub fn update(&mut self, relation: &Relation<&str, RelationColumns<'_>>) -> Arc<RelationInfo> {
-        let info = Arc::new(Relation {
-            xid: relation.xid,
-            oid: relation.oid,
-            namespace: relation.namespace.to_owned(),
-            name: relation.name.to_owned(),
-            replica_identity: relation.replica_identity,
-            columns: relation.columns.to_vec(),
-        });
-        self.relations.insert(relation.oid, Arc::clone(&info));
+    /// Stores the description carried by a Relation message and returns it with the
+    /// description it replaces and what changed.
+    pub fn update(&mut self, relation: &Relation<&str, RelationColumns<'_>>) -> RelationChange {
+        let info = Arc::new(RelationInfo::from_message(relation, |oid| {
+            self.types.get(&oid)
+        }));
+        let previous = self.relations.insert(relation.oid, Arc::clone(&info));
+        RelationChange::new(info, previous)
+    }
+
+    /// Stores the description carried by a Type message and returns it.
+    pub fn update_type(&mut self, ty: &Type<&str>) -> TypeInfo {
+        let mut info = TypeInfo::new(ty.oid, ty.namespace, ty.name);
+        info.xid = ty.xid;
+        self.types.insert(ty.oid, info.clone());
         info
     }
 
     /// The description of `oid`, if the server sent one.
     pub fn get(&self, oid: Oid) -> Option<&Arc<RelationInfo>> {
         self.relations.get(&oid)
+    }
+
+    /// The Type message's description of the non-built-in type `oid`, if the server sent one.
+    pub fn type_info(&self, oid: Oid) -> Option<&TypeInfo> {
+        self.types.get(&oid)
+    }
+
+    /// The name of data type `oid`: built-in types from the codec's catalogue, others from
+    /// the Type messages received.
+    pub fn type_name(&self, oid: Oid) -> Option<&str> {
+        match pg_walstream_codec::types::builtin_type(oid) {
+            Some(builtin) => Some(builtin.name),
+            None => self.type_info(oid).map(|t| t.name.as_str()),
+        }
     }
 
     /// Number of relations described.
@@ -110,7 +125,7 @@ pub(crate) fn check_column_counts(
     let Some(relation) = relations.get(oid) else {
         return Ok(());
     };
-    let expected = relation.columns.len();
+    let expected = relation.columns().len();
     let wrong = old
         .into_iter()
         .chain(new)
@@ -156,8 +171,11 @@ mod tests {
             panic!("not a relation")
         };
         let mut cache = RelationCache::new();
-        let first = cache.update(&r);
-        assert_eq!(*first, relation);
+        let change = cache.update(&r);
+        assert!(change.is_new());
+        let first = Arc::clone(change.relation());
+        assert_eq!(first.name(), "t");
+        assert_eq!(first.columns(), &relation.columns[..]);
         relation.columns.push(RelationColumn {
             flags: 0,
             name: "v".to_owned(),
@@ -169,10 +187,16 @@ mod tests {
         let Message::Relation(r) = decoder.decode(&wire).unwrap() else {
             panic!("not a relation")
         };
-        cache.update(&r);
+        let change = cache.update(&r);
+        assert!(Arc::ptr_eq(change.previous().unwrap(), &first));
+        assert_eq!(change.added_columns().collect::<Vec<_>>(), ["v"]);
         assert_eq!(cache.len(), 1);
-        assert_eq!(cache.get(Oid(16384)).unwrap().columns.len(), 2);
-        assert_eq!(first.columns.len(), 1, "delivered events keep their schema");
+        assert_eq!(cache.get(Oid(16384)).unwrap().columns().len(), 2);
+        assert_eq!(
+            first.columns().len(),
+            1,
+            "delivered events keep their schema"
+        );
         assert!(cache.get(Oid(1)).is_none());
     }
 }

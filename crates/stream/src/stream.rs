@@ -26,6 +26,7 @@ use crate::events::Event;
 use crate::feedback::Feedback;
 use crate::metrics::StreamMetrics;
 use crate::reconnect::{self, ConnectionRedial, Reconnector};
+use crate::stop::StopHandle;
 
 /// A connection that ran IDENTIFY_SYSTEM, negotiated the protocol version and found (or
 /// created) the slot, but has not started streaming yet: the moment to use an exported
@@ -39,6 +40,9 @@ pub struct PreparedStream<T> {
     server: ServerVersion,
     proto: ProtocolVersion,
     created: Option<CreatedSlot>,
+    /// The slot's `confirmed_flush_lsn` (or a created slot's consistent point).
+    confirmed: Lsn,
+    /// Where streaming resumes: `confirmed`, or the configured start if later.
     floor: Lsn,
     backend: Option<Backend>,
     /// Whether `start` may reconnect (the library made the connection).
@@ -46,23 +50,48 @@ pub struct PreparedStream<T> {
 }
 
 /// A running logical replication stream: a [`futures_core::Stream`] of [`Event`]s, also
-/// readable with [`next_event`](Self::next_event) or as raw frames with
-/// [`next_raw`](Self::next_raw).
+/// readable with [`next_event`](Self::next_event) or as undecoded frames with
+/// [`next_frame`](Self::next_frame).
 ///
 /// The connection is driven by a background task (spawned on the current tokio runtime), so
 /// status updates go out on time even while the application is busy; at most
 /// [`channel_capacity`](crate::LogicalConfigBuilder::channel_capacity) events wait for the
-/// application, after which reading from the server pauses. Dropping the stream stops it
-/// gracefully in the background.
+/// application, after which reading from the server pauses.
+///
+/// # Stopping
+///
+/// [`stop`](Self::stop), or a [`StopHandle`] from [`stop_handle`](Self::stop_handle) (for
+/// another task or a signal handler), stops gracefully: a final status update carrying the
+/// latest report through [`Feedback`] goes out, then CopyDone, and the server's end of the
+/// stream is awaited; events not taken yet are discarded (they were not reported, so a new
+/// stream gets them again).
+///
+/// **Dropping** the stream without stopping it stops it the same way, in the background: the
+/// driver task sends the final status update and CopyDone, waits for the server and ends —
+/// provided the tokio runtime keeps running. When the runtime shuts down first (`main`
+/// returning right after the drop), the connection closes without that update and the slot
+/// keeps the previous one: a restart then replays what was reported since. Await
+/// [`stop`](Self::stop) to be sure.
 #[derive(Debug)]
 pub struct LogicalStream {
     events: mpsc::Receiver<Result<Event>>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: StopHandle,
+    stopping: bool,
+    /// The first error met while winding down after a stop request.
+    stop_error: Option<Error>,
     task: Option<JoinHandle<Option<Error>>>,
     feedback: Feedback,
     budget: ByteBudget,
     info: StreamInfo,
     done: bool,
+}
+
+impl Drop for LogicalStream {
+    fn drop(&mut self) {
+        // Stop handles may outlive the stream: the driver must not wait for them.
+        self.stop.signal_driver();
+        self.stop.mark_ended();
+    }
 }
 
 /// What a stream was started with.
@@ -77,8 +106,13 @@ pub struct StreamInfo {
     pub proto_version: ProtocolVersion,
     /// The LSN sent in START_REPLICATION.
     pub start_lsn: Lsn,
-    /// The slot's confirmed position when the stream started (the flush floor).
+    /// The slot's `confirmed_flush_lsn` when the stream started — the flush position the
+    /// server had last been told, in the same sense as
+    /// [`Feedback::confirmed_flush_lsn`] (`0/0` if the slot never had one).
     pub confirmed_flush_lsn: Lsn,
+    /// Where streaming resumed: the larger of `confirmed_flush_lsn` and the configured
+    /// [`start_lsn`](crate::LogicalConfigBuilder::start_lsn); status updates never report less.
+    pub resume_lsn: Lsn,
     /// The slot, if this stream created it.
     pub created_slot: Option<CreatedSlot>,
     /// The transport backend, when the stream made the connection itself.
@@ -102,8 +136,26 @@ impl LogicalStream {
     /// # Errors
     /// [`ConfigError::NoConnection`] without a configured connection; connection,
     /// configuration, slot and server errors.
+    ///
+    /// Call it from within a tokio runtime (the stream runs on a task of it): elsewhere it
+    /// returns [`Error::NoRuntime`] rather than panicking.
+    ///
+    /// ```
+    /// use pg_walstream_stream::{Error, LogicalConfig, LogicalStream};
+    /// let config = LogicalConfig::builder().conninfo("host=localhost user=repl").slot("s").publication("p").build()?;
+    /// // Polled by an executor that is not tokio's:
+    /// let outcome = futures::executor::block_on(LogicalStream::connect(config));
+    /// assert!(matches!(outcome, Err(Error::NoRuntime)));
+    /// # Ok::<(), pg_walstream_stream::ConfigError>(())
+    /// ```
     pub async fn connect(config: LogicalConfig) -> Result<LogicalStream> {
         PreparedStream::connect(config).await?.start().await
+    }
+
+    /// A handle that stops this stream from another task or a signal handler; see
+    /// [`StopHandle`].
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
     }
 
     /// The next event; `None` once the stream ended (after a stop, a stop LSN, or after the
@@ -112,8 +164,26 @@ impl LogicalStream {
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
-    /// The next frame, undecoded (it was validated, and its relation resolved, by the stream).
-    pub async fn next_raw(&mut self) -> Option<Result<RawFrame>> {
+    /// The next frame as the server sent it, with its acknowledgement position — for
+    /// capturing or forwarding pgoutput bytes. It is the same frame [`next_event`](Self::next_event)
+    /// would have given, and was decoded once like it: the stream must validate every frame
+    /// (a frame that does not decode ends the stream, it is never skipped) and track
+    /// transactions and relations to acknowledge correctly, so "raw" means only that nothing
+    /// more is built for the application.
+    ///
+    /// ```no_run
+    /// # async fn run(mut stream: pg_walstream_stream::LogicalStream) -> Result<(), pg_walstream_stream::Error> {
+    /// while let Some(frame) = stream.next_frame().await {
+    ///     let frame = frame?;
+    ///     // ... write frame.xlog.data somewhere durable, then:
+    ///     if let Some(lsn) = frame.ack_lsn {
+    ///         stream.feedback().processed(lsn);
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next_frame(&mut self) -> Option<Result<RawFrame>> {
         let event = self.next_event().await?;
         Some(event.map(|e| {
             let ack_lsn = e.ack_lsn();
@@ -122,6 +192,13 @@ impl LogicalStream {
                 ack_lsn,
             }
         }))
+    }
+
+    /// The old name of [`next_frame`](Self::next_frame), which says what it does: the frame
+    /// is validated (decoded) by the stream before it is returned undecoded.
+    #[deprecated(note = "renamed `next_frame`: frames are validated by the stream, not skipped")]
+    pub async fn next_raw(&mut self) -> Option<Result<RawFrame>> {
+        self.next_frame().await
     }
 
     /// The handle to report processed positions with (cheap to clone into other tasks).
@@ -136,14 +213,13 @@ impl LogicalStream {
 
     /// Stops gracefully: no more events are delivered, a final status update carrying the
     /// latest report is sent, then CopyDone, and the server's end of the stream is awaited.
-    /// Events not yet taken are discarded (they were not reported as processed).
+    /// Events not yet taken are discarded (they were not reported as processed). After a
+    /// [`StopHandle`] ended the stream this returns at once.
     ///
     /// # Errors
     /// The error that ended the stream, if it failed before or while stopping.
     pub async fn stop(mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.stop();
         let mut outcome = Ok(());
         while let Some(item) = self.next_event().await {
             if let Err(error) = item {
@@ -153,9 +229,48 @@ impl LogicalStream {
         outcome
     }
 
+    /// After a stop request: discards what is left in the channel (keeping the first error),
+    /// then waits for the driver task.
+    fn poll_stopping(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
+        loop {
+            match self.events.poll_recv(cx) {
+                Poll::Ready(Some(Ok(event))) => {
+                    self.budget.release(event.xlog_data().data.len());
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    self.stop_error.get_or_insert(error);
+                }
+                Poll::Ready(None) => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let outcome = match self.task.as_mut() {
+            None => None,
+            Some(task) => match Pin::new(task).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => {
+                    self.task = None;
+                    match result {
+                        Ok(error) => error,
+                        Err(_) => Some(Error::TaskEnded),
+                    }
+                }
+            },
+        };
+        self.done = true;
+        Poll::Ready(self.stop_error.take().or(outcome).map(Err))
+    }
+
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
         if self.done {
             return Poll::Ready(None);
+        }
+        if !self.stopping && self.stop.is_stop_requested() {
+            self.stopping = true;
+            self.stop.signal_driver();
+        }
+        if self.stopping {
+            return self.poll_stopping(cx);
         }
         match self.events.poll_recv(cx) {
             Poll::Ready(Some(item)) => {
@@ -164,14 +279,19 @@ impl LogicalStream {
                 }
                 Poll::Ready(Some(item))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.stop.register(cx.waker());
+                // A stop request between the first check and the registration.
+                if self.stop.is_stop_requested() {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
             Poll::Ready(None) => {
                 // Asking past the last event (after a stop LSN) means the application is done
                 // with everything it received: stop now, so the final status update carries
                 // what it reported.
-                if let Some(stop) = self.stop.take() {
-                    let _ = stop.send(());
-                }
+                self.stop.signal_driver();
                 // The task ends: cleanly, or (panic, runtime shutdown) without a word.
                 let Some(task) = self.task.as_mut() else {
                     self.done = true;
@@ -221,6 +341,7 @@ impl PreparedStream<Connection> {
 
     /// As [`connect`](Self::connect), for one session (the reconnect path itself).
     pub(crate) async fn connect_without_reconnect(config: LogicalConfig) -> Result<Self> {
+        require_runtime()?;
         let Some((mut connection_config, backend)) = config.connection.clone() else {
             return Err(ConfigError::NoConnection.into());
         };
@@ -244,6 +365,7 @@ impl PreparedStream<Connection> {
     /// # Errors
     /// Server errors (unknown publication, slot in use, ...) and connection errors.
     pub async fn start(self) -> Result<LogicalStream> {
+        require_runtime()?;
         let reconnect = self.reconnect;
         let retry = self.config.retry.clone();
         let config = self.config.clone();
@@ -291,6 +413,9 @@ impl<T: Transport + 'static> PreparedStream<T> {
             if config.two_phase() {
                 create = create.two_phase();
             }
+            if options.failover {
+                create = create.failover();
+            }
             created = create.execute_if_not_exists(&mut transport).await?;
         }
         let confirmed = match &created {
@@ -305,6 +430,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
         };
         Ok(PreparedStream {
             transport,
+            confirmed,
             floor: confirmed.max(config.start_lsn),
             config,
             system,
@@ -337,9 +463,17 @@ impl<T: Transport + 'static> PreparedStream<T> {
         self.proto
     }
 
-    /// The slot's confirmed position (or the configured start, if later): where streaming
-    /// resumes, and the lowest flush position ever reported.
+    /// The slot's `confirmed_flush_lsn` as the server reported it (a created slot's
+    /// consistent point): the flush position the server was last told, in the same sense as
+    /// [`Feedback::confirmed_flush_lsn`] (`0/0` if none).
     pub fn confirmed_flush_lsn(&self) -> Lsn {
+        self.confirmed
+    }
+
+    /// Where streaming will resume: [`confirmed_flush_lsn`](Self::confirmed_flush_lsn), or
+    /// the configured [`start_lsn`](crate::LogicalConfigBuilder::start_lsn) if later. It is
+    /// also the lowest flush position the stream will ever report.
+    pub fn resume_lsn(&self) -> Lsn {
         self.floor
     }
 
@@ -349,11 +483,10 @@ impl<T: Transport + 'static> PreparedStream<T> {
     /// reconnects.
     ///
     /// # Errors
-    /// Server errors (unknown publication, slot in use, ...) and connection errors.
-    ///
-    /// # Panics
-    /// Outside a tokio runtime.
+    /// Server errors (unknown publication, slot in use, ...) and connection errors;
+    /// [`Error::NoRuntime`] outside a tokio runtime.
     pub async fn start_once(self) -> Result<LogicalStream> {
+        require_runtime()?;
         let (transport, core, limits, info) = self.begin().await?;
         Ok(LogicalStream::spawn(transport, core, &limits, info, None))
     }
@@ -365,6 +498,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
         tracing::debug!(%command, confirmed_flush = %self.floor, "starting replication");
         self.transport.copy_both(&command).await?;
         let feedback = Feedback::new();
+        feedback.start_confirmed_at(self.confirmed);
         let mut options = CoreOptions::new(self.proto);
         options.status_interval = self.config.status_interval;
         options.read_timeout = self.config.read_timeout;
@@ -376,7 +510,8 @@ impl<T: Transport + 'static> PreparedStream<T> {
             server: self.server,
             proto_version: self.proto,
             start_lsn,
-            confirmed_flush_lsn: self.floor,
+            confirmed_flush_lsn: self.confirmed,
+            resume_lsn: self.floor,
             created_slot: self.created,
             backend: self.backend,
         };
@@ -387,6 +522,13 @@ impl<T: Transport + 'static> PreparedStream<T> {
         };
         Ok((self.transport, core, limits, info))
     }
+}
+
+/// [`Error::NoRuntime`] unless called within a tokio runtime (whose task the stream runs on).
+fn require_runtime() -> Result<()> {
+    tokio::runtime::Handle::try_current()
+        .map(drop)
+        .map_err(|_| Error::NoRuntime)
 }
 
 /// How much the channel between the driver task and the application holds.
@@ -421,7 +563,9 @@ impl LogicalStream {
             tokio::spawn(reconnect::run(transport, core, outlet, reconnector).instrument(span));
         LogicalStream {
             events: rx,
-            stop: Some(stop_tx),
+            stop: StopHandle::new(stop_tx),
+            stopping: false,
+            stop_error: None,
             task: Some(task),
             feedback,
             budget,

@@ -8,17 +8,15 @@
 //!
 //! The slot is created when missing. Streaming ends at `PG_WALSTREAM_STOP_LSN` (if set), at a
 //! logical message with prefix `example` and content `stop`
-//! (`SELECT pg_logical_emit_message(false, 'example', 'stop')`), or with Ctrl-C.
+//! (`SELECT pg_logical_emit_message(false, 'example', 'stop')`), or with Ctrl-C — each time
+//! with a final status update carrying the last acknowledgement.
 
 use std::fmt::Write as _;
 use std::future::ready;
 use std::process::ExitCode;
 
 use futures::StreamExt as _;
-use pg_walstream::codec::pgoutput::{Column, TupleData};
-use pg_walstream::stream::{
-    Change, CreateSlotOptions, Error, Event, EventKind, LogicalConfig, LogicalStream,
-};
+use pg_walstream::prelude::*;
 
 /// The stream's configuration from the environment.
 fn config_from_env() -> Result<LogicalConfig, String> {
@@ -45,17 +43,15 @@ fn config_from_env() -> Result<LogicalConfig, String> {
         .map_err(|e| format!("invalid configuration: {e}"))
 }
 
-/// `insert public.t id=1 v='x'`: a change and its new (or old) row.
+/// `insert public.t id='1' v='x'`: a change and its new row (or old row, or old key).
 fn describe(kind: &str, change: &Change) -> String {
     let relation = change.relation();
-    let mut line = format!("{kind} {}.{}", relation.namespace, relation.name);
-    let tuple = change
-        .new_tuple()
-        .or_else(|| change.old_tuple().map(|old| *old.tuple()));
-    for (column, value) in relation
-        .columns
-        .iter()
-        .zip(tuple.iter().flat_map(TupleData::columns))
+    let mut line = format!("{kind} {}.{}", relation.schema(), relation.name());
+    for (column, value) in change
+        .new_row()
+        .or_else(|| change.old_row())
+        .into_iter()
+        .flatten()
     {
         let shown = match value {
             Column::Null => "NULL".to_owned(),
@@ -76,15 +72,11 @@ fn is_stop_message(item: &Result<Event, Error>) -> bool {
 }
 
 async fn run(config: LogicalConfig) -> Result<(), Error> {
-    let stream = LogicalStream::connect(config).await?;
+    let mut stream = LogicalStream::connect(config).await?;
+    // Ctrl-C: the loop ends once the final status update went out.
+    stream.stop_handle().stop_when(tokio::signal::ctrl_c());
     let feedback = stream.feedback().clone();
-    let events = stream
-        // Schema messages are bookkeeping; the stream already resolved them into changes.
-        .filter(|item| {
-            ready(!matches!(item, Ok(e) if matches!(e.kind(), EventKind::Relation(_) | EventKind::Type(_))))
-        })
-        .take_while(|item| ready(!is_stop_message(item)));
-    futures::pin_mut!(events);
+    let mut events = (&mut stream).take_while(|item| ready(!is_stop_message(item)));
     while let Some(item) = events.next().await {
         let event = item?;
         match event.kind() {
@@ -96,7 +88,8 @@ async fn run(config: LogicalConfig) -> Result<(), Error> {
         // Printed lines are "processed": acknowledge commits (and non-transactional messages).
         feedback.ack(&event)?;
     }
-    Ok(())
+    // The final status update, with the last acknowledgement (at once after Ctrl-C).
+    stream.stop().await
 }
 
 #[tokio::main]
@@ -108,14 +101,47 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tokio::select! {
-        result = run(config) => match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("basic-streaming: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("basic-streaming: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pg_walstream::stream::testing::{TestEvents, column, null, text, unchanged_toast};
+
+    /// The handler, unit-tested without a server: events from the `testing` feature.
+    #[test]
+    fn describes_rows_by_column_name() {
+        let mut events = TestEvents::new();
+        let t = events.relation("public", "t", &[column("id", 23).key(), column("v", 25)]);
+        let insert = events.insert(&t, &[text("1"), text("x")]);
+        let update = events.update(&t, &[text("1"), unchanged_toast()]);
+        let delete = events.delete(&t, &[text("1"), null()]);
+        let line = |event: &Event, kind| match event.kind() {
+            EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) => describe(kind, c),
+            _ => unreachable!(),
+        };
+        assert_eq!(line(&insert, "insert"), "insert public.t id='1' v='x'");
+        assert_eq!(
+            line(&update, "update"),
+            "update public.t id='1' v=<unchanged>"
+        );
+        // An old key holds the key columns only.
+        assert_eq!(line(&delete, "delete"), "delete public.t id='1'");
+        let commit = {
+            let mut events = TestEvents::new();
+            events.begin();
+            events.commit()
+        };
+        assert!(
+            events.feedback().ack(&commit).is_err(),
+            "another stream's event"
+        );
     }
 }

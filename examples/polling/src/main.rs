@@ -1,5 +1,5 @@
 //! Poll a logical replication stream with `next_event().await`, acknowledge each transaction
-//! after handling it, and stop gracefully.
+//! after handling it, react to schema changes, and stop gracefully.
 //!
 //! ```text
 //! PG_WALSTREAM_CONNINFO='host=localhost user=repl dbname=app' \
@@ -8,12 +8,13 @@
 //! ```
 //!
 //! The slot is created when missing. Streaming ends at `PG_WALSTREAM_STOP_LSN` (if set) or
-//! with Ctrl-C, which stops gracefully: a final status update tells the server what was
-//! processed, so a restart resumes after the last acknowledged transaction.
+//! with Ctrl-C or SIGTERM, which stop gracefully: a final status update tells the server what
+//! was processed, so a restart resumes after the last acknowledged transaction.
 
 use std::process::ExitCode;
 
-use pg_walstream::stream::{CreateSlotOptions, Error, EventKind, LogicalConfig, LogicalStream};
+use pg_walstream::prelude::*;
+use tokio::signal::unix::{SignalKind, signal};
 
 /// The stream's configuration from the environment.
 fn config_from_env() -> Result<LogicalConfig, String> {
@@ -39,53 +40,50 @@ fn config_from_env() -> Result<LogicalConfig, String> {
         .map_err(|e| format!("invalid configuration: {e}"))
 }
 
-async fn run(config: LogicalConfig) -> Result<(), Error> {
+async fn run(config: LogicalConfig) -> Result<(), Box<dyn std::error::Error>> {
     let mut stream = LogicalStream::connect(config).await?;
     println!(
         "streaming from {} with pgoutput protocol version {}",
         stream.info().start_lsn,
         stream.info().proto_version.as_u32()
     );
-    let mut changes_in_transaction = 0usize;
-    loop {
-        let next = tokio::select! {
-            next = stream.next_event() => next,
-            _ = tokio::signal::ctrl_c() => break,
-        };
-        let Some(event) = next else { break };
+    // SIGTERM or Ctrl-C: the loop below ends once the final status update went out.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let stop = stream.stop_handle();
+    stop.stop_when(async move { sigterm.recv().await });
+    stop.stop_when(tokio::signal::ctrl_c());
+    while let Some(event) = stream.next_event().await {
         let event = event?;
         match event.kind() {
-            EventKind::Begin(begin) => {
-                changes_in_transaction = 0;
-                println!("begin xid {}", begin.xid);
+            EventKind::Begin(begin) => println!("begin xid {}", begin.xid),
+            EventKind::Relation(relation) => {
+                for column in relation.added_columns() {
+                    println!("column {column} added to {}", relation.relation().name());
+                }
             }
             EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) => {
-                changes_in_transaction += 1;
                 let kind = match event.kind() {
                     EventKind::Insert(_) => "insert",
                     EventKind::Update(_) => "update",
                     _ => "delete",
                 };
-                println!("{kind} {}.{}", c.relation().namespace, c.relation().name);
+                println!("{kind} {}.{}", c.relation().schema(), c.relation().name());
             }
             EventKind::Truncate(t) => {
                 for relation in &t.relations {
-                    println!("truncate {}.{}", relation.namespace, relation.name);
+                    println!("truncate {}.{}", relation.schema(), relation.name());
                 }
             }
             EventKind::Commit(commit) => {
-                println!(
-                    "commit at {} ({changes_in_transaction} changes)",
-                    commit.end_lsn
-                );
+                println!("commit at {}", commit.end_lsn);
                 // Handled: report it, so the slot may release the WAL before it.
                 stream.feedback().processed(commit.end_lsn);
             }
             _ => {}
         }
     }
-    // Graceful stop: a final status update with the last report, then CopyDone.
-    stream.stop().await
+    // Ended at the stop LSN or by a signal: stopped gracefully (returns the error, if any).
+    Ok(stream.stop().await?)
 }
 
 #[tokio::main]

@@ -10,12 +10,12 @@
 //! A slow consumer is safe: while events wait, the stream stops reading from the server
 //! (bounded memory) but keeps sending status updates on its own task, so the server does not
 //! time the connection out. The slot is created when missing; streaming ends at
-//! `PG_WALSTREAM_STOP_LSN` (if set) or with Ctrl-C.
+//! `PG_WALSTREAM_STOP_LSN` (if set) or with Ctrl-C, after a final status update.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pg_walstream::stream::{CreateSlotOptions, Error, EventKind, LogicalConfig, LogicalStream};
+use pg_walstream::prelude::*;
 use tokio_stream::StreamExt as _;
 
 /// The stream's configuration and the rate from the environment.
@@ -50,30 +50,29 @@ fn config_from_env() -> Result<(LogicalConfig, u32), String> {
 }
 
 async fn run(config: LogicalConfig, per_second: u32) -> Result<(), Error> {
-    let stream = LogicalStream::connect(config).await?;
+    let mut stream = LogicalStream::connect(config).await?;
+    // Ctrl-C: the loop ends once the final status update went out.
+    stream.stop_handle().stop_when(tokio::signal::ctrl_c());
     let feedback = stream.feedback().clone();
-    let events = stream.throttle(Duration::from_secs(1) / per_second);
+    let events = (&mut stream).throttle(Duration::from_secs(1) / per_second);
     tokio::pin!(events);
     let mut count = 0u64;
     while let Some(event) = events.next().await {
         let event = event?;
         count += 1;
-        match event.kind() {
-            EventKind::Insert(c) => {
-                println!("insert {}.{}", c.relation().namespace, c.relation().name);
-            }
-            EventKind::Update(c) => {
-                println!("update {}.{}", c.relation().namespace, c.relation().name);
-            }
-            EventKind::Delete(c) => {
-                println!("delete {}.{}", c.relation().namespace, c.relation().name);
-            }
-            _ => {}
+        let kind = match event.kind() {
+            EventKind::Insert(c) => Some(("insert", c)),
+            EventKind::Update(c) => Some(("update", c)),
+            EventKind::Delete(c) => Some(("delete", c)),
+            _ => None,
+        };
+        if let Some((kind, c)) = kind {
+            println!("{kind} {}.{}", c.relation().schema(), c.relation().name());
         }
         feedback.ack(&event)?;
     }
     println!("{count} events at most {per_second} per second");
-    Ok(())
+    stream.stop().await
 }
 
 #[tokio::main]
@@ -85,14 +84,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tokio::select! {
-        result = run(config, rate) => match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("rate-limited-streaming: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+    match run(config, rate).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rate-limited-streaming: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

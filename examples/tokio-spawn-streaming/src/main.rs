@@ -9,13 +9,13 @@
 //! ```
 //!
 //! The slot is created when missing. Streaming ends at `PG_WALSTREAM_STOP_LSN` (if set) or
-//! with Ctrl-C.
+//! with Ctrl-C: a `StopHandle` stops the stream gracefully, its final status update carrying
+//! what the consumer acknowledged by then (events still in the channel are sent again to the
+//! next stream on the slot).
 
 use std::process::ExitCode;
 
-use pg_walstream::stream::{
-    CreateSlotOptions, Error, Event, EventKind, Feedback, LogicalConfig, LogicalStream,
-};
+use pg_walstream::prelude::*;
 use tokio::sync::mpsc;
 
 /// The stream's configuration from the environment.
@@ -56,14 +56,15 @@ async fn produce(mut stream: LogicalStream, tx: mpsc::Sender<Event>) -> Result<(
 async fn consume(mut rx: mpsc::Receiver<Event>, feedback: Feedback) -> u64 {
     let mut changes = 0;
     while let Some(event) = rx.recv().await {
-        if let EventKind::Insert(c) | EventKind::Update(c) | EventKind::Delete(c) = event.kind() {
+        let kind = match event.kind() {
+            EventKind::Insert(c) => Some(("insert", c)),
+            EventKind::Update(c) => Some(("update", c)),
+            EventKind::Delete(c) => Some(("delete", c)),
+            _ => None,
+        };
+        if let Some((kind, c)) = kind {
             changes += 1;
-            let kind = match event.kind() {
-                EventKind::Insert(_) => "insert",
-                EventKind::Update(_) => "update",
-                _ => "delete",
-            };
-            println!("{kind} {}.{}", c.relation().namespace, c.relation().name);
+            println!("{kind} {}.{}", c.relation().schema(), c.relation().name());
         }
         feedback
             .ack(&event)
@@ -74,6 +75,7 @@ async fn consume(mut rx: mpsc::Receiver<Event>, feedback: Feedback) -> u64 {
 
 async fn run(config: LogicalConfig) -> Result<(), Error> {
     let stream = LogicalStream::connect(config).await?;
+    stream.stop_handle().stop_when(tokio::signal::ctrl_c());
     let feedback = stream.feedback().clone();
     let (tx, rx) = mpsc::channel(256);
     let producer = tokio::spawn(produce(stream, tx));
@@ -93,14 +95,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tokio::select! {
-        result = run(config) => match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("tokio-spawn-streaming: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tokio-spawn-streaming: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

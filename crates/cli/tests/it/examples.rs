@@ -119,3 +119,84 @@ async fn arbitrary_fuzzing_example_round_trips_generated_messages() {
         "{stdout}"
     );
 }
+
+/// `example-polling` on SIGTERM: the `StopHandle` ends its loop after the final status update,
+/// so the slot has the last printed commit, and the example exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_example_stops_on_sigterm_with_the_final_ack() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    for server in servers() {
+        let fx = Fixture::new(server, "cli_example_sigterm").await;
+        let v = fx.version();
+        let ci = fx.conninfo();
+        let slot = unique_name("example_term");
+        ok_lines(
+            v,
+            "slot create",
+            &run(args(&["slot", "create", "-d", &ci, &slot])).await,
+        );
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        // `cargo run` replaces itself with the example (exec), so the signal reaches it.
+        let mut child = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["run", "-q", "-p", "example-polling"])
+            .env("PG_WALSTREAM_CONNINFO", &ci)
+            .env("PG_WALSTREAM_SLOT", &slot)
+            .env("PG_WALSTREAM_PUBLICATION", "p")
+            .env_remove("PG_WALSTREAM_STOP_LSN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cargo run");
+        let stdout = child.stdout.take().unwrap();
+        // The workload's five transactions: read until the fifth commit.
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut commits = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let line = line.expect("read");
+                if let Some(end) = line.strip_prefix("commit at ") {
+                    commits.push(end.to_owned());
+                    if commits.len() == 5 {
+                        break;
+                    }
+                }
+            }
+            commits
+        });
+        fx.workload().await;
+        let commits = tokio::time::timeout(std::time::Duration::from_secs(300), reader)
+            .await
+            .unwrap_or_else(|_| panic!("PostgreSQL {v}: no five commits within 300 s"))
+            .expect("join");
+        let last = commits
+            .last()
+            .unwrap_or_else(|| panic!("PostgreSQL {v}: {commits:?}"))
+            .clone();
+        let killed = Command::new("kill")
+            .args(["-TERM".to_owned(), child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("wait");
+        assert!(
+            output.status.success(),
+            "PostgreSQL {v}: SIGTERM: {} {}",
+            output.status,
+            stderr(&output)
+        );
+        let confirmed = fx.confirmed_flush(&slot).await.expect("slot exists");
+        let (confirmed, last): (pg_walstream_codec::Lsn, pg_walstream_codec::Lsn) =
+            (confirmed.parse().unwrap(), last.parse().unwrap());
+        assert!(
+            confirmed >= last,
+            "PostgreSQL {v}: confirmed {confirmed} is before the last printed commit {last}"
+        );
+        let dropped = run(args(&["slot", "drop", "-d", &ci, &slot, "--wait"])).await;
+        ok_lines(v, "slot drop", &dropped);
+    }
+}

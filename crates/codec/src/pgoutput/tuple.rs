@@ -43,6 +43,60 @@ impl<'a> Column<'a> {
         }
     }
 
+    /// The value bytes of a text or binary column (the same as [`value`](Self::value)):
+    /// `None` for NULL and for an unchanged TOAST value.
+    ///
+    /// ```
+    /// use pg_walstream_codec::pgoutput::Column;
+    /// assert_eq!(Column::Binary(b"\0\x07").as_bytes(), Some(&b"\0\x07"[..]));
+    /// assert_eq!(Column::Null.as_bytes(), None);
+    /// ```
+    pub fn as_bytes(&self) -> Option<&'a [u8]> {
+        self.value()
+    }
+
+    /// A text-format value as `&str`, borrowed from the received message: `None` for NULL,
+    /// an unchanged TOAST value and a binary-format value (whose bytes are the type's
+    /// binary representation, not text); `Some(Err(_))` when the text is not UTF-8 (the
+    /// server sends text in the database's encoding). Never allocates.
+    ///
+    /// ```
+    /// use pg_walstream_codec::pgoutput::Column;
+    /// assert_eq!(Column::Text(b"42").as_str(), Some(Ok("42")));
+    /// assert!(Column::Text(b"\xff").as_str().unwrap().is_err());
+    /// assert_eq!(Column::Binary(b"\0\0\0\x2a").as_str(), None);
+    /// assert_eq!(Column::UnchangedToast.as_str(), None);
+    /// ```
+    pub fn as_str(&self) -> Option<Result<&'a str, core::str::Utf8Error>> {
+        match *self {
+            Column::Text(v) => Some(core::str::from_utf8(v)),
+            Column::Binary(_) | Column::Null | Column::UnchangedToast => None,
+        }
+    }
+
+    /// Whether the column is SQL NULL (`n`). An unchanged TOAST value is not NULL.
+    ///
+    /// ```
+    /// use pg_walstream_codec::pgoutput::Column;
+    /// assert!(Column::Null.is_null());
+    /// assert!(!Column::UnchangedToast.is_null());
+    /// ```
+    pub fn is_null(&self) -> bool {
+        matches!(self, Column::Null)
+    }
+
+    /// Whether the column is an unchanged TOAST value (`u`): the column kept its value, which
+    /// the server did not send.
+    ///
+    /// ```
+    /// use pg_walstream_codec::pgoutput::Column;
+    /// assert!(Column::UnchangedToast.is_unchanged_toast());
+    /// assert!(!Column::Text(b"x").is_unchanged_toast());
+    /// ```
+    pub fn is_unchanged_toast(&self) -> bool {
+        matches!(self, Column::UnchangedToast)
+    }
+
     /// The owned form, sharing `source` when the value lies inside it (no copy).
     pub fn to_owned_in(&self, source: &Bytes) -> OwnedColumn {
         match *self {

@@ -12,7 +12,7 @@ use pg_walstream_codec::replication::XLogData;
 use super::spill::{ChangeKind, Record, SpillReader, SpillWriter};
 use crate::error::{Error, Result};
 use crate::events::{Change, Event, EventKind};
-use crate::relation_cache::RelationInfo;
+use crate::relation::RelationInfo;
 
 /// The protocol version events rebuilt from owned bytes are decoded with. An event's own
 /// version is not readable here; for the messages buffered (changes, Relation, Type, Origin,

@@ -142,3 +142,19 @@ fn start_command_quotes_names_and_lists_options() {
         "START_REPLICATION SLOT \"s1\" LOGICAL 0/0 (proto_version '2', publication_names '\"p\"')"
     );
 }
+
+#[test]
+fn a_backend_this_build_lacks_is_rejected_by_build() {
+    let libpq = base().backend(Backend::Libpq).build();
+    if Backend::Libpq.is_available() {
+        assert!(libpq.is_ok());
+    } else {
+        assert!(matches!(
+            libpq,
+            Err(ConfigError::BackendUnavailable {
+                backend: Backend::Libpq
+            })
+        ));
+    }
+    assert!(base().backend(Backend::Native).build().is_ok());
+}

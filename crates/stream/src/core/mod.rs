@@ -20,7 +20,8 @@ use pg_walstream_codec::{Lsn, Oid, PgTimestamp};
 use crate::error::{Error, Result};
 use crate::events::{Change, Event, EventKind};
 use crate::feedback::Feedback;
-use crate::relation_cache::{RelationCache, RelationInfo, check_column_counts};
+use crate::relation::RelationInfo;
+use crate::relation_cache::{RelationCache, check_column_counts};
 
 pub use timers::ReadTimeout;
 
@@ -473,6 +474,7 @@ impl LogicalCore {
             Message::Begin(b) => EventKind::Begin(b),
             Message::Commit(c) => EventKind::Commit(c),
             Message::Relation(r) => EventKind::Relation(self.relations.update(&r)),
+            Message::Type(t) => EventKind::Type(self.relations.update_type(&t)),
             Message::Insert(i) => EventKind::Insert(change(self, i.xid, i.relation)?),
             Message::Update(u) => EventKind::Update(change(self, u.xid, u.relation)?),
             Message::Delete(d) => EventKind::Delete(change(self, d.xid, d.relation)?),
@@ -494,7 +496,6 @@ impl LogicalCore {
             Message::StreamAbort(a) => EventKind::StreamAbort(a),
             other => match other.into_owned(&xlog.data) {
                 OwnedMessage::Origin(o) => EventKind::Origin(o),
-                OwnedMessage::Type(t) => EventKind::Type(t),
                 OwnedMessage::Message(m) => EventKind::Message(m),
                 OwnedMessage::BeginPrepare(b) => EventKind::BeginPrepare(b),
                 OwnedMessage::Prepare(p) => EventKind::Prepare(p),

@@ -235,6 +235,7 @@ fn start_with(
         proto_version: ProtocolVersion::V4,
         start_lsn: Lsn(0),
         confirmed_flush_lsn: Lsn(0),
+        resume_lsn: Lsn(0),
         created_slot: None,
         backend: None,
     };

@@ -1,5 +1,6 @@
-//! The stream core allocates nothing per DML event on the borrowed path, proven with a
-//! counting global allocator (per thread, so concurrent tests do not interfere).
+//! The stream core allocates nothing per DML event on the borrowed path — reading rows by
+//! column name (`Row::get`, `Column::as_str`) included — proven with a counting global
+//! allocator (per thread, so concurrent tests do not interfere).
 
 // A `GlobalAlloc` cannot be written without `unsafe`; this test-only allocator just
 // delegates to `System` and counts.
@@ -153,7 +154,25 @@ fn dml_events_allocate_nothing() {
                 if let Some(key) = c.old_key() {
                     width += key.filter_map(|(_, col)| col.value()).count();
                 }
-                width += c.relation().columns.len();
+                width += c.relation().columns().len();
+                // Rows by name: the name index lookup, the walk to the column, `as_str`.
+                if let Some(row) = c.new_row() {
+                    width += row
+                        .get("a")
+                        .and_then(|v| v.as_str())
+                        .map_or(0, |text| text.expect("UTF-8").len());
+                    width += usize::from(row.get("b").is_some_and(|v| v.is_null()));
+                    width += usize::from(row.merged_with_old().get("c").is_some());
+                    width += row.get("missing").map_or(0, |_| 1000);
+                    width += row.iter().filter(|(_, v)| v.as_bytes().is_some()).count();
+                }
+                if let Some(old) = c.old_row() {
+                    width += old
+                        .get("a")
+                        .and_then(|v| v.as_str())
+                        .map_or(0, |t| t.map_or(0, str::len));
+                    width += old.len() + old.iter().count();
+                }
             }
             _ => {}
         }

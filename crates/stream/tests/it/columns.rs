@@ -61,7 +61,7 @@ async fn column_counts_match_and_old_keys_are_key_columns_only() {
         let kinds: Vec<&str> = changes.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, ["insert", "update", "update", "delete"], "PG {v}");
         let relation = changes[0].1.relation();
-        let names: Vec<&str> = relation.columns.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = relation.columns().iter().map(|c| c.name.as_str()).collect();
         let expected: &[&str] = if v >= 15 {
             &["a", "b", "id"]
         } else {

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use pg_walstream_codec::Xid;
 use pg_walstream_codec::pgoutput::{Column, OldTuple, ReplicaIdentity, TupleData};
-use pg_walstream_stream::{EventKind, OriginFilter, Streaming};
+use pg_walstream_codec::{Oid, Xid};
+use pg_walstream_stream::{EventKind, OriginFilter, SchemaChange, Streaming};
 use pg_walstream_testkit::servers;
 
 use crate::support::{Fixture, collect, text};
@@ -79,7 +79,7 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
                 })
                 .unwrap_or_else(|| panic!("{ctx}: no Type event"));
             assert_eq!(
-                (ty.namespace.as_str(), ty.name.as_str()),
+                (ty.schema.as_str(), ty.name.as_str()),
                 ("public", "mood"),
                 "{ctx}"
             );
@@ -100,17 +100,16 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
             );
             let (_, insert) = changes[0];
             let rel = insert.relation();
-            assert_eq!(
-                (rel.namespace.as_str(), rel.name.as_str()),
-                ("public", "t"),
+            assert_eq!((rel.schema(), rel.name()), ("public", "t"), "{ctx}");
+            assert_eq!(rel.replica_identity(), ReplicaIdentity::Default, "{ctx}");
+            let names: Vec<_> = rel.columns().iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["id", "v", "big", "m"], "{ctx}");
+            assert!(
+                rel.columns()[0].is_key() && !rel.columns()[1].is_key(),
                 "{ctx}"
             );
-            assert_eq!(rel.replica_identity, ReplicaIdentity::Default, "{ctx}");
-            let names: Vec<_> = rel.columns.iter().map(|c| c.name.as_str()).collect();
-            assert_eq!(names, ["id", "v", "big", "m"], "{ctx}");
-            assert!(rel.columns[0].is_key() && !rel.columns[1].is_key(), "{ctx}");
-            assert_eq!(rel.columns[0].type_oid.0, 23, "{ctx}");
-            assert_eq!(rel.columns[3].type_oid, ty.oid, "{ctx}");
+            assert_eq!(rel.columns()[0].type_oid.0, 23, "{ctx}");
+            assert_eq!(rel.columns()[3].type_oid, ty.oid, "{ctx}");
             let new = insert.new_tuple().unwrap();
             assert_eq!(int(&new, 0), Some(1), "{ctx}");
             assert_eq!(text(&new, 1).as_deref(), Some("a"), "{ctx}");
@@ -140,11 +139,11 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
             assert_eq!(int(&old, 0), Some(1), "{ctx}");
             assert_eq!(old.columns().nth(1), Some(Column::Null), "{ctx}");
 
-            assert_eq!(changes[3].1.relation().name, "u", "{ctx}");
+            assert_eq!(changes[3].1.relation().name(), "u", "{ctx}");
 
             // ALTER TABLE mid-stream: a new Relation, and the insert decodes with it.
             let (_, after_alter) = changes[4];
-            assert_eq!(after_alter.relation().columns.len(), 5, "{ctx}");
+            assert_eq!(after_alter.relation().columns().len(), 5, "{ctx}");
             let row = after_alter.new_tuple().unwrap();
             assert_eq!(int(&row, 4), Some(7), "{ctx}");
             assert_eq!(text(&row, 1).as_deref(), Some("c"), "{ctx}");
@@ -152,6 +151,47 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
                 !std::sync::Arc::ptr_eq(after_alter.relation(), insert.relation()),
                 "{ctx}"
             );
+            // Rows by name, and the Relation event of the ALTER says what changed.
+            let by_name = insert.new_row().unwrap();
+            assert_eq!(by_name.len(), 4, "{ctx}");
+            assert_eq!(
+                rel.type_name(rel.columns()[3].type_oid),
+                Some("mood"),
+                "{ctx}"
+            );
+            assert_eq!(rel.type_name(Oid(23)), Some("int4"), "{ctx}");
+            if !binary {
+                assert_eq!(by_name.get("v").unwrap().as_str(), Some(Ok("a")), "{ctx}");
+                assert_eq!(by_name.get("id").unwrap().as_str(), Some(Ok("1")), "{ctx}");
+                let after = after_alter.new_row().unwrap();
+                assert_eq!(after.get("extra").unwrap().as_str(), Some(Ok("7")), "{ctx}");
+            }
+            assert!(by_name.get("extra").is_none(), "{ctx}");
+            let deleted = changes[2].1.old_row().unwrap();
+            assert!(deleted.is_key_only(), "{ctx}");
+            let names: Vec<&str> = deleted.iter().map(|(c, _)| c.name.as_str()).collect();
+            assert_eq!(names, ["id"], "{ctx}: a key row has the key columns only");
+            assert!(deleted.get("v").is_none(), "{ctx}");
+            let relation_events: Vec<_> = kinds
+                .iter()
+                .filter_map(|k| match k {
+                    EventKind::Relation(r) if r.relation().name() == "t" => Some(r),
+                    _ => None,
+                })
+                .collect();
+            assert!(relation_events[0].is_new(), "{ctx}");
+            let altered = relation_events
+                .iter()
+                .find(|r| !r.changes().is_empty())
+                .unwrap_or_else(|| panic!("{ctx}: no Relation event with changes"));
+            assert_eq!(
+                altered.changes(),
+                [SchemaChange::ColumnAdded {
+                    name: "extra".into()
+                }],
+                "{ctx}"
+            );
+            assert_eq!(altered.previous().unwrap().columns().len(), 4, "{ctx}");
 
             let truncate = kinds
                 .iter()
@@ -160,8 +200,7 @@ async fn dml_truncate_messages_types_toast_and_alter_table() {
                     _ => None,
                 })
                 .unwrap_or_else(|| panic!("{ctx}: no Truncate"));
-            let mut truncated: Vec<_> =
-                truncate.relations.iter().map(|r| r.name.as_str()).collect();
+            let mut truncated: Vec<_> = truncate.relations.iter().map(|r| r.name()).collect();
             truncated.sort_unstable();
             assert_eq!(truncated, ["t", "u"], "{ctx}");
             assert!(truncate.restart_identity() && !truncate.cascade(), "{ctx}");

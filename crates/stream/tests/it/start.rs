@@ -30,6 +30,7 @@ async fn exported_snapshot_then_raw_frames_from_the_slot() {
             .create_slot_if_missing(CreateSlotOptions {
                 temporary: true,
                 export_snapshot: true,
+                failover: false,
             })
             .build()
             .unwrap();
@@ -64,7 +65,7 @@ async fn exported_snapshot_then_raw_frames_from_the_slot() {
         let mut tags = String::new();
         let mut ack = None;
         while ack.is_none() {
-            let frame = tokio::time::timeout(Duration::from_secs(30), stream.next_raw())
+            let frame = tokio::time::timeout(Duration::from_secs(30), stream.next_frame())
                 .await
                 .unwrap_or_else(|_| panic!("PG {v}: no frames"))
                 .unwrap()
@@ -131,5 +132,54 @@ async fn unsupported_options_fail_before_start() {
             matches!(result, Err(Error::SlotNotFound { .. })),
             "PG {v}: {result:?}"
         );
+    }
+}
+
+/// `CreateSlotOptions::failover` creates a failover slot on 17+ and is refused before
+/// anything is sent on older servers.
+#[tokio::test]
+async fn failover_slot_on_17_and_later_refused_before() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "failover",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let config = fx
+            .config()
+            .create_slot_if_missing(CreateSlotOptions {
+                failover: true,
+                ..CreateSlotOptions::default()
+            })
+            .build()
+            .unwrap();
+        let outcome = PreparedStream::connect(config).await;
+        if v >= 17 {
+            let prepared = outcome.unwrap_or_else(|e| panic!("PG {v}: {e}"));
+            assert!(prepared.created_slot().is_some(), "PG {v}");
+            drop(prepared);
+            let failover: bool = fx
+                .admin
+                .query_one(
+                    "SELECT failover FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&fx.slot],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("PG {v}: {e}"))
+                .get(0);
+            assert!(failover, "PG {v}: not a failover slot");
+        } else {
+            let error = outcome.err().unwrap_or_else(|| panic!("PG {v}: accepted"));
+            assert!(
+                matches!(
+                    &error,
+                    Error::Slot(pg_walstream_slot::SlotError::Unsupported { needs: 17, .. })
+                ),
+                "PG {v}: {error}"
+            );
+        }
     }
 }

@@ -87,9 +87,9 @@ async fn crate_doc_example_runs() {
         let event = event.unwrap();
         match event.kind() {
             EventKind::Insert(change) => {
-                let table = &change.relation().name;
-                for column in change.new_tuple().into_iter().flat_map(|t| t.columns()) {
-                    seen.push(format!("{table}: {column:?}"));
+                let table = change.relation().name();
+                for (column, value) in change.new_row().into_iter().flatten() {
+                    seen.push(format!("{table}.{} = {:?}", column.name, value.as_str()));
                 }
             }
             EventKind::Commit(commit) => {
@@ -99,7 +99,7 @@ async fn crate_doc_example_runs() {
             _ => {}
         }
     }
-    assert_eq!(seen, ["t: Text([55])"]);
+    assert_eq!(seen, ["t.id = Some(Ok(\"7\"))"]);
     stream.stop().await.unwrap();
 }
 
@@ -236,5 +236,119 @@ async fn stop_lsn_is_honoured_while_a_streamed_transaction_is_open() {
             "PG {v}: the large transaction was streamed"
         );
         assert_eq!(plain_ids, ["1"], "PG {v}: stop at {stop}");
+    }
+}
+
+/// A `StopHandle` used from another task (`stop_when`) ends the application's loop only after
+/// the final status update — carrying the last acknowledgement — went out; the slot shows it.
+#[tokio::test]
+async fn stop_handle_ends_the_loop_after_the_final_status_update() {
+    for server in servers() {
+        let fx = Fixture::new(
+            server,
+            "stophandle",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let v = fx.version;
+        // No status update on the timer: only the final one can carry the report.
+        let config = fx
+            .config()
+            .status_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let mut stream = LogicalStream::connect(config).await.unwrap();
+        let stop = stream.stop_handle();
+        assert!(!stop.is_stop_requested());
+        // The "signal": fired from the loop once the commit is acknowledged; the task of
+        // `stop_when` then stops the stream while the loop waits for the next event.
+        let (fire, signal) = tokio::sync::oneshot::channel::<()>();
+        stop.stop_when(signal);
+        let mut fire = Some(fire);
+        fx.exec(&["INSERT INTO t VALUES (1)"]).await;
+        let mut acked = None;
+        let mut after_stop = 0;
+        while let Some(event) = stream.next_event().await {
+            let event = event.unwrap();
+            if acked.is_some() {
+                after_stop += 1;
+            }
+            if let Some(lsn) = stream.feedback().ack(&event).unwrap() {
+                acked = Some(lsn);
+                let _ = fire.take().map(|fire| fire.send(()));
+            }
+        }
+        let acked = acked.unwrap_or_else(|| panic!("PG {v}: no commit"));
+        assert_eq!(
+            after_stop, 0,
+            "PG {v}: nothing was written after the commit"
+        );
+        assert!(stop.is_stop_requested());
+        let confirmed = fx.wait_confirmed(acked, Duration::from_secs(10)).await;
+        assert!(
+            confirmed.is_some_and(|c| c >= acked),
+            "PG {v}: confirmed {confirmed:?} < acknowledged {acked}"
+        );
+        // Stopping again does nothing more.
+        stop.stop();
+        stream.stop().await.unwrap();
+    }
+}
+
+/// Dropping a stream stops it gracefully in the background: the final status update carries
+/// the last report (the runtime keeps running here).
+#[tokio::test]
+async fn dropping_the_stream_sends_the_final_status_update() {
+    for server in servers() {
+        let fx = Fixture::new(
+            server,
+            "dropstream",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let v = fx.version;
+        let config = fx
+            .config()
+            .status_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let mut stream = LogicalStream::connect(config).await.unwrap();
+        // A live stop handle must not keep the dropped stream's connection open.
+        let _handle = stream.stop_handle();
+        fx.exec(&["INSERT INTO t VALUES (1)"]).await;
+        let mut acked = None;
+        while acked.is_none() {
+            let event = tokio::time::timeout(Duration::from_secs(30), stream.next_event())
+                .await
+                .unwrap_or_else(|_| panic!("PG {v}: no commit"))
+                .unwrap()
+                .unwrap();
+            acked = stream.feedback().ack(&event).unwrap();
+        }
+        drop(stream);
+        let acked = acked.unwrap();
+        let confirmed = fx.wait_confirmed(acked, Duration::from_secs(10)).await;
+        assert!(
+            confirmed.is_some_and(|c| c >= acked),
+            "PG {v}: confirmed {confirmed:?} < acknowledged {acked}"
+        );
+        // The walsender is gone: the slot is free for a new stream.
+        let config = fx.config().build().unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match LogicalStream::connect(config.clone()).await {
+                    Ok(stream) => break stream,
+                    Err(error) if error.is_transient() => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(error) => panic!("PG {v}: {error}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("PG {v}: slot still active"));
+        again.stop().await.unwrap();
     }
 }

@@ -497,8 +497,11 @@ fn insert_tuple_is_zero_copy_and_relation_shared() {
     let EventKind::Relation(relation) = events[1].kind() else {
         panic!()
     };
-    assert!(std::sync::Arc::ptr_eq(relation, change.relation()));
-    assert_eq!(change.relation().name, "t");
+    assert!(std::sync::Arc::ptr_eq(
+        relation.relation(),
+        change.relation()
+    ));
+    assert_eq!(change.relation().name(), "t");
     let tuple = change.new_tuple().unwrap();
     let value = tuple.columns().next().unwrap().value().unwrap();
     assert_eq!(value, b"42");
