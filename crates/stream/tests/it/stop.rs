@@ -29,7 +29,11 @@ async fn stop_at_lsn_delivers_exactly_the_transactions_before_it() {
             .await;
             fx.exec(&["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"])
                 .await;
-            let stop = Lsn(fx.current_lsn().await.0 - back_off);
+            // The second commit record's end, from the slot itself: `pg_current_wal_lsn()`
+            // may already include WAL that other tests or the server wrote after it.
+            let commit_ends = fx.commit_end_lsns().await;
+            assert_eq!(commit_ends.len(), 2, "PG {v}: {commit_ends:?}");
+            let stop = Lsn(commit_ends[1].0 - back_off);
             fx.exec(&["INSERT INTO t VALUES (3)", "INSERT INTO t VALUES (4)"])
                 .await;
             let mut stream = fx.start(fx.config().stop_at(stop)).await;

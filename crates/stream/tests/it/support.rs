@@ -105,6 +105,25 @@ impl Fixture {
         row.get::<_, String>(0).parse().expect("lsn")
     }
 
+    /// The end of each commit record the slot would send, in order, read without consuming
+    /// anything (`pg_logical_slot_peek_binary_changes`). A Commit row's `lsn` is the commit
+    /// record's end: logical.c `commit_cb_wrapper` sets `ctx->write_location = txn->end_lsn`.
+    /// Unlike `pg_current_wal_lsn()`, this cannot pick up WAL other sessions wrote meanwhile.
+    pub(crate) async fn commit_end_lsns(&self) -> Vec<Lsn> {
+        self.admin
+            .query(
+                "SELECT lsn::text FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, \
+                 'proto_version', '1', 'publication_names', 'pub') \
+                 WHERE get_byte(data, 0) = ascii('C')",
+                &[&self.slot],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("PG {}: peek: {e}", self.version))
+            .iter()
+            .map(|row| row.get::<_, String>(0).parse().expect("lsn"))
+            .collect()
+    }
+
     pub(crate) async fn confirmed_flush(&self) -> Option<Lsn> {
         let row = self
             .admin
