@@ -174,6 +174,26 @@ impl ArchiveSink for PlainSink {
     }
 }
 
+/// Extracts a tar archive file (`.tar`, or `.tar.gz` / `.tar.lz4` / `.tar.zst`, decompressed
+/// by its suffix) into `target` (created if missing; must be empty), as [`PlainSink`] does with
+/// a received archive: e.g. the files of a tar-format backup.
+///
+/// # Errors
+/// When `target` is not empty, and on read, decompression or extraction errors.
+pub fn extract_archive_file(
+    archive: &Path,
+    target: &Path,
+    mappings: &[TablespaceMapping],
+) -> Result<()> {
+    let name = archive.display().to_string();
+    prepare_empty_dir(target)?;
+    let file = std::fs::File::open(archive).map_err(BackupError::io("opening", archive))?;
+    let method = CompressionMethod::from_file_name(&name);
+    let input = decoder(method, io::BufReader::with_capacity(256 * 1024, file))
+        .map_err(archive_error(&name, "decompressing"))?;
+    extract(input, target, mappings).map_err(archive_error(&name, "extracting"))
+}
+
 /// Creates `dir` (mode 0700) or checks that it is empty.
 ///
 /// # Errors
@@ -212,6 +232,10 @@ fn bad_entry(path: &Path, reason: &str) -> io::Error {
     )
 }
 
+fn with_path(path: &Path, error: &io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("entry {}: {error}", path.display()))
+}
+
 /// Unpacks one tar stream into `target`, rewriting `pg_tblspc/<oid>` symlinks by `mappings`.
 fn extract(input: impl Read, target: &Path, mappings: &[TablespaceMapping]) -> io::Result<()> {
     let mut archive = tar::Archive::new(input);
@@ -232,12 +256,14 @@ fn extract(input: impl Read, target: &Path, mappings: &[TablespaceMapping]) -> i
             let link = entry
                 .link_name()?
                 .ok_or_else(|| bad_entry(&path, "symlink without a target"))?;
-            let destination = target.join(&path);
+            // PostgreSQL names tablespace links `pg_tblspc/<oid>/` on some versions.
+            let destination = target.join(path.components().collect::<PathBuf>());
             if let Some(parent) = destination.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::os::unix::fs::symlink(map_tablespace(mappings, &link), &destination)?;
-        } else if !entry.unpack_in(target)? {
+            std::os::unix::fs::symlink(map_tablespace(mappings, &link), &destination)
+                .map_err(|e| with_path(&path, &e))?;
+        } else if !entry.unpack_in(target).map_err(|e| with_path(&path, &e))? {
             return Err(bad_entry(
                 &path,
                 "would be written outside the target directory",

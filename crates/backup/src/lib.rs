@@ -31,7 +31,9 @@ mod worker;
 pub use crate::core::{ArchiveInfo, BackupEvent, Position, Progress, StreamCore, Tablespace};
 pub use driver::BaseBackup;
 pub use error::{BackupError, Result};
-pub use extract::{PlainSink, TablespaceMapping, map_tablespace, prepare_empty_dir};
+pub use extract::{
+    PlainSink, TablespaceMapping, extract_archive_file, map_tablespace, prepare_empty_dir,
+};
 pub use manifest::{
     FileProblem, IGNORED, Manifest, ManifestFile, VerifyReport, WalRange, checksum, verify_dir,
 };

@@ -248,7 +248,7 @@ impl VerifyReport {
 
 /// Checks every file of a plain backup in `dir` against `manifest`: presence, size, and
 /// checksum in the manifest's algorithm. Follows the `pg_tblspc/<oid>` links; ignores
-/// [`IGNORED`] at the top level. The WAL ranges are not checked.
+/// [`IGNORED`] at the top level, on disk and in the manifest. The WAL ranges are not checked.
 ///
 /// # Errors
 /// When `dir` cannot be listed.
@@ -257,6 +257,14 @@ pub fn verify_dir(dir: &Path, manifest: &Manifest) -> Result<VerifyReport> {
     walk(dir, Path::new(""), &mut on_disk)?;
     let mut report = VerifyReport::default();
     for file in &manifest.files {
+        let ignored = file
+            .path
+            .components()
+            .next()
+            .is_some_and(|first| IGNORED.iter().any(|i| OsStr::new(i) == first.as_os_str()));
+        if ignored {
+            continue;
+        }
         let Some(size) = on_disk.remove(&file.path) else {
             report.missing.push(file.path.clone());
             continue;
