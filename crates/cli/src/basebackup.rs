@@ -35,7 +35,8 @@ pub(crate) enum WalMethodArg {
     None,
     /// The WAL the backup needs, in the main archive (fetched at the end).
     Fetch,
-    /// WAL over a second connection while the backup runs (not built yet).
+    /// WAL over a second connection with a temporary slot while the backup runs (plain
+    /// format).
     Stream,
 }
 
@@ -223,12 +224,12 @@ fn plan(args: &BaseBackupArgs) -> Result<Plan, CliError> {
         }
         (None, false) => None,
     };
-    if args.wal_method == WalMethodArg::Stream {
+    let plain = args.format == FormatArg::Plain;
+    if args.wal_method == WalMethodArg::Stream && !(plain && to_client) {
         return Err(CliError::usage(
-            "-X stream is not built yet in pg-walstream basebackup: use -X fetch (the default) or -X none",
+            "-X stream with -F tar or --target is not built yet: use -F plain or -X fetch",
         ));
     }
-    let plain = args.format == FormatArg::Plain;
     let compress = if args.gzip {
         Some((Place::Client, Compression::new(CompressionMethod::Gzip)))
     } else {
@@ -454,6 +455,11 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
     config.replication = Replication::Physical;
     let backend = args.connection.backend()?;
     let existed = plan.dir.as_deref().map(check_dir).transpose()?;
+    let prepared = if args.wal_method == WalMethodArg::Stream {
+        Some(crate::basebackup_wal::prepare(&config, backend).await?)
+    } else {
+        None
+    };
     let connection = Connection::connect_with(&config, backend)
         .await
         .map_err(|e| CliError::failed("could not connect", &e))?;
@@ -467,6 +473,14 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
             start.lsn, start.timeline
         );
     }
+    let mut streamer = match (prepared, &plan.dir) {
+        (Some(prepared), Some(dir)) => {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            let stream_dir = dir.with_file_name(format!(".{name}.wal-stream"));
+            Some(prepared.start(backup.start_position(), stream_dir, !args.no_sync)?)
+        }
+        _ => None,
+    };
     let mut created = Created::default();
     if let (Some(dir), Some(existed)) = (&plan.dir, existed) {
         created.dir = Some((dir.clone(), existed));
@@ -506,16 +520,24 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
     {
         printer.finish();
     }
-    let finish = || -> Result<(), CliError> {
+    let end = backup.end();
+    let finish = async {
         outcome.map_err(|e| CliError::failed("base backup failed", &e))?;
         let Some(dir) = &plan.dir else { return Ok(()) };
+        if let (Some(streamer), Some(end)) = (streamer.take(), end) {
+            streamer.finish(end.lsn, &dir.join("pg_wal")).await?;
+        }
         if args.write_recovery_conf {
             write_standby_config(dir, &primary_conninfo(&config), args.slot.as_deref())
                 .map_err(|e| CliError::failed("writing the recovery configuration", &e))?;
         }
         Ok(())
     };
-    if let Err(error) = finish() {
+    let finished: Result<(), CliError> = finish.await;
+    if let Some(streamer) = streamer {
+        streamer.abandon();
+    }
+    if let Err(error) = finished {
         if !args.no_clean {
             created.clean();
             return Err(error);

@@ -7,7 +7,7 @@
 //! - `pg-walstream receivewal`: stream physical WAL into segment files, following timeline
 //!   switches and reconnecting, like `pg_receivewal`;
 //! - `pg-walstream basebackup`: a base backup into a plain data directory or tar files, like
-//!   `pg_basebackup` (-F p|t, -X fetch|none, server/client compression, -T, -R, --verify);
+//!   `pg_basebackup` (-F p|t, -X fetch|stream|none, server/client compression, -T, -R, --verify);
 //! - `pg-walstream verifybackup DIR`: check a plain backup against its manifest;
 //! - `pg-walstream slot create|drop|list|show`: manage logical replication slots;
 //! - `pg-walstream waldump`: decode physical WAL segment files offline, like pg_waldump.
@@ -18,6 +18,7 @@
 
 mod ackfile;
 mod basebackup;
+mod basebackup_wal;
 mod capture;
 mod connect;
 mod decode;

@@ -197,9 +197,9 @@ async fn bad_input_is_refused_and_nothing_is_left() {
             "needs -F tar",
         ),
         (
-            "-X stream",
-            vec!["-X", "stream"],
-            "-X stream is not built yet",
+            "-X stream with tar",
+            vec!["-X", "stream", "-F", "t"],
+            "-X stream with -F tar or --target is not built yet",
         ),
         ("bad level", vec!["-Z", "server-gzip:12"], "outside 1..=9"),
         ("bad mapping", vec!["-T", "relative=/x"], "absolute"),
@@ -305,5 +305,109 @@ async fn wait_for(path: &Path) {
             path.display()
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `-X stream` while a writer commits: the restored server has every table as the source and
+/// at least the rows committed before the backup started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_wal_backup_restores() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    for v in servers().iter().map(TestServer::version) {
+        let server = TestServer::start(v).unwrap();
+        let admin = server.admin("postgres").await;
+        admin
+            .batch_execute(
+                "CREATE TABLE fixed AS SELECT i AS id, md5(i::text) AS v FROM generate_series(1, 20000) i;
+                 CREATE TABLE writer (id bigint PRIMARY KEY);",
+            )
+            .await
+            .unwrap();
+        let (committed, stop) = (
+            Arc::new(AtomicI64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let writer_client = server.admin("postgres").await;
+        let writer = tokio::spawn({
+            let (committed, stop) = (committed.clone(), stop.clone());
+            async move {
+                let mut id: i64 = 0;
+                while !stop.load(Ordering::Relaxed) && id < 200_000 {
+                    id += 1;
+                    writer_client
+                        .execute("INSERT INTO writer VALUES ($1)", &[&id])
+                        .await
+                        .unwrap();
+                    committed.store(id, Ordering::Release);
+                }
+            }
+        });
+        while committed.load(Ordering::Acquire) < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let before = committed.load(Ordering::Acquire);
+        let work = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            work.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let dir = work.path().join("data");
+        let output = run(args(&[
+            "basebackup",
+            "-d",
+            &conninfo(&server),
+            "--backend",
+            &backend(),
+            "-D",
+            dir.to_str().unwrap(),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-N",
+            "--verify",
+        ]))
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        writer.await.unwrap();
+        assert!(
+            output.status.success(),
+            "PostgreSQL {v}: {}",
+            stderr(&output)
+        );
+        assert!(
+            !work.path().join(".data.wal-stream").exists(),
+            "PostgreSQL {v}"
+        );
+        let segments = std::fs::read_dir(dir.join("pg_wal"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().len() == 24)
+            .count();
+        assert!(segments >= 1, "PostgreSQL {v}: no streamed segment");
+        let restored = TestServer::start_on_restored(v, &dir)
+            .unwrap_or_else(|e| panic!("PostgreSQL {v}: {e}"));
+        let restored_admin = restored.admin("postgres").await;
+        let digest = "SELECT count(*)::int8, md5(string_agg(v, ',' ORDER BY id)) FROM fixed";
+        let source: (i64, String) = {
+            let row = admin.query_one(digest, &[]).await.unwrap();
+            (row.get(0), row.get(1))
+        };
+        let row = restored_admin.query_one(digest, &[]).await.unwrap();
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, String>(1)),
+            source,
+            "PostgreSQL {v}"
+        );
+        let rows: i64 = restored_admin
+            .query_one("SELECT count(*) FROM writer", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            rows >= before,
+            "PostgreSQL {v}: {rows} rows restored, {before} committed before the backup"
+        );
     }
 }
