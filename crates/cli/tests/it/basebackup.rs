@@ -411,3 +411,35 @@ async fn stream_wal_backup_restores() {
         );
     }
 }
+
+/// `examples/pg-basebackup` backs up a private server (of the run's first version) and finds
+/// every file matching the manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pg_basebackup_example_runs() {
+    let server = TestServer::start(servers()[0].version()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("data");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let conninfo = conninfo(&server);
+    let target = dir.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(cargo)
+            .current_dir(pg_walstream_testkit::workspace_root())
+            .args(["run", "-q", "-p", "example-pg-basebackup", "--"])
+            .arg(&target)
+            .env("PG_WALSTREAM_CONNINFO", conninfo)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("files match backup_manifest: true"),
+        "{out} {err}"
+    );
+    assert!(err.contains("(100%)"), "{err}");
+    assert!(dir.join("global/pg_control").is_file());
+}
