@@ -77,8 +77,19 @@ pub(crate) fn file_worker(
         .open(path)
         .map_err(BackupError::io("creating", path))?;
     let label = label.to_owned();
-    Worker::spawn(&label.clone(), move |reader| {
+    Worker::spawn(&label.clone(), move |mut reader| {
         let fail = |reason| archive_error(&label, reason);
+        if decompress.is_none() && compress.is_none() {
+            // As sent: each chunk straight to the file, no copy through a buffer.
+            let mut file = file;
+            while let Some(chunk) = reader.next_chunk() {
+                file.write_all(&chunk).map_err(fail("writing"))?;
+            }
+            if sync {
+                file.sync_all().map_err(fail("syncing"))?;
+            }
+            return Ok(());
+        }
         let mut input = decoder(decompress, reader).map_err(fail("starting to decompress"))?;
         let mut output = Encoder::new(
             compress.as_ref(),

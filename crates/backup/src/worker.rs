@@ -18,6 +18,16 @@ pub(crate) struct ChunkReader {
     current: Bytes,
 }
 
+impl ChunkReader {
+    /// The next whole chunk (what `read` has not handed out of it yet), `None` at the end.
+    pub(crate) fn next_chunk(&mut self) -> Option<Bytes> {
+        if !self.current.is_empty() {
+            return Some(std::mem::take(&mut self.current));
+        }
+        self.receiver.blocking_recv()
+    }
+}
+
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
