@@ -11,8 +11,9 @@ use pg_walstream_testkit::{
 use crate::process::{available, cargo, run as run_command};
 
 /// Packages whose integration tests run once per transport backend.
-const CONFORMANCE_PACKAGES: [&str; 3] = [
+const CONFORMANCE_PACKAGES: [&str; 4] = [
     "pg-walstream-transport",
+    "pg-walstream-backup",
     "pg-walstream-slot",
     "pg-walstream-stream",
 ];

@@ -1,6 +1,45 @@
-//! `BASE_BACKUP` client for PostgreSQL 14–18.
+//! A `BASE_BACKUP` client for PostgreSQL 14–18.
 //!
-//! This crate will own the base-backup command builder (legacy PG14 syntax and the PG15+ option
-//! list), the archive stream (`n`/`d`/`p`/`m` CopyData messages on 15+, one raw tar CopyOut per
-//! tablespace on 14), progress reporting, server-side compression, backup manifests and tar
-//! extraction. It exports nothing yet.
+//! - [`BackupOptions`] builds the command for the connected server: the option list on 15+,
+//!   the keyword form on 14, with errors naming the option and both versions for what the
+//!   server cannot do ([`BackupError::Unsupported`]), before anything is sent.
+//! - [`BaseBackup`] runs it over any [`Transport`](pg_walstream_transport::Transport) and
+//!   yields [`BackupEvent`]s: archives (name, tablespace) with their tar bytes as zero-copy
+//!   `Bytes` chunks, monotonic [`Progress`], the manifest, and the end position. PostgreSQL
+//!   14's one-CopyOut-per-tablespace form (tar without end-of-archive blocks) is normalised to
+//!   the same sequence by the sans-IO [`StreamCore`].
+//! - Sinks: [`TarSink`] (tar files as sent, optionally compressed or decompressed here),
+//!   [`PlainSink`] (streaming extraction into a data directory with `-T` tablespace
+//!   mappings), [`DiscardSink`]; [`write_standby_config`] for `-R`.
+//! - [`Manifest`] and [`verify_dir`]: sizes and checksums of a plain backup against its
+//!   manifest, like `pg_verifybackup` (not its WAL check), as a typed [`VerifyReport`].
+//!
+//! Not yet: `-X stream` (WAL over a second connection), incremental backups
+//! (`UPLOAD_MANIFEST`, 17+), and `-R` for tar-format backups.
+
+mod compress;
+mod core;
+mod driver;
+mod error;
+mod extract;
+mod manifest;
+mod options;
+mod recovery;
+mod sink;
+mod worker;
+
+pub use crate::core::{ArchiveInfo, BackupEvent, Position, Progress, StreamCore, Tablespace};
+pub use driver::BaseBackup;
+pub use error::{BackupError, Result};
+pub use extract::{
+    PlainSink, TablespaceMapping, extract_archive_file, map_tablespace, prepare_empty_dir,
+};
+pub use manifest::{
+    FileProblem, IGNORED, Manifest, ManifestFile, VerifyReport, WalRange, checksum, verify_dir,
+};
+pub use options::{
+    BackupOptions, Checkpoint, ChecksumAlgorithm, Compression, CompressionMethod, ManifestOption,
+    Target,
+};
+pub use recovery::{conninfo_value, recovery_conf_lines, write_standby_config};
+pub use sink::{ArchiveSink, DiscardSink, MANIFEST_FILE, TarSink};

@@ -59,6 +59,13 @@ impl CliError {
         }
     }
 
+    /// The same error with `; note` appended to its line.
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.message.push_str("; ");
+        self.message.push_str(note);
+        self
+    }
+
     /// The work failed (exit code 1) for a reason given as text.
     pub(crate) fn message(message: impl Into<String>) -> Self {
         CliError {

@@ -6,6 +6,9 @@
 //!   `pg_logical_slot_peek_binary_changes`) into the same JSON;
 //! - `pg-walstream receivewal`: stream physical WAL into segment files, following timeline
 //!   switches and reconnecting, like `pg_receivewal`;
+//! - `pg-walstream basebackup`: a base backup into a plain data directory or tar files, like
+//!   `pg_basebackup` (-F p|t, -X fetch|stream|none, server/client compression, -T, -R, --verify);
+//! - `pg-walstream verifybackup DIR`: check a plain backup against its manifest;
 //! - `pg-walstream slot create|drop|list|show`: manage logical replication slots;
 //! - `pg-walstream waldump`: decode physical WAL segment files offline, like pg_waldump.
 //!
@@ -14,6 +17,8 @@
 //! standard error.
 
 mod ackfile;
+mod basebackup;
+mod basebackup_wal;
 mod capture;
 mod connect;
 mod decode;
@@ -61,6 +66,11 @@ enum Command {
     Receivewal(Box<receivewal::ReceiveWalArgs>),
     /// Decode captured pgoutput offline (raw capture or psql output) into the same JSON.
     Decode(decode::DecodeArgs),
+    /// Take a base backup into a plain data directory or tar files, like pg_basebackup.
+    Basebackup(Box<basebackup::BaseBackupArgs>),
+    /// Check a plain base backup against its backup_manifest (sizes, checksums, the
+    /// manifest's own checksum), like pg_verifybackup without the WAL check.
+    Verifybackup(basebackup::VerifyArgs),
     /// Create, drop, list and inspect replication slots.
     Slot {
         #[command(subcommand)]
@@ -76,6 +86,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Recv(args) => with_runtime(recv::run(*args)),
         Command::Receivewal(args) => with_runtime(receivewal::run(*args)),
         Command::Slot { command } => with_runtime(slot::run(command)),
+        Command::Basebackup(args) => with_runtime(basebackup::run(*args)),
+        Command::Verifybackup(args) => basebackup::verify(&args.directory),
         Command::Waldump(args) => waldump::run(&args),
     }
 }

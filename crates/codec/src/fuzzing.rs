@@ -348,3 +348,14 @@ pub fn pglz(data: &[u8]) {
         assert_eq!((written, read), (out.len(), rest.len()));
     }
 }
+
+/// Decodes `data` as a `BASE_BACKUP` CopyData payload (`n`, `d`, `p`, `m`); whatever decodes
+/// must re-encode byte-identically.
+pub fn backup(data: &[u8]) {
+    let bytes = Bytes::copy_from_slice(data);
+    if let Ok(message) = crate::backup::BackupMessage::parse(&bytes) {
+        let mut out = Vec::new();
+        message.encode(&mut out);
+        assert_eq!(out, data, "base backup message re-encodes identically");
+    }
+}

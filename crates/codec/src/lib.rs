@@ -1,7 +1,8 @@
 //! Sans-IO decoding and encoding of PostgreSQL's replication protocol.
 //!
 //! Bytes in, typed values out: replication CopyData messages (XLogData, primary keepalive,
-//! standby status update, hot standby feedback) in [`replication`], the pgoutput logical
+//! standby status update, hot standby feedback) in [`replication`], the messages of a
+//! `BASE_BACKUP` CopyOut stream in [`backup`], the pgoutput logical
 //! decoding protocol v1–v4 in [`pgoutput`], and PostgreSQL 14–18's built-in type catalogue in
 //! [`types`]. No sockets, no async runtime, `no_std` + `alloc` capable (the default `std`
 //! feature adds `SystemTime` conversions).
@@ -36,6 +37,7 @@
 
 extern crate alloc;
 
+pub mod backup;
 #[cfg(feature = "arbitrary")]
 mod arbitrary_impls;
 mod error;

@@ -9,6 +9,7 @@
 //! | [`transport`] | `pg-walstream-transport` | connection strings, TLS, sessions; native and libpq backends (feature `stream`; libpq with feature `libpq`) |
 //! | [`slot`] | `pg-walstream-slot` | replication commands, slots, publications (feature `stream`) |
 //! | [`stream`] | `pg-walstream-stream` | logical replication streams with correct LSN feedback (feature `stream`) |
+//! | [`backup`] | `pg-walstream-backup` | BASE_BACKUP: archive stream, tar and plain sinks, manifest verification (feature `stream`) |
 //!
 //! The [`prelude`] brings the names most programs need.
 //!
@@ -39,6 +40,8 @@
 
 #[cfg(feature = "stream")]
 pub use pg_walstream_auth as auth;
+#[cfg(feature = "stream")]
+pub use pg_walstream_backup as backup;
 pub use pg_walstream_codec as codec;
 #[cfg(feature = "stream")]
 pub use pg_walstream_slot as slot;

@@ -38,6 +38,7 @@ mod install;
 mod os;
 mod proxy;
 mod reaper;
+mod restore;
 mod server;
 mod shared;
 mod standby;

@@ -1,5 +1,6 @@
 //! The `pg-walstream` binary against real servers (every version of the run).
 
+mod basebackup;
 mod decode;
 mod demo;
 mod errors;

@@ -109,3 +109,17 @@ fn replication_seeds_decode() {
         assert_eq!(out, data, "seed {name}");
     }
 }
+
+#[test]
+fn backup_seeds_decode() {
+    for (name, data) in files("backup") {
+        let message = pg_walstream_codec::backup::BackupMessage::parse(&Bytes::from(data.clone()));
+        if name.starts_with("crash-") {
+            continue;
+        }
+        let message = message.unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        let mut out = Vec::new();
+        message.encode(&mut out);
+        assert_eq!(out, data, "seed {name}");
+    }
+}

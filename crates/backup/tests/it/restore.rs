@@ -1,0 +1,303 @@
+//! The restore test: a backup taken while a writer commits rows, started as a new server,
+//! compared table by table with the source.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use pg_walstream_backup::{
+    ArchiveSink, BackupEvent, BackupOptions, BaseBackup, Checkpoint, Compression,
+    CompressionMethod, Manifest, PlainSink, Progress, TablespaceMapping, TarSink,
+    extract_archive_file, verify_dir,
+};
+use pg_walstream_testkit::TestServer;
+
+use crate::{backend, replication, versions};
+
+/// How the backup is taken.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Plain,
+    Tar,
+}
+
+/// Rows the writer commits at most (it normally stops much earlier, when the backup ends).
+const WRITER_LIMIT: i64 = 200_000;
+
+async fn digest(
+    client: &tokio_postgres::Client,
+    table: &str,
+    max_id: Option<i64>,
+) -> (i64, String) {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') \
+                 FROM {table} t WHERE id::int8 <= $1"
+            ),
+            &[&max_id.unwrap_or(i64::MAX)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("digest of {table}: {e}"));
+    (row.get(0), row.get(1))
+}
+
+/// A directory every user can traverse (the restored server's user reaches a mapped
+/// tablespace through it).
+fn open_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
+}
+
+async fn backup_and_restore(version: u32, format: Format, compression: Option<CompressionMethod>) {
+    let context = format!(
+        "PostgreSQL {version} ({:?}), {format:?}, {compression:?}",
+        backend()
+    );
+    let server = TestServer::start(version).unwrap_or_else(|e| panic!("{context}: {e}"));
+    let admin = server.admin("postgres").await;
+    let ts_dir = server.create_server_dir("ts").unwrap();
+    let setup = [
+        "CREATE TABLE fixed (id int PRIMARY KEY, payload text)".to_owned(),
+        "INSERT INTO fixed SELECT i, repeat(md5(i::text), 1 + i % 40) FROM generate_series(1, 3000) i"
+            .to_owned(),
+        "INSERT INTO fixed SELECT i, repeat(md5(i::text), 3000) FROM generate_series(3001, 3005) i"
+            .to_owned(),
+        format!("CREATE TABLESPACE ts LOCATION '{}'", ts_dir.display()),
+        "CREATE TABLE in_ts (id int PRIMARY KEY, v text) TABLESPACE ts".to_owned(),
+        "INSERT INTO in_ts SELECT i, md5(i::text) FROM generate_series(1, 1000) i".to_owned(),
+        "CREATE TABLE writer (id bigint PRIMARY KEY, v text)".to_owned(),
+    ];
+    for statement in setup {
+        admin
+            .batch_execute(&statement)
+            .await
+            .unwrap_or_else(|e| panic!("{context}: {statement}: {e:?}"));
+    }
+
+    // The writer commits one row per transaction until told to stop.
+    let committed = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer_client = server.admin("postgres").await;
+    let writer = tokio::spawn({
+        let (committed, stop) = (committed.clone(), stop.clone());
+        async move {
+            let mut id = 0;
+            while !stop.load(Ordering::Relaxed) && id < WRITER_LIMIT {
+                id += 1;
+                writer_client
+                    .execute(
+                        "INSERT INTO writer VALUES ($1::int8, md5($1::int8::text))",
+                        &[&id],
+                    )
+                    .await
+                    .expect("writer insert");
+                committed.store(id, Ordering::Release);
+            }
+        }
+    });
+    while committed.load(Ordering::Acquire) < 100 {
+        assert!(!writer.is_finished(), "{context}: the writer stopped");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let work = open_tempdir();
+    let data = work.path().join("data");
+    let restored_ts = work.path().join("ts");
+    let tar_dir = work.path().join("tar");
+    let mappings = vec![TablespaceMapping {
+        old: ts_dir.clone(),
+        new: restored_ts.clone(),
+    }];
+    let options = BackupOptions {
+        checkpoint: Checkpoint::Fast,
+        wal: true,
+        progress: true,
+        compression: compression.map(Compression::new),
+        ..BackupOptions::default()
+    };
+    let mut backup = BaseBackup::start(replication(&server).await, &options)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: start: {e:?}"));
+    assert_eq!(backup.tablespaces().len(), 2, "{context}");
+    let ts_oid = backup.tablespaces()[0]
+        .oid
+        .expect("tablespace first, base last");
+    let mut plain = PlainSink::new(&data).mappings(mappings.clone()).sync(false);
+    std::fs::create_dir(&tar_dir).unwrap();
+    let mut tar = TarSink::new(&tar_dir).sync(false);
+    let mut committed_before_end = 0;
+    let mut progress: Vec<Progress> = Vec::new();
+    let mut archives = Vec::new();
+    while let Some(event) = backup
+        .next_event()
+        .await
+        .unwrap_or_else(|e| panic!("{context}: {e:?}"))
+    {
+        match &event {
+            // Every commit acknowledged before the main archive starts precedes the backup's
+            // end (the server stops the backup after sending the main data directory).
+            BackupEvent::Archive(info) => {
+                if info.is_base() {
+                    committed_before_end = committed.load(Ordering::Acquire);
+                }
+                archives.push(info.clone());
+            }
+            BackupEvent::Progress(p) => progress.push(*p),
+            _ => {}
+        }
+        match format {
+            Format::Plain => plain.handle(event).await,
+            Format::Tar => tar.handle(event).await,
+        }
+        .unwrap_or_else(|e| panic!("{context}: sink: {e:?}"));
+    }
+    let end = backup.end().expect("end position");
+    assert!(end.lsn > backup.start_position().lsn, "{context}");
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+
+    // Archives: the tablespace first, the main directory last, named with the suffix.
+    let suffix = compression.map_or("", CompressionMethod::suffix);
+    let names: Vec<&str> = archives.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [format!("{ts_oid}.tar{suffix}"), format!("base.tar{suffix}")],
+        "{context}"
+    );
+    assert_eq!(archives[0].tablespace_oid, Some(ts_oid), "{context}");
+
+    // Progress never goes back and ends at the total.
+    assert!(
+        progress.windows(2).all(|w| w[0].done <= w[1].done),
+        "{context}: {progress:?}"
+    );
+    let last = progress.last().expect("progress reports");
+    assert_eq!(last.total, Some(last.done), "{context}");
+    assert!(last.done > 1 << 20, "{context}: {last:?}");
+
+    if let Format::Tar = format {
+        let mut files: Vec<String> = std::fs::read_dir(&tar_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut expected = vec![
+            format!("{ts_oid}.tar{suffix}"),
+            "backup_manifest".to_owned(),
+            format!("base.tar{suffix}"),
+        ];
+        expected.sort();
+        assert_eq!(files, expected, "{context}");
+        extract_archive_file(&tar_dir.join(format!("base.tar{suffix}")), &data, &mappings).unwrap();
+        extract_archive_file(
+            &tar_dir.join(format!("{ts_oid}.tar{suffix}")),
+            &restored_ts,
+            &[],
+        )
+        .unwrap();
+        std::fs::copy(
+            tar_dir.join("backup_manifest"),
+            data.join("backup_manifest"),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        std::fs::read_link(data.join(format!("pg_tblspc/{ts_oid}"))).unwrap(),
+        restored_ts,
+        "{context}"
+    );
+
+    // Our verification agrees with the manifest the server wrote.
+    let manifest = Manifest::read_from_dir(&data).unwrap_or_else(|e| panic!("{context}: {e}"));
+    let report = verify_dir(&data, &manifest).unwrap();
+    assert!(report.is_ok(), "{context}: {report:?}");
+    assert!(report.checked > 900, "{context}: {report:?}");
+    assert_eq!(manifest.wal_ranges[0].timeline, end.timeline, "{context}");
+
+    let restored = restore(version, &data, &context);
+    let restored_admin = restored.admin("postgres").await;
+    for table in ["fixed", "in_ts"] {
+        assert_eq!(
+            digest(&restored_admin, table, None).await,
+            digest(&admin, table, None).await,
+            "{context}: table {table}"
+        );
+    }
+    let (rows, _) = digest(&restored_admin, "writer", None).await;
+    assert!(
+        rows >= committed_before_end,
+        "{context}: {rows} writer rows restored, {committed_before_end} were committed before the backup ended"
+    );
+    assert_eq!(
+        digest(&restored_admin, "writer", None).await,
+        digest(&admin, "writer", Some(rows)).await,
+        "{context}: the restored writer rows are the source's first {rows}"
+    );
+    drop(work);
+}
+
+fn restore(version: u32, data: &Path, context: &str) -> TestServer {
+    TestServer::start_on_restored(version, data)
+        .unwrap_or_else(|e| panic!("{context}: restore: {e}"))
+}
+
+/// Whether the shared server of `version` can compress with `method`: gzip always; lz4 and
+/// zstd when the build has them (`wal_compression` offers them). The npm builds of 16–18
+/// have neither; Debian's 15 has both.
+async fn server_supports(version: u32, method: CompressionMethod) -> bool {
+    if method == CompressionMethod::Gzip {
+        return true;
+    }
+    let server = pg_walstream_testkit::server(version).expect("a server of the run");
+    let row = server
+        .admin("postgres")
+        .await
+        .query_one(
+            "SELECT $1 = ANY(enumvals) FROM pg_settings WHERE name = 'wal_compression'",
+            &[&method.name()],
+        )
+        .await
+        .expect("pg_settings");
+    row.get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_backup_with_tablespace_restores_while_writing() {
+    for version in versions() {
+        backup_and_restore(version, Format::Plain, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tar_backup_extracted_restores() {
+    for version in versions() {
+        // 15+: server-side lz4 (gzip where the build has no lz4), stored as sent and
+        // decompressed by the extraction.
+        let compression = if version < 15 {
+            None
+        } else if server_supports(version, CompressionMethod::Lz4).await {
+            Some(CompressionMethod::Lz4)
+        } else {
+            Some(CompressionMethod::Gzip)
+        };
+        backup_and_restore(version, Format::Tar, compression).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_compressed_plain_backups_restore() {
+    for version in versions().into_iter().filter(|&v| v >= 15) {
+        for method in [CompressionMethod::Gzip, CompressionMethod::Zstd] {
+            if !server_supports(version, method).await {
+                continue;
+            }
+            backup_and_restore(version, Format::Plain, Some(method)).await;
+        }
+    }
+}
