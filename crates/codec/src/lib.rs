@@ -37,9 +37,9 @@
 
 extern crate alloc;
 
-pub mod backup;
 #[cfg(feature = "arbitrary")]
 mod arbitrary_impls;
+pub mod backup;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
