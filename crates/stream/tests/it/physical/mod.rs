@@ -3,6 +3,7 @@
 
 mod feedback;
 mod identity;
+mod metrics;
 mod timeline;
 
 use std::path::{Path, PathBuf};
