@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 use pg_walstream_codec::Lsn;
-use pg_walstream_slot::{CreateSlot, SlotName, drop_replication_slot, show};
+use pg_walstream_slot::{CreateSlot, SlotName, drop_replication_slot, identify_system, show};
 use pg_walstream_stream::wal_writer::{
-    Compression, SyncPolicy, WalWriter, WalWriterOptions, check_writable, find_resume_point,
+    Compression, SyncPolicy, WalWriter, WalWriterOptions, check_system_identifier, check_writable,
+    find_resume_point,
 };
 use pg_walstream_stream::{
     Error as StreamError, PhysicalConfig, PhysicalStart, PhysicalStream, ReceiveEnd, ReceiveError,
@@ -256,6 +257,17 @@ async fn stream_once(
     })?;
     let file_error =
         |e: &dyn std::error::Error| Failure::Fatal(CliError::failed("WAL directory", e));
+    // Files of another cluster in the directory: refuse before anything is written.
+    let system = identify_system(&mut connection)
+        .await
+        .map_err(|e| stream_failure("IDENTIFY_SYSTEM", &StreamError::Slot(e)))?;
+    check_system_identifier(&plan.directory, segment_size, system.system_id).map_err(|e| {
+        Failure::Fatal(CliError::message(format!(
+            "WAL directory {}: {}",
+            plan.directory.display(),
+            chain(&e)
+        )))
+    })?;
     let start =
         match find_resume_point(&plan.directory, segment_size).map_err(|e| file_error(&e))? {
             Some(point) => PhysicalStart::At {
