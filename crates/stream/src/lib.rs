@@ -121,7 +121,9 @@ mod physical;
 mod reconnect;
 mod relation_cache;
 mod retry;
+mod sent_status;
 mod stream;
+mod task;
 pub mod wal_writer;
 
 pub use config::{

@@ -14,7 +14,6 @@ use pg_walstream_slot::{
 use pg_walstream_transport::conninfo::Replication;
 use pg_walstream_transport::{Backend, Connection, Transport};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::budget::ByteBudget;
@@ -26,6 +25,7 @@ use crate::events::Event;
 use crate::feedback::Feedback;
 use crate::metrics::StreamMetrics;
 use crate::reconnect::{self, ConnectionRedial, Reconnector};
+use crate::task::DriverTask;
 
 /// A connection that ran IDENTIFY_SYSTEM, negotiated the protocol version and found (or
 /// created) the slot, but has not started streaming yet: the moment to use an exported
@@ -58,11 +58,10 @@ pub struct PreparedStream<T> {
 pub struct LogicalStream {
     events: mpsc::Receiver<Result<Event>>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Option<Error>>>,
+    task: DriverTask<Option<Error>>,
     feedback: Feedback,
     budget: ByteBudget,
     info: StreamInfo,
-    done: bool,
 }
 
 /// What a stream was started with.
@@ -154,7 +153,7 @@ impl LogicalStream {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
-        if self.done {
+        if self.task.is_done() {
             return Poll::Ready(None);
         }
         match self.events.poll_recv(cx) {
@@ -172,24 +171,9 @@ impl LogicalStream {
                 if let Some(stop) = self.stop.take() {
                     let _ = stop.send(());
                 }
-                // The task ends: cleanly, or (panic, runtime shutdown) without a word.
-                let Some(task) = self.task.as_mut() else {
-                    self.done = true;
-                    return Poll::Ready(None);
-                };
-                match Pin::new(task).poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(result) => {
-                        self.task = None;
-                        self.done = true;
-                        match result {
-                            Ok(None) => Poll::Ready(None),
-                            // The stream failed after its last event (past the stop LSN).
-                            Ok(Some(error)) => Poll::Ready(Some(Err(error))),
-                            Err(_) => Poll::Ready(Some(Err(Error::TaskEnded))),
-                        }
-                    }
-                }
+                // The task ends: cleanly, with an error after the last event (past the stop
+                // LSN), or (panic, runtime shutdown) without a word.
+                self.task.poll_end(cx, |late| late)
             }
         }
     }
@@ -422,11 +406,10 @@ impl LogicalStream {
         LogicalStream {
             events: rx,
             stop: Some(stop_tx),
-            task: Some(task),
+            task: DriverTask::new(task),
             feedback,
             budget,
             info,
-            done: false,
         }
     }
 }
