@@ -191,6 +191,7 @@ pub(crate) async fn run(args: ReceiveWalArgs) -> Result<(), CliError> {
     let mut sigterm = signal(SignalKind::terminate())
         .map_err(|e| CliError::failed("installing the SIGTERM handler", &e))?;
     let mut backoff = Duration::from_secs(1);
+    let mut reconnect = false;
     loop {
         let attempt = async {
             let stop = async {
@@ -199,7 +200,7 @@ pub(crate) async fn run(args: ReceiveWalArgs) -> Result<(), CliError> {
                     _ = sigterm.recv() => {}
                 }
             };
-            stream_once(&args, &settings, &plan, stop).await
+            stream_once(&args, &settings, &plan, reconnect, stop).await
         };
         match attempt.await {
             Ok(_) => return Ok(()),
@@ -216,6 +217,7 @@ pub(crate) async fn run(args: ReceiveWalArgs) -> Result<(), CliError> {
                     _ = sigterm.recv() => return Ok(()),
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+                reconnect = true;
             }
         }
     }
@@ -238,10 +240,12 @@ fn stream_failure(context: &str, error: &StreamError) -> Failure {
 }
 
 /// One connection: resume point, start, receive until the end position, a signal or an error.
+/// `reconnect` after a failed one (counted in the stream's metrics).
 async fn stream_once(
     args: &ReceiveWalArgs,
     settings: &(Config, Backend),
     plan: &Plan,
+    reconnect: bool,
     stop: impl Future<Output = ()>,
 ) -> Result<ReceiveEnd, Failure> {
     let mut connection = connect(settings)
@@ -283,7 +287,8 @@ async fn stream_once(
     }
     let mut builder = PhysicalConfig::builder()
         .start(start)
-        .status_interval(plan.status_interval);
+        .status_interval(plan.status_interval)
+        .reconnect(reconnect);
     if let Some(slot) = &plan.slot {
         builder = builder.slot(slot.as_str());
     }
