@@ -14,6 +14,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod consumer;
+mod receivewal;
 mod report;
 mod scenario;
 mod tools;
@@ -55,6 +56,9 @@ pub(crate) struct BenchArgs {
     /// Comma-separated column formats: text, binary.
     #[arg(long, value_delimiter = ',', default_value = "text,binary")]
     formats: Vec<String>,
+    /// `--scenarios receivewal`: MB of WAL to pre-generate and receive (see receivewal.rs).
+    #[arg(long, default_value_t = 1024)]
+    wal_mb: u64,
     /// Measure with concurrent writers (commit→receive latency) instead of pre-generated data.
     #[arg(long)]
     live: bool,
@@ -81,6 +85,9 @@ pub(crate) struct BenchArgs {
 
 /// Runs the benchmark and writes `target/bench/{latest,<stamp>}.{md,json}`.
 pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
+    if receivewal::selected(&args.scenarios) {
+        return receivewal::run(args);
+    }
     let scenarios = scenario::select(&args.scenarios)?;
     let mut consumers = args
         .consumers
