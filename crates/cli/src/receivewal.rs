@@ -24,6 +24,11 @@ use crate::error::{CliError, chain};
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// WAL messages (up to 128 KiB each, each keeping its read buffer alive) that may wait while
+/// the writer fsyncs a segment: enough to keep reading meanwhile, few enough that memory stays
+/// a few MB (the library's default of 256 held ~90 MB at a segment's fsync).
+const CHANNEL_CAPACITY: usize = 16;
+
 /// Arguments of `receivewal`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ReceiveWalArgs {
@@ -288,7 +293,8 @@ async fn stream_once(
     let mut builder = PhysicalConfig::builder()
         .start(start)
         .status_interval(plan.status_interval)
-        .reconnect(reconnect);
+        .reconnect(reconnect)
+        .channel_capacity(CHANNEL_CAPACITY);
     if let Some(slot) = &plan.slot {
         builder = builder.slot(slot.as_str());
     }

@@ -54,6 +54,7 @@ impl Receiver {
 struct Run {
     wall_s: f64,
     cpu_s: f64,
+    user_s: f64,
     maxrss_kb: f64,
     walsender_cpu_s: f64,
 }
@@ -178,7 +179,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         "runs": results.iter().map(|(r, runs)| json!({
             "receiver": r.name(),
             "runs": runs.iter().map(|x| json!({
-                "wall_s": x.wall_s, "cpu_s": x.cpu_s, "maxrss_kb": x.maxrss_kb,
+                "wall_s": x.wall_s, "cpu_s": x.cpu_s, "user_s": x.user_s,
+                "maxrss_kb": x.maxrss_kb,
                 "walsender_cpu_s": x.walsender_cpu_s,
             })).collect::<Vec<Json>>(),
         })).collect::<Vec<Json>>(),
@@ -299,10 +301,11 @@ async fn measure_all(
             let label = format!("run {}", run + 1);
             let sample = measure(setup, admin, receiver, &label, complete, run == 0).await?;
             eprintln!(
-                "xtask: bench: {NAME} {label}: {:<15} {:>6.2} s wall, {:>6.2} s CPU, {:>5.1} MB, walsender {:.2} s",
+                "xtask: bench: {NAME} {label}: {:<15} {:>6.2} s wall, {:>6.2} s CPU ({:.2} user), {:>5.1} MB, walsender {:.2} s",
                 receiver.name(),
                 sample.wall_s,
                 sample.cpu_s,
+                sample.user_s,
                 sample.maxrss_kb / 1024.0,
                 sample.walsender_cpu_s
             );
@@ -431,6 +434,7 @@ async fn watch(
     Ok(Run {
         wall_s: number("wall_s"),
         cpu_s: number("user_s") + number("sys_s"),
+        user_s: number("user_s"),
         maxrss_kb: number("maxrss_kb"),
         walsender_cpu_s: walsender.map_or(f64::NAN, |(_, cpu)| cpu),
     })

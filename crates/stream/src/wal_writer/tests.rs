@@ -260,7 +260,11 @@ fn system_identifier_of_every_segment_in_every_compression() {
     // A .partial too short for its header is skipped (it is rewritten on resume); a complete
     // segment without a long header is not WAL.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("000000010000000000000003.partial"), b"short").unwrap();
+    std::fs::write(
+        dir.path().join("000000010000000000000003.partial"),
+        b"short",
+    )
+    .unwrap();
     assert_eq!(check_system_identifier(dir.path(), seg(), 42).unwrap(), 0);
     std::fs::write(dir.path().join("000000010000000000000001"), vec![0u8; 8192]).unwrap();
     assert!(matches!(
