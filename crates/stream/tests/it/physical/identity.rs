@@ -1,10 +1,13 @@
 //! Completed segments equal the server's files byte for byte; the `.partial` is a prefix.
 
 use pg_walstream_stream::wal_writer::{WalWriter, WalWriterOptions};
-use pg_walstream_stream::{Error, PhysicalStart, PhysicalStream, ReceiveEnd, receive_wal};
+use pg_walstream_stream::{Error, PhysicalStart, PhysicalStream, ReceiveEnd};
 use pg_walstream_testkit::servers;
 
-use super::{SEGMENT, compare_with_server, config, lsn, private_server, segment_size, write_load};
+use super::{
+    SEGMENT, compare_with_server, config, lsn, private_server, receive_until, segment_size,
+    write_load,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completed_segments_are_byte_identical_to_the_servers() {
@@ -53,15 +56,8 @@ async fn completed_segments_are_byte_identical_to_the_servers() {
             );
         }
         let feedback = stream.feedback().clone();
-        let outcome = receive_wal(
-            stream,
-            &mut writer,
-            Some(end),
-            std::future::pending(),
-            |_| {},
-        )
-        .await
-        .unwrap_or_else(|e| panic!("PG {version}: receive: {e}"));
+        let outcome =
+            receive_until(stream, &mut writer, end, &format!("PG {version}: receive")).await;
         assert_eq!(outcome, ReceiveEnd::EndPos);
         assert!(writer.written_lsn() >= end, "PG {version}");
         assert_eq!(

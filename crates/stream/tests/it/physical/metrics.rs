@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use pg_walstream_codec::Xid;
 use pg_walstream_stream::wal_writer::{WalWriter, WalWriterOptions};
-use pg_walstream_stream::{HotStandbyXmin, PhysicalStart, PhysicalStream, receive_wal};
-use pg_walstream_testkit::{servers, unique_name};
+use pg_walstream_stream::{HotStandbyXmin, PhysicalStart, PhysicalStream};
+use pg_walstream_testkit::servers;
 
-use super::{config, lsn, private_server, segment_size, write_load};
+use super::{config, lsn, physical_slot, private_server, receive_until, segment_size, write_load};
 
 /// A current-thread runtime: the stream's metric handles are created on this thread, where
 /// the local recorder is installed, and keep reporting to it from the driver task.
@@ -24,15 +24,7 @@ async fn physical_metrics_count_what_the_stream_did() {
     for shared in servers() {
         let version = shared.version();
         let server = private_server(version);
-        let admin = server.admin("postgres").await;
-        let slot = unique_name("pm");
-        admin
-            .execute(
-                "SELECT pg_create_physical_replication_slot($1, true)",
-                &[&slot],
-            )
-            .await
-            .unwrap();
+        let (admin, slot) = physical_slot(&server, "pm").await;
         let start = lsn(&admin, "SELECT pg_current_wal_flush_lsn()::text")
             .await
             .segment_start(segment_size());
@@ -63,15 +55,7 @@ async fn physical_metrics_count_what_the_stream_did() {
         let end = lsn(&admin, "SELECT pg_current_wal_flush_lsn()::text").await;
         let dir = tempfile::tempdir().unwrap();
         let mut writer = WalWriter::new(dir.path(), WalWriterOptions::new(segment_size())).unwrap();
-        receive_wal(
-            stream,
-            &mut writer,
-            Some(end),
-            std::future::pending(),
-            |_| {},
-        )
-        .await
-        .unwrap_or_else(|e| panic!("PG {version}: {e}"));
+        receive_until(stream, &mut writer, end, &format!("PG {version}")).await;
 
         let values: HashMap<String, DebugValue> = snapshotter
             .snapshot()

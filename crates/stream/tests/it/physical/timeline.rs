@@ -14,7 +14,9 @@ use pg_walstream_stream::{
 use pg_walstream_testkit::{TestServer, servers, unique_name};
 use tokio::sync::Notify;
 
-use super::{compare_with_server, config, lsn, private_server, segment_size, write_load};
+use super::{
+    compare_with_server, config, lsn, private_server, receive_until, segment_size, write_load,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_follows_a_promotion_to_timeline_2() {
@@ -137,15 +139,13 @@ async fn the_stream_follows_a_promotion_to_timeline_2() {
         let stream = PhysicalStream::connect(config(&standby).start(from).build().unwrap())
             .await
             .unwrap_or_else(|e| panic!("PG {version}: start on the old timeline: {e}"));
-        let outcome = receive_wal(
+        let outcome = receive_until(
             stream,
             &mut writer,
-            Some(target),
-            std::future::pending(),
-            |_| {},
+            target,
+            &format!("PG {version}: old timeline"),
         )
-        .await
-        .unwrap_or_else(|e| panic!("PG {version}: old timeline: {e}"));
+        .await;
         assert_eq!(outcome, ReceiveEnd::EndPos, "PG {version}");
         let recount = compare_with_server(version, again.path(), &server_wal);
         // Timeline 1 is closed: exactly the same segments; timeline 2 up to `target`.
@@ -276,15 +276,13 @@ async fn starting_exactly_at_the_switch_point_goes_on_to_the_next_timeline() {
                 Err(error) => panic!("PG {version}: again: {error}"),
             }
         };
-        let outcome = receive_wal(
+        let outcome = receive_until(
             stream,
             &mut writer,
-            Some(end),
-            std::future::pending(),
-            |_| {},
+            end,
+            &format!("PG {version}: receive from the switch point"),
         )
-        .await
-        .unwrap_or_else(|e| panic!("PG {version}: receive from the switch point: {e}"));
+        .await;
         assert_eq!(outcome, ReceiveEnd::EndPos, "PG {version}");
         let counts = compare_with_server(version, dir.path(), &server_wal);
         assert!(
