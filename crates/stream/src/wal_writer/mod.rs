@@ -15,7 +15,9 @@
 //! calling fsync (`--no-sync`, for tests).
 //!
 //! **Restart** ([`find_resume_point`]): streaming resumes at the start of the newest `.partial`
-//! segment (which is rewritten from its start), or after the newest complete one.
+//! segment (which is rewritten from its start), or after the newest complete one. Before
+//! resuming into a directory, [`check_system_identifier`] tells whether its segments are the
+//! server's (the system identifier in each segment's first page header).
 //!
 //! ```
 //! use pg_walstream_codec::{Lsn, WalSegmentSize};
