@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 use pg_walstream_codec::Lsn;
-use pg_walstream_slot::{CreateSlot, SlotName, drop_replication_slot, show};
+use pg_walstream_slot::{CreateSlot, SlotName, drop_replication_slot, identify_system, show};
 use pg_walstream_stream::wal_writer::{
-    Compression, SyncPolicy, WalWriter, WalWriterOptions, check_writable, find_resume_point,
+    Compression, SyncPolicy, WalWriter, WalWriterOptions, check_system_identifier, check_writable,
+    find_resume_point,
 };
 use pg_walstream_stream::{
     Error as StreamError, PhysicalConfig, PhysicalStart, PhysicalStream, ReceiveEnd, ReceiveError,
@@ -22,6 +23,11 @@ use crate::error::{CliError, chain};
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// WAL messages (up to 128 KiB each, each keeping its read buffer alive) that may wait while
+/// the writer fsyncs a segment: enough to keep reading meanwhile, few enough that memory stays
+/// a few MB (the library's default of 256 held ~90 MB at a segment's fsync).
+const CHANNEL_CAPACITY: usize = 16;
 
 /// Arguments of `receivewal`.
 #[derive(Debug, Clone, Args)]
@@ -190,6 +196,7 @@ pub(crate) async fn run(args: ReceiveWalArgs) -> Result<(), CliError> {
     let mut sigterm = signal(SignalKind::terminate())
         .map_err(|e| CliError::failed("installing the SIGTERM handler", &e))?;
     let mut backoff = Duration::from_secs(1);
+    let mut reconnect = false;
     loop {
         let attempt = async {
             let stop = async {
@@ -198,7 +205,7 @@ pub(crate) async fn run(args: ReceiveWalArgs) -> Result<(), CliError> {
                     _ = sigterm.recv() => {}
                 }
             };
-            stream_once(&args, &settings, &plan, stop).await
+            stream_once(&args, &settings, &plan, reconnect, stop).await
         };
         match attempt.await {
             Ok(_) => return Ok(()),
@@ -215,6 +222,7 @@ pub(crate) async fn run(args: ReceiveWalArgs) -> Result<(), CliError> {
                     _ = sigterm.recv() => return Ok(()),
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+                reconnect = true;
             }
         }
     }
@@ -237,10 +245,12 @@ fn stream_failure(context: &str, error: &StreamError) -> Failure {
 }
 
 /// One connection: resume point, start, receive until the end position, a signal or an error.
+/// `reconnect` after a failed one (counted in the stream's metrics).
 async fn stream_once(
     args: &ReceiveWalArgs,
     settings: &(Config, Backend),
     plan: &Plan,
+    reconnect: bool,
     stop: impl Future<Output = ()>,
 ) -> Result<ReceiveEnd, Failure> {
     let mut connection = connect(settings)
@@ -256,6 +266,17 @@ async fn stream_once(
     })?;
     let file_error =
         |e: &dyn std::error::Error| Failure::Fatal(CliError::failed("WAL directory", e));
+    // Files of another cluster in the directory: refuse before anything is written.
+    let system = identify_system(&mut connection)
+        .await
+        .map_err(|e| stream_failure("IDENTIFY_SYSTEM", &StreamError::Slot(e)))?;
+    check_system_identifier(&plan.directory, segment_size, system.system_id).map_err(|e| {
+        Failure::Fatal(CliError::message(format!(
+            "WAL directory {}: {}",
+            plan.directory.display(),
+            chain(&e)
+        )))
+    })?;
     let start =
         match find_resume_point(&plan.directory, segment_size).map_err(|e| file_error(&e))? {
             Some(point) => PhysicalStart::At {
@@ -271,7 +292,9 @@ async fn stream_once(
     }
     let mut builder = PhysicalConfig::builder()
         .start(start)
-        .status_interval(plan.status_interval);
+        .status_interval(plan.status_interval)
+        .reconnect(reconnect)
+        .channel_capacity(CHANNEL_CAPACITY);
     if let Some(slot) = &plan.slot {
         builder = builder.slot(slot.as_str());
     }

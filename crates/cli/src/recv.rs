@@ -513,7 +513,7 @@ async fn finish_slot(args: &RecvArgs, slot: &str, advance_to: Option<Lsn>) -> Re
         && !args.drop_slot
     {
         let statement = advance_statement(slot, &lsn.to_string())?;
-        retry_while_active(&mut connection, &statement)
+        retry_while_active(&mut connection, slot, &statement)
             .await
             .map_err(|e| CliError::failed(format!("confirming {lsn} for slot {slot:?}"), &e))?;
     }
@@ -527,22 +527,44 @@ async fn finish_slot(args: &RecvArgs, slot: &str, advance_to: Option<Lsn>) -> Re
     Ok(())
 }
 
-/// Runs `statement`, retrying for a few seconds while the walsender that just ended still
-/// holds the slot (SQLSTATE 55006).
+/// How long the walsender of a stream that just ended may keep holding its slot: it exits
+/// right after our Terminate, normally within milliseconds, but on a loaded machine it can
+/// take seconds. Generous, as giving up fails the whole run.
+const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(120);
+
+/// Runs `statement` on `slot`; while the walsender that just ended still holds the slot
+/// (SQLSTATE 55006), waits until `pg_replication_slots` shows it released, then retries —
+/// for at most [`SLOT_RELEASE_WAIT`].
 async fn retry_while_active(
     connection: &mut Connection,
+    slot: &str,
     statement: &str,
 ) -> Result<(), pg_walstream_transport::TransportError> {
-    let mut attempts = 0;
+    let deadline = std::time::Instant::now() + SLOT_RELEASE_WAIT;
+    let active = format!(
+        "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+        pg_walstream_slot::quote_literal("slot", slot)
+            .map_err(|e| pg_walstream_transport::TransportError::Config(chain(&e)))?
+    );
     loop {
         match connection.simple_query(statement).await {
             Ok(_) => return Ok(()),
             Err(e)
-                if attempts < 50
+                if std::time::Instant::now() < deadline
                     && e.code() == Some(pg_walstream_transport::SqlState::OBJECT_IN_USE) =>
             {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // The condition: the slot is no longer active (or gone).
+                while std::time::Instant::now() < deadline {
+                    let sets = connection.simple_query(&active).await?;
+                    let held = sets
+                        .first()
+                        .and_then(|set| set.get_str(0, "active").ok().flatten())
+                        == Some("t");
+                    if !held {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
             Err(e) => return Err(e),
         }

@@ -12,6 +12,10 @@ use pg_walstream_transport::conninfo::{Config, ConnInfoError};
 use crate::core::ReadTimeout;
 use crate::retry::RetryPolicy;
 
+pub(crate) mod checks;
+
+pub use checks::MAX_INTERVAL;
+
 /// `streaming` option of pgoutput: how transactions larger than
 /// `logical_decoding_work_mem` are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -383,10 +387,6 @@ impl LogicalConfig {
 /// The default byte budget of the event channel (8 MiB of pgoutput messages).
 pub const DEFAULT_CHANNEL_BYTES: usize = 8 << 20;
 
-/// The longest status interval or fixed read deadline accepted: PostgreSQL's own upper bound
-/// for `wal_receiver_status_interval` (`INT_MAX` / 1000 seconds, about 24.8 days).
-pub const MAX_INTERVAL: Duration = Duration::from_secs(i32::MAX as u64 / 1000);
-
 /// The highest pgoutput protocol version `server` supports.
 pub fn max_protocol(server: ServerVersion) -> ProtocolVersion {
     match server.major {
@@ -572,42 +572,10 @@ impl LogicalConfigBuilder {
                 });
             }
         }
-        if self.status_interval.is_zero() {
-            return Err(ConfigError::InvalidValue {
-                what: "status interval",
-                reason: "must be greater than zero",
-            });
-        }
-        if self.status_interval > MAX_INTERVAL {
-            return Err(ConfigError::InvalidValue {
-                what: "status interval",
-                reason: "must be at most 2147483 seconds (PostgreSQL's own limit)",
-            });
-        }
-        if matches!(self.read_timeout, ReadTimeout::Fixed(d) if d > MAX_INTERVAL) {
-            return Err(ConfigError::InvalidValue {
-                what: "read timeout",
-                reason: "must be at most 2147483 seconds (use ReadTimeout::Disabled to disable it)",
-            });
-        }
-        if self.read_timeout == ReadTimeout::Fixed(Duration::ZERO) {
-            return Err(ConfigError::InvalidValue {
-                what: "read timeout",
-                reason: "must be greater than zero (use ReadTimeout::Disabled to disable it)",
-            });
-        }
-        if self.channel_capacity == 0 {
-            return Err(ConfigError::InvalidValue {
-                what: "channel capacity",
-                reason: "must be at least 1",
-            });
-        }
-        if self.channel_bytes == 0 {
-            return Err(ConfigError::InvalidValue {
-                what: "channel bytes",
-                reason: "must be at least 1",
-            });
-        }
+        checks::interval("status interval", self.status_interval)?;
+        checks::read_timeout(self.read_timeout)?;
+        checks::at_least_one("channel capacity", self.channel_capacity)?;
+        checks::at_least_one("channel bytes", self.channel_bytes)?;
         Ok(LogicalConfig {
             connection,
             slot,

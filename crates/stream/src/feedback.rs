@@ -1,17 +1,16 @@
 //! The [`Feedback`] handle: where the application reports what it has durably processed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Source of [`Feedback`] identities (one per stream), so an event is acknowledged only
 /// through the stream that delivered it.
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
 
-use tokio::sync::Notify;
-
 use pg_walstream_codec::{Lsn, PgTimestamp};
 
 use crate::events::Event;
+use crate::sent_status::SentStatus;
 
 /// A cheap, cloneable handle through which the application reports the WAL position up to
 /// which it has *durably* processed the stream, and reads what the stream last confirmed to
@@ -55,14 +54,7 @@ impl Default for Feedback {
             shared: Arc::new(Shared {
                 stream_id: NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed),
                 processed: AtomicU64::new(0),
-                sent_write: AtomicU64::new(0),
-                sent_flush: AtomicU64::new(0),
-                sent_apply: AtomicU64::new(0),
-                updates_sent: AtomicU64::new(0),
-                server_wal_end: AtomicU64::new(0),
-                server_time: AtomicI64::new(0),
-                status_requested: AtomicBool::new(false),
-                wake: Notify::new(),
+                status: SentStatus::default(),
                 reconnects: AtomicU64::new(0),
                 reconnect_attempts: AtomicU64::new(0),
             }),
@@ -75,14 +67,7 @@ struct Shared {
     /// Which stream this is (see [`Feedback::ack`]).
     stream_id: u64,
     processed: AtomicU64,
-    sent_write: AtomicU64,
-    sent_flush: AtomicU64,
-    sent_apply: AtomicU64,
-    updates_sent: AtomicU64,
-    server_wal_end: AtomicU64,
-    server_time: AtomicI64,
-    status_requested: AtomicBool,
-    wake: Notify,
+    status: SentStatus,
     reconnects: AtomicU64,
     reconnect_attempts: AtomicU64,
 }
@@ -101,23 +86,22 @@ impl Feedback {
     /// Asks for a status update now rather than at the next interval, e.g. right after
     /// reporting a position the slot should learn about promptly.
     pub fn request_status_update(&self) {
-        self.shared.status_requested.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        self.shared.status.request_update();
     }
 
     /// Whether a [`request_status_update`](Self::request_status_update) is pending.
     pub(crate) fn status_request_pending(&self) -> bool {
-        self.shared.status_requested.load(Ordering::Acquire)
+        self.shared.status.request_pending()
     }
 
     /// Takes a pending [`request_status_update`](Self::request_status_update).
     pub(crate) fn take_status_request(&self) -> bool {
-        self.shared.status_requested.swap(false, Ordering::AcqRel)
+        self.shared.status.take_request()
     }
 
     /// Resolves after [`request_status_update`](Self::request_status_update) was called.
     pub(crate) async fn status_requested(&self) {
-        self.shared.wake.notified().await;
+        self.shared.status.woken().await;
     }
 
     /// Reports `event` as processed if it ends a unit the server can be told about (a
@@ -156,35 +140,35 @@ impl Feedback {
     /// [`StreamInfo::confirmed_flush_lsn`]: crate::StreamInfo::confirmed_flush_lsn
     /// [`PreparedStream::confirmed_flush_lsn`]: crate::PreparedStream::confirmed_flush_lsn
     pub fn confirmed_flush_lsn(&self) -> Lsn {
-        Lsn(self.shared.sent_flush.load(Ordering::Acquire))
+        self.shared.status.sent_flush()
     }
 
     /// The write (received) position of the last status update sent.
     pub fn sent_write_lsn(&self) -> Lsn {
-        Lsn(self.shared.sent_write.load(Ordering::Acquire))
+        self.shared.status.sent_write()
     }
 
     /// The apply position of the last status update sent.
     pub fn sent_apply_lsn(&self) -> Lsn {
-        Lsn(self.shared.sent_apply.load(Ordering::Acquire))
+        self.shared.status.sent_apply()
     }
 
     /// How many status updates have been sent.
     pub fn status_updates_sent(&self) -> u64 {
-        self.shared.updates_sent.load(Ordering::Acquire)
+        self.shared.status.updates_sent()
     }
 
     /// Health: the server's WAL end as of its latest message (XLogData or keepalive), `0/0`
     /// before the first. Together with [`last_server_time`](Self::last_server_time) it tells
     /// whether the server is still talking, independently of whether events flow.
     pub fn server_wal_end(&self) -> Lsn {
-        Lsn(self.shared.server_wal_end.load(Ordering::Relaxed))
+        self.shared.status.server_wal_end()
     }
 
     /// Health: the server's clock in its latest message (`PgTimestamp::EPOCH` before the
     /// first). Compare with the wall clock to see how stale the connection is.
     pub fn last_server_time(&self) -> PgTimestamp {
-        PgTimestamp(self.shared.server_time.load(Ordering::Relaxed))
+        self.shared.status.server_time()
     }
 
     /// Health: how many times the stream reconnected after a failure.
@@ -209,25 +193,17 @@ impl Feedback {
 
     /// Records what the server said in its latest message.
     pub(crate) fn record_server(&self, wal_end: Lsn, send_time: PgTimestamp) {
-        self.shared
-            .server_wal_end
-            .fetch_max(wal_end.0, Ordering::Relaxed);
-        self.shared
-            .server_time
-            .store(send_time.0, Ordering::Relaxed);
+        self.shared.status.record_server(wal_end, send_time);
     }
 
     /// The slot's confirmed flush position when the stream started (before any update).
     pub(crate) fn start_confirmed_at(&self, lsn: Lsn) {
-        self.shared.sent_flush.fetch_max(lsn.0, Ordering::AcqRel);
+        self.shared.status.start_flush_at(lsn);
     }
 
     /// Records a status update that is about to be written.
     pub(crate) fn record_sent(&self, write: Lsn, flush: Lsn, apply: Lsn) {
-        self.shared.sent_write.store(write.0, Ordering::Release);
-        self.shared.sent_flush.store(flush.0, Ordering::Release);
-        self.shared.sent_apply.store(apply.0, Ordering::Release);
-        self.shared.updates_sent.fetch_add(1, Ordering::AcqRel);
+        self.shared.status.record_sent(write, flush, apply);
     }
 }
 

@@ -128,8 +128,10 @@ mod relation_cache;
 mod retry;
 mod row;
 mod schema_change;
+mod sent_status;
 mod stop;
 mod stream;
+mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wal_writer;

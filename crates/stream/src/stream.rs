@@ -14,7 +14,6 @@ use pg_walstream_slot::{
 use pg_walstream_transport::conninfo::Replication;
 use pg_walstream_transport::{Backend, Connection, Transport};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::budget::ByteBudget;
@@ -27,6 +26,7 @@ use crate::feedback::Feedback;
 use crate::metrics::StreamMetrics;
 use crate::reconnect::{self, ConnectionRedial, Reconnector};
 use crate::stop::StopHandle;
+use crate::task::DriverTask;
 
 /// A connection that ran IDENTIFY_SYSTEM, negotiated the protocol version and found (or
 /// created) the slot, but has not started streaming yet: the moment to use an exported
@@ -79,11 +79,10 @@ pub struct LogicalStream {
     stopping: bool,
     /// The first error met while winding down after a stop request.
     stop_error: Option<Error>,
-    task: Option<JoinHandle<Option<Error>>>,
+    task: DriverTask<Option<Error>>,
     feedback: Feedback,
     budget: ByteBudget,
     info: StreamInfo,
-    done: bool,
 }
 
 impl Drop for LogicalStream {
@@ -244,25 +243,18 @@ impl LogicalStream {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        let outcome = match self.task.as_mut() {
-            None => None,
-            Some(task) => match Pin::new(task).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(result) => {
-                    self.task = None;
-                    match result {
-                        Ok(error) => error,
-                        Err(_) => Some(Error::TaskEnded),
-                    }
-                }
-            },
+        let Poll::Ready(outcome) = self.task.poll_end::<Event>(cx, |late| late) else {
+            return Poll::Pending;
         };
-        self.done = true;
+        let outcome = match outcome {
+            Some(Err(error)) => Some(error),
+            _ => None,
+        };
         Poll::Ready(self.stop_error.take().or(outcome).map(Err))
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
-        if self.done {
+        if self.task.is_done() {
             return Poll::Ready(None);
         }
         if !self.stopping && self.stop.is_stop_requested() {
@@ -292,24 +284,9 @@ impl LogicalStream {
                 // with everything it received: stop now, so the final status update carries
                 // what it reported.
                 self.stop.signal_driver();
-                // The task ends: cleanly, or (panic, runtime shutdown) without a word.
-                let Some(task) = self.task.as_mut() else {
-                    self.done = true;
-                    return Poll::Ready(None);
-                };
-                match Pin::new(task).poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(result) => {
-                        self.task = None;
-                        self.done = true;
-                        match result {
-                            Ok(None) => Poll::Ready(None),
-                            // The stream failed after its last event (past the stop LSN).
-                            Ok(Some(error)) => Poll::Ready(Some(Err(error))),
-                            Err(_) => Poll::Ready(Some(Err(Error::TaskEnded))),
-                        }
-                    }
-                }
+                // The task ends: cleanly, with an error after the last event (past the stop
+                // LSN), or (panic, runtime shutdown) without a word.
+                self.task.poll_end(cx, |late| late)
             }
         }
     }
@@ -566,11 +543,10 @@ impl LogicalStream {
             stop: StopHandle::new(stop_tx),
             stopping: false,
             stop_error: None,
-            task: Some(task),
+            task: DriverTask::new(task),
             feedback,
             budget,
             info,
-            done: false,
         }
     }
 }

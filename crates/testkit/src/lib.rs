@@ -35,6 +35,7 @@ mod certs;
 mod error;
 mod faults;
 mod install;
+mod layout;
 mod os;
 mod proxy;
 mod reaper;

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::binaries::find_bindir;
-use crate::certs::{self, CertPaths};
-use crate::os::{ServerUser, chmod, run, tail};
+use crate::certs::CertPaths;
+use crate::os::{ServerUser, run, tail};
 use crate::reaper::Reaper;
 use crate::users::{ADMIN_USER, AuthUser, create_users_sql, pg_hba_conf};
 use crate::{TestkitError, unique_name};
@@ -361,16 +361,7 @@ impl TestServer {
         settings: &[(String, String)],
         initdb_args: &[String],
     ) -> Result<(), TestkitError> {
-        chmod(&self.root, 0o755)?;
-        for (dir, mode) in [("data", 0o700), ("sock", 0o755), ("certs", 0o755)] {
-            let path = self.root.join(dir);
-            std::fs::create_dir(&path).map_err(TestkitError::io("creating", &path))?;
-            chmod(&path, mode)?;
-            user.give(&path)?;
-        }
-        let log = self.log_path();
-        std::fs::write(&log, "").map_err(TestkitError::io("creating", &log))?;
-        user.give(&log)?;
+        self.create_layout(user)?;
 
         let mut initdb = user.command(&self.bindir.join("initdb"));
         initdb.arg("-D").arg(self.data_dir()).args([
@@ -386,13 +377,12 @@ impl TestServer {
         initdb.args(initdb_args);
         run(&mut initdb)?;
 
-        let certs = certs::generate(&self.root.join("certs"), AuthUser::Cert.name())?;
-        user.give(&certs.server_key())?;
+        let certs = self.create_certs(user)?;
 
         let mut conf = format!(
             "\n# pg-walstream-testkit\n\
              listen_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{}'\n\
+             {}\
              wal_level = logical\n\
              max_replication_slots = 200\n\
              max_wal_senders = 60\n\
@@ -401,14 +391,8 @@ impl TestServer {
              max_connections = 200\n\
              shared_buffers = '32MB'\n\
              fsync = off\n\
-             ssl = on\n\
-             ssl_cert_file = '{}'\n\
-             ssl_key_file = '{}'\n\
-             ssl_ca_file = '{}'\n",
-            self.socket_dir().display(),
-            certs.server_cert().display(),
-            certs.server_key().display(),
-            certs.ca_cert().display(),
+             ssl = on\n",
+            self.paths_conf(&certs),
         );
         for (name, value) in settings {
             let _ = writeln!(conf, "{name} = {value}");

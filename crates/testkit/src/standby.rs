@@ -11,11 +11,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::certs;
+use crate::layout::conf_quote;
 use crate::os::{ServerUser, chmod, run};
 use crate::reaper::Reaper;
 use crate::server::{append, quote};
-use crate::users::{ADMIN_USER, AuthUser};
+use crate::users::ADMIN_USER;
 use crate::{TestServer, TestkitError, unique_name};
 
 /// Entries of the data directory a copied base backup leaves out (as `pg_basebackup` does):
@@ -68,16 +68,7 @@ impl TestServer {
             bindir: primary.bindir.clone(),
             reaper: Some(reaper),
         };
-        chmod(&standby.root, 0o755)?;
-        for (dir, mode) in [("data", 0o700), ("sock", 0o755), ("certs", 0o755)] {
-            let path = standby.root.join(dir);
-            std::fs::create_dir(&path).map_err(TestkitError::io("creating", &path))?;
-            chmod(&path, mode)?;
-            user.give(&path)?;
-        }
-        let log = standby.log_path();
-        std::fs::write(&log, "").map_err(TestkitError::io("creating", &log))?;
-        user.give(&log)?;
+        standby.create_layout(user)?;
 
         let slot = unique_name("standby");
         let admin = primary.admin_conninfo("postgres");
@@ -111,8 +102,7 @@ impl TestServer {
             copy_under_backup(primary.version, &admin, &primary.data_dir(), &data, user)?;
         }
 
-        let certs = certs::generate(&standby.root.join("certs"), AuthUser::Cert.name())?;
-        user.give(&certs.server_key())?;
+        let certs = standby.create_certs(user)?;
         let primary_conninfo = format!(
             "host={} port={} user={ADMIN_USER} application_name={slot}",
             quote(&primary.socket_dir().to_string_lossy()),
@@ -120,18 +110,12 @@ impl TestServer {
         );
         let conf = format!(
             "\n# pg-walstream-testkit standby\n\
-             unix_socket_directories = {}\n\
-             ssl_cert_file = {}\n\
-             ssl_key_file = {}\n\
-             ssl_ca_file = {}\n\
+             {}\
              primary_conninfo = {}\n\
              primary_slot_name = {}\n\
              hot_standby = on\n\
              wal_receiver_status_interval = '1s'\n",
-            conf_quote(&standby.socket_dir().to_string_lossy()),
-            conf_quote(&certs.server_cert().to_string_lossy()),
-            conf_quote(&certs.server_key().to_string_lossy()),
-            conf_quote(&certs.ca_cert().to_string_lossy()),
+            standby.paths_conf(&certs),
             conf_quote(&primary_conninfo),
             conf_quote(&slot),
         );
@@ -293,9 +277,4 @@ pub(crate) fn on_own_runtime<R: Send>(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
-}
-
-/// A `postgresql.conf` string literal.
-fn conf_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }

@@ -14,6 +14,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod consumer;
+mod receivewal;
 mod report;
 mod scenario;
 mod tools;
@@ -56,6 +57,9 @@ pub(crate) struct BenchArgs {
     /// Comma-separated column formats: text, binary.
     #[arg(long, value_delimiter = ',', default_value = "text,binary")]
     formats: Vec<String>,
+    /// `--scenarios receivewal`: MB of WAL to pre-generate and receive (see receivewal.rs).
+    #[arg(long, default_value_t = 1024)]
+    wal_mb: u64,
     /// Measure with concurrent writers (commit→receive latency) instead of pre-generated data.
     #[arg(long)]
     live: bool,
@@ -87,6 +91,9 @@ pub(crate) struct BenchArgs {
 pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     if args.scenarios.iter().any(|s| s == "waldump") {
         return waldump::run(args.pg_version, args.runs, args.waldump_mb);
+    }
+    if receivewal::selected(&args.scenarios) {
+        return receivewal::run(args);
     }
     let scenarios = scenario::select(&args.scenarios)?;
     let mut consumers = args

@@ -471,3 +471,57 @@ async fn slots_on_a_server_without_replication_slots_fail_clearly() {
     assert_eq!(output.status.code(), Some(1), "PG {v}: {}", stderr(&output));
     assert!(files(dir.path()).is_empty(), "PG {v}: nothing written");
 }
+
+/// Names and sizes of the files in `dir`.
+fn listing(dir: &Path) -> Vec<(String, u64)> {
+    files(dir)
+        .into_iter()
+        .map(|n| {
+            let len = std::fs::metadata(dir.join(&n)).unwrap().len();
+            (n, len)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_another_server_is_refused() {
+    for server in servers() {
+        let v = server.version();
+        let admin = server.admin("postgres").await;
+        let dir = tempfile::tempdir().unwrap();
+        let dir_text = dir.path().to_str().unwrap().to_owned();
+        // Two runs: the second resumes from the first one's .partial, so that file holds at
+        // least the WAL written in between (its first page header included).
+        for round in 0..2 {
+            admin
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS sysid_load (payload text); \
+                     INSERT INTO sysid_load SELECT repeat(md5(g::text), 100) FROM generate_series(1, 20) g",
+                )
+                .await
+                .unwrap();
+            let end = flush_lsn(&admin).await;
+            let output = run(receivewal(server, &["-D", &dir_text, "-E", &end, "-n"])).await;
+            assert!(
+                output.status.success(),
+                "PG {v}: round {round}: {}",
+                stderr(&output)
+            );
+        }
+        let before = listing(dir.path());
+        assert!(
+            before.iter().any(|(n, len)| n.len() >= 24 && *len >= 40),
+            "PG {v}: a segment with its first page: {before:?}"
+        );
+
+        let other = TestServer::builder(v).start().unwrap();
+        let output = run(receivewal(&other, &["-D", &dir_text, "-n"])).await;
+        assert_failed(v, "another server's files", &output, 1, "database system");
+        assert_eq!(listing(dir.path()), before, "PG {v}: nothing written");
+
+        // The right server still resumes into the directory.
+        let end = flush_lsn(&admin).await;
+        let output = run(receivewal(server, &["-D", &dir_text, "-E", &end, "-n"])).await;
+        assert!(output.status.success(), "PG {v}: {}", stderr(&output));
+    }
+}

@@ -64,23 +64,16 @@ impl AckTracker {
 
     /// Updates the state for one decoded message carried by a frame ending at `wal_end`.
     ///
-    /// # Errors
-    /// A description of the violation when the message cannot appear in this state.
-    pub(crate) fn on_message(
-        &mut self,
-        message: &Message<'_>,
-        wal_end: Lsn,
-    ) -> Result<(), &'static str> {
+    /// Transaction framing is not checked here: every message reaches this only after
+    /// [`PgOutputDecoder::decode`](pg_walstream_codec::pgoutput::PgOutputDecoder::decode)
+    /// accepted it, and the decoder — created with this tracker, fed the same messages —
+    /// rejects a Begin inside an open transaction and a Commit or Prepare without its Begin.
+    pub(crate) fn on_message(&mut self, message: &Message<'_>, wal_end: Lsn) {
         self.received = self.received.max(wal_end);
         match message {
-            Message::Begin(_) | Message::BeginPrepare(_) => {
-                if self.txn_open {
-                    return Err("a transaction begins while another is open");
-                }
-                self.txn_open = true;
-            }
-            Message::Commit(c) => self.close_txn(c.end_lsn, "Commit without Begin")?,
-            Message::Prepare(p) => self.close_txn(p.end_lsn, "Prepare without Begin Prepare")?,
+            Message::Begin(_) | Message::BeginPrepare(_) => self.txn_open = true,
+            Message::Commit(c) => self.close_txn(c.end_lsn),
+            Message::Prepare(p) => self.close_txn(p.end_lsn),
             Message::CommitPrepared(c) => self.require(c.end_lsn),
             Message::RollbackPrepared(r) => self.require(r.rollback_end_lsn),
             Message::StreamStart(s) if !self.streams_open.contains(&s.xid) => {
@@ -99,16 +92,11 @@ impl AckTracker {
             Message::Message(m) if !m.is_transactional() => self.require(m.lsn),
             _ => {}
         }
-        Ok(())
     }
 
-    fn close_txn(&mut self, end: Lsn, violation: &'static str) -> Result<(), &'static str> {
-        if !self.txn_open {
-            return Err(violation);
-        }
+    fn close_txn(&mut self, end: Lsn) {
         self.txn_open = false;
         self.require(end);
-        Ok(())
     }
 
     fn close_stream(&mut self, xid: Xid) {

@@ -423,12 +423,7 @@ impl LogicalCore {
             // open at this point commit later (or never) and lie beyond the stop too.
             return self.reach_stop();
         }
-        if let Err(what) = self.tracker.on_message(&message, xlog.wal_end) {
-            return self.fail(Error::Protocol {
-                lsn: xlog.wal_start,
-                what,
-            });
-        }
+        self.tracker.on_message(&message, xlog.wal_end);
         let kind = match self.event_kind(message, &xlog, version, in_stream) {
             Ok(kind) => kind,
             Err(error) => return self.fail(error),

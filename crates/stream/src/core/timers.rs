@@ -29,6 +29,19 @@ impl ReadTimeout {
     pub const AUTO_INITIAL: Duration = Duration::from_secs(60);
     /// How many recent keepalive-ended silences the automatic deadline is derived from.
     pub const AUTO_WINDOW: usize = 8;
+
+    /// The deadline in force given the longest keepalive-ended silence seen so far; `None`
+    /// when disabled.
+    pub(crate) fn resolve(self, longest_silence: Option<Duration>) -> Option<Duration> {
+        match self {
+            ReadTimeout::Fixed(d) => Some(d),
+            ReadTimeout::Disabled => None,
+            ReadTimeout::Auto => Some(match longest_silence {
+                Some(gap) => gap.saturating_mul(3).max(ReadTimeout::AUTO_MIN),
+                None => ReadTimeout::AUTO_INITIAL,
+            }),
+        }
+    }
 }
 
 /// An instant `after` past `now`, saturating instead of panicking on absurd durations (the
@@ -73,14 +86,8 @@ impl Timers {
 
     /// The deadline in force, `None` when disabled.
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        match self.read_timeout {
-            ReadTimeout::Fixed(d) => Some(d),
-            ReadTimeout::Disabled => None,
-            ReadTimeout::Auto => Some(match self.silences[..self.silences_len].iter().max() {
-                Some(gap) => gap.saturating_mul(3).max(ReadTimeout::AUTO_MIN),
-                None => ReadTimeout::AUTO_INITIAL,
-            }),
-        }
+        self.read_timeout
+            .resolve(self.silences[..self.silences_len].iter().max().copied())
     }
 
     /// A frame arrived at `now`; returns how long the server had been silent before it.

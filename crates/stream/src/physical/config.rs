@@ -8,7 +8,7 @@ use pg_walstream_transport::Backend;
 use pg_walstream_transport::conninfo::{Config, ConnInfoError};
 
 use crate::ReadTimeout;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, checks};
 
 /// Where a physical stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +52,7 @@ pub struct PhysicalConfig {
     pub(crate) read_timeout: ReadTimeout,
     pub(crate) hot_standby_interval: Duration,
     pub(crate) channel_capacity: usize,
+    pub(crate) reconnect: bool,
 }
 
 /// Builder of a [`PhysicalConfig`].
@@ -66,6 +67,7 @@ pub struct PhysicalConfigBuilder {
     read_timeout: ReadTimeout,
     hot_standby_interval: Duration,
     channel_capacity: usize,
+    reconnect: bool,
 }
 
 impl PhysicalConfig {
@@ -81,6 +83,7 @@ impl PhysicalConfig {
             read_timeout: ReadTimeout::Auto,
             hot_standby_interval: Duration::from_secs(10),
             channel_capacity: 256,
+            reconnect: false,
         }
     }
 
@@ -168,11 +171,19 @@ impl PhysicalConfigBuilder {
         self
     }
 
+    /// Marks the stream as the replacement of one that failed (a receiver's reconnect loop,
+    /// like `receivewal`'s): counted in `walstream_physical_reconnects_total` once started.
+    pub fn reconnect(mut self, yes: bool) -> Self {
+        self.reconnect = yes;
+        self
+    }
+
     /// Validates the settings.
     ///
     /// # Errors
-    /// [`ConfigError`] for a bad connection string or slot name, zero intervals, a zero read
-    /// deadline or channel capacity.
+    /// [`ConfigError`] for a bad connection string or slot name, zero intervals or intervals
+    /// above [`MAX_INTERVAL`](crate::MAX_INTERVAL), a zero or too long fixed read deadline, a
+    /// zero channel capacity.
     pub fn build(self) -> Result<PhysicalConfig, ConfigError> {
         let connection = match self.conninfo {
             None => None,
@@ -184,29 +195,10 @@ impl PhysicalConfigBuilder {
             .map(SlotName::new)
             .transpose()
             .map_err(ConfigError::SlotName)?;
-        for (what, value) in [
-            ("status interval", self.status_interval),
-            ("hot standby interval", self.hot_standby_interval),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::InvalidValue {
-                    what,
-                    reason: "must be greater than zero",
-                });
-            }
-        }
-        if self.read_timeout == ReadTimeout::Fixed(Duration::ZERO) {
-            return Err(ConfigError::InvalidValue {
-                what: "read timeout",
-                reason: "must be greater than zero (use ReadTimeout::Disabled to disable it)",
-            });
-        }
-        if self.channel_capacity == 0 {
-            return Err(ConfigError::InvalidValue {
-                what: "channel capacity",
-                reason: "must be at least 1",
-            });
-        }
+        checks::interval("status interval", self.status_interval)?;
+        checks::interval("hot standby interval", self.hot_standby_interval)?;
+        checks::read_timeout(self.read_timeout)?;
+        checks::at_least_one("channel capacity", self.channel_capacity)?;
         Ok(PhysicalConfig {
             connection,
             slot,
@@ -215,6 +207,7 @@ impl PhysicalConfigBuilder {
             read_timeout: self.read_timeout,
             hot_standby_interval: self.hot_standby_interval,
             channel_capacity: self.channel_capacity,
+            reconnect: self.reconnect,
         })
     }
 }

@@ -372,14 +372,9 @@ impl PhysicalCore {
     }
 
     fn read_timeout(&self) -> Option<Duration> {
-        match self.options.read_timeout {
-            ReadTimeout::Fixed(d) => Some(d),
-            ReadTimeout::Disabled => None,
-            ReadTimeout::Auto => Some(match self.longest_keepalive_gap {
-                Some(gap) => gap.saturating_mul(3).max(ReadTimeout::AUTO_MIN),
-                None => ReadTimeout::AUTO_INITIAL,
-            }),
-        }
+        self.options
+            .read_timeout
+            .resolve(self.longest_keepalive_gap)
     }
 
     fn ping_at(&self) -> Option<Instant> {

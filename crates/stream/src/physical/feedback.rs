@@ -2,10 +2,11 @@
 //! sets hot standby feedback.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pg_walstream_codec::{Lsn, PgTimestamp, Xid};
-use tokio::sync::Notify;
+
+use crate::sent_status::SentStatus;
 
 /// The oldest transactions a hot standby still needs, sent as hot standby feedback (`h`).
 ///
@@ -52,10 +53,7 @@ struct Shared {
     written: AtomicU64,
     flushed: AtomicU64,
     applied: AtomicU64,
-    sent_write: AtomicU64,
-    sent_flush: AtomicU64,
-    sent_apply: AtomicU64,
-    updates_sent: AtomicU64,
+    status: SentStatus,
     hot_standby_sent: AtomicU64,
     /// `xmin_epoch << 32 | xmin`, `catalog_epoch << 32 | catalog_xmin`.
     hs_xmin: AtomicU64,
@@ -63,10 +61,6 @@ struct Shared {
     hs_enabled: AtomicBool,
     /// A change of the hot standby setting (or a request) not yet sent.
     hs_pending: AtomicBool,
-    status_requested: AtomicBool,
-    server_wal_end: AtomicU64,
-    server_time: AtomicI64,
-    wake: Notify,
 }
 
 impl PhysicalFeedback {
@@ -123,7 +117,7 @@ impl PhysicalFeedback {
             .hs_enabled
             .store(xmin.is_some(), Ordering::Release);
         self.shared.hs_pending.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        self.shared.status.wake();
     }
 
     /// The hot standby feedback in force, `None` when off.
@@ -144,28 +138,27 @@ impl PhysicalFeedback {
     /// Asks for a status update now rather than at the next interval (e.g. right after a
     /// flush the slot should learn about).
     pub fn request_status_update(&self) {
-        self.shared.status_requested.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        self.shared.status.request_update();
     }
 
     /// The flush position of the last status update sent (`0/0` before the first).
     pub fn sent_flush_lsn(&self) -> Lsn {
-        Lsn(self.shared.sent_flush.load(Ordering::Acquire))
+        self.shared.status.sent_flush()
     }
 
     /// The write position of the last status update sent.
     pub fn sent_write_lsn(&self) -> Lsn {
-        Lsn(self.shared.sent_write.load(Ordering::Acquire))
+        self.shared.status.sent_write()
     }
 
     /// The apply position of the last status update sent.
     pub fn sent_apply_lsn(&self) -> Lsn {
-        Lsn(self.shared.sent_apply.load(Ordering::Acquire))
+        self.shared.status.sent_apply()
     }
 
     /// How many status updates have been sent.
     pub fn status_updates_sent(&self) -> u64 {
-        self.shared.updates_sent.load(Ordering::Acquire)
+        self.shared.status.updates_sent()
     }
 
     /// How many hot standby feedback messages have been sent.
@@ -175,20 +168,20 @@ impl PhysicalFeedback {
 
     /// Health: the server's WAL end as of its latest message.
     pub fn server_wal_end(&self) -> Lsn {
-        Lsn(self.shared.server_wal_end.load(Ordering::Relaxed))
+        self.shared.status.server_wal_end()
     }
 
     /// Health: the server's clock in its latest message.
     pub fn last_server_time(&self) -> PgTimestamp {
-        PgTimestamp(self.shared.server_time.load(Ordering::Relaxed))
+        self.shared.status.server_time()
     }
 
     pub(crate) fn status_request_pending(&self) -> bool {
-        self.shared.status_requested.load(Ordering::Acquire)
+        self.shared.status.request_pending()
     }
 
     pub(crate) fn take_status_request(&self) -> bool {
-        self.shared.status_requested.swap(false, Ordering::AcqRel)
+        self.shared.status.take_request()
     }
 
     pub(crate) fn hot_standby_pending(&self) -> bool {
@@ -200,23 +193,15 @@ impl PhysicalFeedback {
     }
 
     pub(crate) async fn woken(&self) {
-        self.shared.wake.notified().await;
+        self.shared.status.woken().await;
     }
 
     pub(crate) fn record_server(&self, wal_end: Lsn, send_time: PgTimestamp) {
-        self.shared
-            .server_wal_end
-            .fetch_max(wal_end.0, Ordering::Relaxed);
-        self.shared
-            .server_time
-            .store(send_time.0, Ordering::Relaxed);
+        self.shared.status.record_server(wal_end, send_time);
     }
 
     pub(crate) fn record_sent(&self, write: Lsn, flush: Lsn, apply: Lsn) {
-        self.shared.sent_write.store(write.0, Ordering::Release);
-        self.shared.sent_flush.store(flush.0, Ordering::Release);
-        self.shared.sent_apply.store(apply.0, Ordering::Release);
-        self.shared.updates_sent.fetch_add(1, Ordering::AcqRel);
+        self.shared.status.record_sent(write, flush, apply);
     }
 
     pub(crate) fn record_hot_standby_sent(&self) {

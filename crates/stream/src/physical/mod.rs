@@ -30,6 +30,7 @@ mod core;
 mod driver;
 mod events;
 mod feedback;
+mod metrics;
 mod receive;
 mod stream;
 

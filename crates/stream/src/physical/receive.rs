@@ -70,6 +70,8 @@ pub async fn receive_wal(
     let feedback = stream.feedback().clone();
     let mut timeline = stream.info().timeline;
     let mut reported_flush = writer.flushed_lsn();
+    let metrics = stream.metrics.clone();
+    let mut completed = writer.completed_segments();
     tokio::pin!(stop);
     let end = loop {
         let first = tokio::select! {
@@ -130,6 +132,8 @@ pub async fn receive_wal(
             }
         };
         report(&feedback, writer, &mut reported_flush, flushed);
+        metrics.on_segments(writer.completed_segments() - completed);
+        completed = writer.completed_segments();
         on_progress(&ReceiveProgress {
             timeline,
             written: writer.written_lsn(),
@@ -137,6 +141,7 @@ pub async fn receive_wal(
             switched_to,
         });
     };
+    metrics.on_segments(writer.completed_segments() - completed);
     let closed = writer.close_segment();
     if closed.is_ok() {
         let flushed = writer.flushed_lsn();

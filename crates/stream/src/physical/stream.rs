@@ -12,16 +12,17 @@ use pg_walstream_slot::{
 use pg_walstream_transport::conninfo::Replication;
 use pg_walstream_transport::{Backend, Connection, Transport};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use super::config::{PhysicalConfig, PhysicalStart, parse_wal_segment_size};
 use super::core::{PhysicalCore, PhysicalOptions};
-use super::driver::{self, Restart};
+use super::driver::{self, Restart, Started};
 use super::events::PhysicalEvent;
 use super::feedback::PhysicalFeedback;
+use super::metrics::PhysicalMetrics;
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
+use crate::task::DriverTask;
 
 /// What a physical stream was started with.
 #[derive(Debug, Clone)]
@@ -48,14 +49,41 @@ pub struct PhysicalInfo {
 /// hot standby feedback go out on time whatever the application does; at most
 /// [`channel_capacity`](crate::PhysicalConfigBuilder::channel_capacity) events wait, after
 /// which reading pauses. Report positions through [`feedback`](Self::feedback).
+///
+/// A start exactly at the switch point of a timeline the server has left (its end) is not an
+/// error: the server then answers `START_REPLICATION` with the next timeline instead of WAL,
+/// and the stream delivers a [`TimelineSwitch`](crate::TimelineSwitch) at once and goes on
+/// to the next timeline from the segment start of the switch point. A start *past* the switch
+/// point of an old timeline is refused by the server ("requested starting point ... is not in
+/// this server's history").
+///
+/// # Metrics
+///
+/// Through the `metrics` facade (free without a recorder), each labelled `slot` (`""` without
+/// one):
+///
+/// | name | kind | meaning |
+/// |---|---|---|
+/// | `walstream_physical_bytes_total` | counter | WAL bytes received |
+/// | `walstream_physical_segments_total` | counter | segment files completed by [`receive_wal`](crate::receive_wal) |
+/// | `walstream_physical_status_updates_total` | counter | standby status updates sent |
+/// | `walstream_physical_hot_standby_feedback_total` | counter | hot standby feedback messages sent |
+/// | `walstream_physical_timeline_switches_total` | counter | timeline switches followed |
+/// | `walstream_physical_reconnects_total` | counter | streams started with [`reconnect`](crate::PhysicalConfigBuilder::reconnect) |
+/// | `walstream_physical_errors_total` | counter | errors that ended a stream |
+/// | `walstream_physical_received_lsn` | gauge | highest WAL position received |
+/// | `walstream_physical_flushed_lsn` | gauge | flush position last sent |
+/// | `walstream_physical_lag_bytes` | gauge | write − flush of the last status update |
+/// | `walstream_physical_server_lag_bytes` | gauge | the server's latest WAL end − received |
+/// | `walstream_physical_timeline` | gauge | the timeline being streamed |
 #[derive(Debug)]
 pub struct PhysicalStream {
     events: mpsc::Receiver<Result<PhysicalEvent>>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    task: DriverTask<()>,
     feedback: PhysicalFeedback,
+    pub(crate) metrics: PhysicalMetrics,
     info: PhysicalInfo,
-    done: bool,
 }
 
 impl PhysicalStream {
@@ -82,7 +110,8 @@ impl PhysicalStream {
     /// [`Error::Config`] for a start that is not at a segment boundary without a slot (nothing
     /// is started); [`Error::SlotNotFound`] for a missing slot, [`Error::Slot`] with
     /// [`SlotError::BadResult`] for a logical one (15+; on 14 the server refuses it at
-    /// START_REPLICATION); server and connection errors.
+    /// START_REPLICATION); server errors (a start past the end of an old timeline) and
+    /// connection errors.
     ///
     /// # Panics
     /// Outside a tokio runtime.
@@ -135,29 +164,47 @@ impl PhysicalStream {
         };
         let command = config.start_command(lsn, timeline);
         tracing::debug!(%command, "starting physical replication");
-        transport.copy_both(&command).await?;
+        let started = driver::start_streaming(&mut transport, &command, lsn).await?;
         let feedback = PhysicalFeedback::new();
         let options = PhysicalOptions {
             status_interval: config.status_interval,
             read_timeout: config.read_timeout,
             hot_standby_interval: config.hot_standby_interval,
         };
-        let core = PhysicalCore::new(options, feedback.clone(), timeline, lsn, Instant::now());
+        let mut core = PhysicalCore::new(options, feedback.clone(), timeline, lsn, Instant::now());
+        let ended_with = match started {
+            Started::Streaming => None,
+            Started::TimelineEnded {
+                timeline: next,
+                switchpoint,
+            } => {
+                // Started exactly at the end of a historic timeline: the driver goes straight
+                // on to the next one (history, START_REPLICATION there).
+                tracing::debug!(next, %switchpoint, "start position is the end of its timeline");
+                core.handle_server_end();
+                Some((next, switchpoint))
+            }
+        };
+        let slot_label = config.slot().map_or("", |s| s.as_str()).to_owned();
+        let metrics = PhysicalMetrics::new(&slot_label);
+        metrics.on_start(timeline, config.reconnect);
         let restart = Restart {
             slot: config.slot().cloned(),
             segment_size,
+            ended_with,
+            metrics: metrics.clone(),
         };
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let slot_label = config.slot().map_or("", |s| s.as_str()).to_owned();
         let span = tracing::info_span!("walstream_physical", slot = slot_label);
         let task =
             tokio::spawn(driver::run(transport, core, restart, tx, stop_rx).instrument(span));
         Ok(PhysicalStream {
             events: rx,
             stop: Some(stop_tx),
-            task: Some(task),
+            task: DriverTask::new(task),
             feedback,
+            metrics,
             info: PhysicalInfo {
                 system,
                 server,
@@ -166,7 +213,6 @@ impl PhysicalStream {
                 timeline,
                 backend: None,
             },
-            done: false,
         })
     }
 
@@ -180,7 +226,7 @@ impl PhysicalStream {
     /// everything received so far); `None` when nothing is ready or the stream has ended
     /// (which [`next_event`](Self::next_event) then reports).
     pub fn try_next_event(&mut self) -> Option<Result<PhysicalEvent>> {
-        if self.done {
+        if self.task.is_done() {
             return None;
         }
         self.events.try_recv().ok()
@@ -215,29 +261,12 @@ impl PhysicalStream {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<PhysicalEvent>>> {
-        if self.done {
+        if self.task.is_done() {
             return Poll::Ready(None);
         }
         match self.events.poll_recv(cx) {
-            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                let Some(task) = self.task.as_mut() else {
-                    self.done = true;
-                    return Poll::Ready(None);
-                };
-                match Pin::new(task).poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(result) => {
-                        self.task = None;
-                        self.done = true;
-                        match result {
-                            Ok(()) => Poll::Ready(None),
-                            Err(_) => Poll::Ready(Some(Err(Error::TaskEnded))),
-                        }
-                    }
-                }
-            }
+            Poll::Ready(None) => self.task.poll_end(cx, |()| None),
+            other => other,
         }
     }
 }

@@ -15,7 +15,9 @@
 //! calling fsync (`--no-sync`, for tests).
 //!
 //! **Restart** ([`find_resume_point`]): streaming resumes at the start of the newest `.partial`
-//! segment (which is rewritten from its start), or after the newest complete one.
+//! segment (which is rewritten from its start), or after the newest complete one. Before
+//! resuming into a directory, [`check_system_identifier`] tells whether its segments are the
+//! server's (the system identifier in each segment's first page header).
 //!
 //! ```
 //! use pg_walstream_codec::{Lsn, WalSegmentSize};
@@ -34,6 +36,7 @@
 //! assert_eq!((resume.timeline, resume.lsn), (1, Lsn(0x200000)));
 //! ```
 
+mod identity;
 mod naming;
 mod sink;
 
@@ -42,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use pg_walstream_codec::{Lsn, WalSegmentSize};
 
+pub use identity::check_system_identifier;
 pub use naming::{
     PARTIAL_SUFFIX, SegmentFile, history_file_name, parse_segment_file_name, segment_file_name,
 };
@@ -143,6 +147,26 @@ pub enum WalWriterError {
         /// The data's timeline.
         timeline: u32,
     },
+    /// A segment file in the directory was written by another cluster (see
+    /// [`check_system_identifier`]).
+    #[error(
+        "{} belongs to database system {found}, but the server is database system {expected}",
+        path.display()
+    )]
+    OtherSystem {
+        /// The segment file.
+        path: PathBuf,
+        /// Its `xlp_sysid`.
+        found: u64,
+        /// The server's system identifier.
+        expected: u64,
+    },
+    /// A complete segment file does not start with a WAL long page header.
+    #[error("{} is not a WAL segment (no long page header at its start)", path.display())]
+    NotASegment {
+        /// The file.
+        path: PathBuf,
+    },
     /// The first write of a segment is not at the segment's start.
     #[error("WAL data at {lsn} does not start a segment and no segment is open")]
     Unaligned {
@@ -184,15 +208,7 @@ pub fn find_resume_point(
     segment_size: WalSegmentSize,
 ) -> Result<Option<ResumePoint>, WalWriterError> {
     let mut best: Option<SegmentFile> = None;
-    for entry in std::fs::read_dir(dir).map_err(WalWriterError::io("reading", dir))? {
-        let entry = entry.map_err(WalWriterError::io("reading", dir))?;
-        let Some(file) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| parse_segment_file_name(name, segment_size))
-        else {
-            continue;
-        };
+    for (_, file) in segment_files(dir, segment_size)? {
         let newer = best.is_none_or(|b| {
             (file.segment, file.timeline, !file.partial) > (b.segment, b.timeline, !b.partial)
         });
@@ -212,6 +228,25 @@ pub fn find_resume_point(
             partial: file.partial,
         }
     }))
+}
+
+/// The WAL segment files in `dir` (other files are ignored), in no particular order.
+fn segment_files(
+    dir: &Path,
+    segment_size: WalSegmentSize,
+) -> Result<Vec<(PathBuf, SegmentFile)>, WalWriterError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(WalWriterError::io("reading", dir))? {
+        let entry = entry.map_err(WalWriterError::io("reading", dir))?;
+        if let Some(file) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| parse_segment_file_name(name, segment_size))
+        {
+            files.push((entry.path(), file));
+        }
+    }
+    Ok(files)
 }
 
 /// Checks that `dir` is a directory this process can create files in (without leaving
@@ -244,6 +279,7 @@ pub struct WalWriter {
     open: Option<OpenSegment>,
     written: Lsn,
     flushed: Lsn,
+    completed: u64,
 }
 
 impl WalWriter {
@@ -259,6 +295,7 @@ impl WalWriter {
             open: None,
             written: Lsn::INVALID,
             flushed: Lsn::INVALID,
+            completed: 0,
         })
     }
 
@@ -271,6 +308,11 @@ impl WalWriter {
     /// report to the server as flushed.
     pub fn flushed_lsn(&self) -> Lsn {
         self.flushed
+    }
+
+    /// How many segments this writer completed (renamed from `.partial`).
+    pub fn completed_segments(&self) -> u64 {
+        self.completed
     }
 
     /// The settings.
@@ -425,6 +467,7 @@ impl WalWriter {
         std::fs::rename(&open.partial_path, &open.final_path)
             .map_err(WalWriterError::io("renaming", &open.partial_path))?;
         self.sync_dir()?;
+        self.completed += 1;
         tracing::debug!(
             segment = open.segment,
             timeline = open.timeline,

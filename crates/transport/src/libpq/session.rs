@@ -506,6 +506,12 @@ impl LibpqConnection {
             // In CopyBoth libpq now reports COPY_IN until we send CopyDone: just a marker.
             Some(result) if both && result.status() == ResultStatus::CopyIn => Ok(None),
             other => {
+                if both && let State::Copy { client_done, .. } = &mut self.state {
+                    // A CopyBoth the server ended without CopyDone (a shutting-down walsender
+                    // sends CommandComplete): libpq has left COPY mode, so no CopyDone of
+                    // ours is expected (PQputCopyEnd would fail with "no COPY in progress").
+                    *client_done = true;
+                }
                 self.pending_result = other;
                 Ok(None)
             }

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use pg_walstream_codec::pgoutput::{
-    Begin, Commit, Insert, LogicalMessage, OwnedColumn, OwnedMessage, OwnedTupleData,
-    ProtocolVersion, Relation, RelationColumn, ReplicaIdentity, StreamAbort, StreamCommit,
+    Begin, BeginPrepare, Commit, Insert, LogicalMessage, OwnedColumn, OwnedMessage, OwnedTupleData,
+    Prepare, ProtocolVersion, Relation, RelationColumn, ReplicaIdentity, StreamAbort, StreamCommit,
     StreamStart,
 };
 
@@ -482,6 +482,68 @@ fn commit_without_begin_is_a_decode_error() {
             ..
         }))
     ));
+}
+
+/// The ack tracker does not check framing itself: the decoder rejects every violation first
+/// (a Begin inside an open transaction, a Prepare without Begin Prepare, a Commit closing a
+/// Begin Prepare), so each ends the stream as a decode error.
+#[test]
+fn framing_violations_are_decode_errors_from_the_decoder() {
+    let begin = OwnedMessage::Begin(Begin {
+        final_lsn: Lsn(0x100),
+        commit_time: PgTimestamp(1),
+        xid: Xid(7),
+    });
+    let prepare = OwnedMessage::Prepare(Prepare {
+        flags: 0,
+        prepare_lsn: Lsn(0x100),
+        end_lsn: Lsn(0x108),
+        prepare_time: PgTimestamp(1),
+        xid: Xid(7),
+        gid: "g".to_owned(),
+    });
+    let begin_prepare = OwnedMessage::BeginPrepare(BeginPrepare {
+        prepare_lsn: Lsn(0x100),
+        end_lsn: Lsn(0x108),
+        prepare_time: PgTimestamp(1),
+        xid: Xid(7),
+        gid: "g".to_owned(),
+    });
+    let commit = OwnedMessage::Commit(Commit {
+        flags: 0,
+        commit_lsn: Lsn(0x100),
+        end_lsn: Lsn(0x108),
+        commit_time: PgTimestamp(1),
+    });
+    for (what, first, second) in [
+        ("Begin inside a transaction", Some(&begin), &begin),
+        ("Prepare without Begin Prepare", None, &prepare),
+        (
+            "Commit closing a Begin Prepare",
+            Some(&begin_prepare),
+            &commit,
+        ),
+    ] {
+        let mut h = Harness::v(ProtocolVersion::V3);
+        if let Some(first) = first {
+            h.message(1.0, 0x10, first);
+            assert!(
+                matches!(h.core.poll_event(), Some(Ok(_))),
+                "{what}: the first message is fine"
+            );
+        }
+        h.message(1.0, 0x20, second);
+        assert!(
+            matches!(
+                h.core.poll_event(),
+                Some(Err(Error::Decode {
+                    source: pg_walstream_codec::DecodeError::UnexpectedStreamState { .. },
+                    ..
+                }))
+            ),
+            "{what}"
+        );
+    }
 }
 
 #[test]

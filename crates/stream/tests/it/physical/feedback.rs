@@ -10,7 +10,7 @@ use pg_walstream_stream::{HotStandbyXmin, PhysicalStream, ReceiveEnd, receive_wa
 use pg_walstream_testkit::{TestServer, servers, unique_name};
 use tokio::sync::Notify;
 
-use super::{config, lsn};
+use super::{config, lsn, physical_slot};
 
 async fn slot_value(admin: &tokio_postgres::Client, column: &str, slot: &str) -> Option<String> {
     admin
@@ -50,19 +50,6 @@ async fn drop_slot(admin: &tokio_postgres::Client, slot: &str) {
             Err(error) => panic!("dropping {slot}: {error}"),
         }
     }
-}
-
-async fn physical_slot(server: &TestServer, prefix: &str) -> (tokio_postgres::Client, String) {
-    let admin = server.admin("postgres").await;
-    let slot = unique_name(prefix);
-    admin
-        .execute(
-            "SELECT pg_create_physical_replication_slot($1, true)",
-            &[&slot],
-        )
-        .await
-        .unwrap();
-    (admin, slot)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,13 @@
 //! Completed segments equal the server's files byte for byte; the `.partial` is a prefix.
 
 use pg_walstream_stream::wal_writer::{WalWriter, WalWriterOptions};
-use pg_walstream_stream::{Error, PhysicalStart, PhysicalStream, ReceiveEnd, receive_wal};
+use pg_walstream_stream::{Error, PhysicalEvent, PhysicalStart, PhysicalStream, ReceiveEnd};
 use pg_walstream_testkit::servers;
 
-use super::{SEGMENT, compare_with_server, config, lsn, private_server, segment_size, write_load};
+use super::{
+    SEGMENT, compare_with_server, config, lsn, private_server, receive_until, segment_size,
+    write_load,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completed_segments_are_byte_identical_to_the_servers() {
@@ -53,15 +56,8 @@ async fn completed_segments_are_byte_identical_to_the_servers() {
             );
         }
         let feedback = stream.feedback().clone();
-        let outcome = receive_wal(
-            stream,
-            &mut writer,
-            Some(end),
-            std::future::pending(),
-            |_| {},
-        )
-        .await
-        .unwrap_or_else(|e| panic!("PG {version}: receive: {e}"));
+        let outcome =
+            receive_until(stream, &mut writer, end, &format!("PG {version}: receive")).await;
         assert_eq!(outcome, ReceiveEnd::EndPos);
         assert!(writer.written_lsn() >= end, "PG {version}");
         assert_eq!(
@@ -148,4 +144,43 @@ fn pg_walstream_stream_error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// At a fast shutdown the walsender ends the COPY with CommandComplete and no CopyDone
+/// (walsender.c, WalSndDone); the physical driver then reads the command's results, which on
+/// the libpq backend failed with "no COPY in progress" (a permanent error) instead of ending
+/// the stream as `ServerEnded` (transient: a receiver reconnects).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_shutdown_ends_the_stream_as_a_transient_failure() {
+    let version = servers()[0].version();
+    let server = private_server(version);
+    let mut stream = PhysicalStream::connect(config(&server).build().unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("PG {version}: start: {e}"));
+    // The walsender exits at shutdown only once the receiver has confirmed everything it
+    // sent (walsender.c, WalSndDone): report each message as flushed, as a receiver does.
+    let receiver = tokio::spawn(async move {
+        loop {
+            match stream.next_event().await {
+                Some(Ok(PhysicalEvent::Wal(wal))) => {
+                    stream.feedback().written(wal.end);
+                    stream.feedback().flushed(wal.end);
+                    stream.feedback().request_status_update();
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => break Some(error),
+                None => break None,
+            }
+        }
+    });
+    let restart = tokio::task::spawn_blocking(move || {
+        server.restart().unwrap();
+        server
+    });
+    let error = receiver
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("PG {version}: the stream ended without an error"));
+    assert!(error.is_transient(), "PG {version}: {error:?}");
+    drop(restart.await.unwrap());
 }

@@ -3,15 +3,18 @@
 
 mod feedback;
 mod identity;
+mod metrics;
 mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pg_walstream_codec::{Lsn, WalSegmentSize};
-use pg_walstream_stream::wal_writer::{PARTIAL_SUFFIX, parse_segment_file_name};
-use pg_walstream_stream::{PhysicalConfig, PhysicalConfigBuilder};
-use pg_walstream_testkit::{AuthUser, TestServer};
+use pg_walstream_stream::wal_writer::{PARTIAL_SUFFIX, WalWriter, parse_segment_file_name};
+use pg_walstream_stream::{
+    PhysicalConfig, PhysicalConfigBuilder, PhysicalStream, ReceiveEnd, receive_wal,
+};
+use pg_walstream_testkit::{AuthUser, TestServer, unique_name};
 
 use crate::support::backend;
 
@@ -40,6 +43,36 @@ pub(crate) fn config(server: &TestServer) -> PhysicalConfigBuilder {
         ))
         .backend(backend())
         .status_interval(Duration::from_millis(200))
+}
+
+/// Receives `stream` into `writer` until `end` (no stop signal), panicking with `what` on an
+/// error.
+pub(crate) async fn receive_until(
+    stream: PhysicalStream,
+    writer: &mut WalWriter,
+    end: Lsn,
+    what: &str,
+) -> ReceiveEnd {
+    receive_wal(stream, writer, Some(end), std::future::pending(), |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// A physical slot reserving WAL from now, and an admin connection.
+pub(crate) async fn physical_slot(
+    server: &TestServer,
+    prefix: &str,
+) -> (tokio_postgres::Client, String) {
+    let admin = server.admin("postgres").await;
+    let slot = unique_name(prefix);
+    admin
+        .execute(
+            "SELECT pg_create_physical_replication_slot($1, true)",
+            &[&slot],
+        )
+        .await
+        .unwrap();
+    (admin, slot)
 }
 
 pub(crate) async fn lsn(client: &tokio_postgres::Client, sql: &str) -> Lsn {
