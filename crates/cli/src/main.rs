@@ -23,6 +23,7 @@ mod output;
 mod receivewal;
 mod recv;
 mod render;
+mod retry;
 mod slot;
 mod spool;
 mod waldump;

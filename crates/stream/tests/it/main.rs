@@ -7,6 +7,7 @@ mod events;
 mod faults;
 mod feedback;
 mod liveness;
+mod permanent;
 mod physical;
 mod reconnect;
 mod resume;
