@@ -2,6 +2,7 @@
 
 mod alloc_free;
 mod assembler;
+mod chaos;
 mod columns;
 mod events;
 mod faults;
