@@ -2,6 +2,7 @@
 
 mod alloc_free;
 mod assembler;
+mod assembler_large;
 mod chaos;
 mod columns;
 mod events;
