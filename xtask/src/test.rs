@@ -117,8 +117,19 @@ pub(crate) fn run_chaos(versions: &[u32], rows: u64) -> Result<(), String> {
     with_servers(versions, |descriptor_path| {
         let mut command = cargo();
         command
-            .args(["test", "--all-features", "-p", "pg-walstream-stream", "--test", "it"])
-            .args(["--", "--exact", "chaos::chaos_every_committed_row_exactly_once_on_every_version"])
+            .args([
+                "test",
+                "--all-features",
+                "-p",
+                "pg-walstream-stream",
+                "--test",
+                "it",
+            ])
+            .args([
+                "--",
+                "--exact",
+                "chaos::chaos_every_committed_row_exactly_once_on_every_version",
+            ])
             .arg("--nocapture")
             .env(SERVERS_ENV, descriptor_path)
             .env("PG_WALSTREAM_CHAOS_ROWS", rows.to_string());

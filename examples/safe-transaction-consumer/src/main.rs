@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use futures::StreamExt as _;
-use pg_walstream::codec::pgoutput::Column;
+use pg_walstream::codec::pgoutput::{Column, TupleData};
 use pg_walstream::stream::assembler::{Assemble, Assembled, AssemblerConfig, Transaction};
 use pg_walstream::stream::{
     CreateSlotOptions, Error, EventKind, LogicalConfig, LogicalStream, OrderedFeedback, Ticket,
@@ -66,7 +66,7 @@ fn describe(transaction: Transaction) -> Result<String, Error> {
         for (column, value) in relation
             .columns
             .iter()
-            .zip(tuple.iter().flat_map(|t| t.columns()))
+            .zip(tuple.iter().flat_map(TupleData::columns))
         {
             if let Column::Text(value) = value {
                 let _ = write!(

@@ -138,7 +138,10 @@ async fn chaos_consumer_process() {
             Assembled::Reconnected(_) => stats.write_all(b"reconnect\n").expect("stats"),
             Assembled::CommitPrepared(passed) => {
                 // With delivery at COMMIT PREPARED this means the prepare was skipped: lost.
-                panic!("COMMIT PREPARED without its transaction: {:?}", passed.event);
+                panic!(
+                    "COMMIT PREPARED without its transaction: {:?}",
+                    passed.event
+                );
             }
             other => {
                 if let Some(lsn) = other.ack_lsn() {
@@ -263,7 +266,7 @@ async fn write(client: &tokio_postgres::Client, planned: &[Planned], gid: &mut u
         let sql = match t.ending {
             Ending::Commit => format!("BEGIN; {} COMMIT;", insert(from, to)),
             Ending::Savepoint => {
-                let mid = (from + to) / 2;
+                let mid = i64::midpoint(from, to);
                 format!(
                     "BEGIN; {} SAVEPOINT s; {} ROLLBACK TO SAVEPOINT s; {} COMMIT;",
                     insert(from, mid),
@@ -321,9 +324,8 @@ struct Output {
 
 impl Output {
     fn refresh(&mut self) -> usize {
-        let mut file = match std::fs::File::open(&self.path) {
-            Ok(file) => file,
-            Err(_) => return 0,
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return 0;
         };
         let len = file.metadata().map_or(0, |m| m.len());
         if len < self.offset {
@@ -339,7 +341,8 @@ impl Output {
             let ids = line.splitn(3, ' ').nth(2).unwrap_or("");
             self.ids
                 .extend(ids.split(',').filter(|s| !s.is_empty()).map(|s| {
-                    s.parse::<i64>().unwrap_or_else(|_| panic!("bad line {line:?}"))
+                    s.parse::<i64>()
+                        .unwrap_or_else(|_| panic!("bad line {line:?}"))
                 }));
         }
         self.offset += whole as u64;
@@ -350,7 +353,10 @@ impl Output {
         let started = Instant::now();
         while self.refresh() < usize::try_from(rows).unwrap() {
             if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("PG {v}: the consumer exited ({status}) at {} rows", self.ids.len());
+                panic!(
+                    "PG {v}: the consumer exited ({status}) at {} rows",
+                    self.ids.len()
+                );
             }
             assert!(
                 started.elapsed() < PATIENCE,
@@ -443,7 +449,8 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
         let (mut kills, mut restarts, mut cuts, mut terminations) = (0, 0, 0, 0);
         let mut gid = 0;
         for (phase, fault) in planned.chunks(per_phase).zip(FAULTS) {
-            let committed = |t: &&Planned| !matches!(t.ending, Ending::Rollback | Ending::PreparedRollback);
+            let committed =
+                |t: &&Planned| !matches!(t.ending, Ending::Rollback | Ending::PreparedRollback);
             let first = phase.iter().find(committed).map_or(0, |t| t.from - 1);
             let last = phase.iter().rev().find(committed).map_or(first, |t| t.to);
             if let Fault::CutMidMessage = fault {
@@ -473,7 +480,9 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
             let writing = tokio::spawn(async move {
                 write(&client, &chunk, &mut phase_gid).await;
             });
-            output.wait_for(v, first + (last - first) / 2, &mut child).await;
+            output
+                .wait_for(v, first + (last - first) / 2, &mut child)
+                .await;
             match fault {
                 Fault::CutAll => {
                     proxy.cut_all();
@@ -518,11 +527,7 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
             let mut distinct = output.ids.clone();
             distinct.sort_unstable();
             distinct.dedup();
-            let first_wrong = output
-                .ids
-                .iter()
-                .zip(&expected)
-                .position(|(a, b)| a != b);
+            let first_wrong = output.ids.iter().zip(&expected).position(|(a, b)| a != b);
             panic!(
                 "PG {v}: {} rows delivered ({} distinct, {negative} rolled back), {rows} \
                  committed; first out of place at index {first_wrong:?}",
