@@ -549,3 +549,91 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
         server.take().unwrap().stop();
     }
 }
+
+/// The assembler's prepare cap under a SIGKILL (15+: two-phase decoding): a transaction
+/// committed while a prepared one is held is acknowledged only up to the held one's
+/// `prepare_lsn`; the consumer is killed, restarts at that recorded position, receives the
+/// committed one again (a replay, discarded) and the prepared one whole at its COMMIT
+/// PREPARED. Acknowledging the later commit's `end_lsn` instead would make the server skip
+/// the PREPARE (its record starts before the new start) and send only COMMIT PREPARED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_transaction_held_across_a_consumer_kill_arrives_whole() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for server in servers().iter().filter(|s| s.version() >= 15) {
+        let v = server.version();
+        let db = server.create_database("chaos_cap").await;
+        let admin = server.admin(&db).await;
+        admin
+            .batch_execute(
+                "CREATE TABLE r (id bigint PRIMARY KEY, pad text); CREATE PUBLICATION pub FOR TABLE r",
+            )
+            .await
+            .unwrap();
+        let slot = unique_name("chaos_cap");
+        admin
+            .execute(
+                "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, true)",
+                &[&slot],
+            )
+            .await
+            .unwrap();
+        let conninfo = format!("{} sslmode=disable", server.conninfo(AuthUser::Scram, &db));
+        let path = dir.path().join(format!("cap-{v}.out"));
+        let mut output = Output {
+            path: path.clone(),
+            offset: 0,
+            ids: Vec::new(),
+        };
+        let insert = |a: i64, b: i64| {
+            format!("INSERT INTO r SELECT g, 'x' FROM generate_series({a}::bigint, {b}) g;")
+        };
+        let mut child = spawn_child(&conninfo, &slot, &path, true);
+        admin.batch_execute(&insert(1, 10)).await.unwrap();
+        output.wait_for(v, 10, &mut child).await;
+        let gid = unique_name("cap");
+        admin
+            .batch_execute(&format!(
+                "BEGIN; {} PREPARE TRANSACTION '{gid}'",
+                insert(21, 30)
+            ))
+            .await
+            .unwrap();
+        admin.batch_execute(&insert(11, 20)).await.unwrap();
+        output.wait_for(v, 20, &mut child).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut child = spawn_child(&conninfo, &slot, &path, true);
+        admin
+            .batch_execute(&format!("COMMIT PREPARED '{gid}'"))
+            .await
+            .unwrap();
+        admin.batch_execute(&insert(31, 40)).await.unwrap();
+        output.wait_for(v, 40, &mut child).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        output.refresh();
+        let expected: Vec<i64> = (1..=10)
+            .chain(11..=20)
+            .chain(21..=30)
+            .chain(31..=40)
+            .collect();
+        assert_eq!(output.ids, expected, "PG {v}");
+        let stats = std::fs::read_to_string(path.with_extension("stats")).unwrap_or_default();
+        assert!(
+            stats.lines().any(|l| l == "replay"),
+            "PG {v}: the transaction committed while the prepared one was held came again"
+        );
+        let started = Instant::now();
+        while server.slot_active_pid(&slot).await.unwrap().is_some() {
+            assert!(started.elapsed() < PATIENCE, "PG {v}: slot stays active");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        admin
+            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await
+            .unwrap();
+    }
+}
