@@ -22,6 +22,7 @@ mod error;
 mod output;
 mod receivewal;
 mod recv;
+mod recv_sink;
 mod render;
 mod retry;
 mod slot;

@@ -1,6 +1,6 @@
 //! `pg-walstream recv`: stream a logical slot and print the decoded changes.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,17 +9,18 @@ use pg_walstream_codec::Lsn;
 use pg_walstream_codec::pgoutput::ProtocolVersion;
 use pg_walstream_slot::{SlotName, drop_replication_slot_if_exists};
 use pg_walstream_stream::{
-    CreateSlotOptions, Error as StreamError, Event, EventKind, Feedback, LogicalConfig,
-    LogicalStream, OriginFilter, Reconnected, RetryPolicy, Streaming,
+    CreateSlotOptions, Error as StreamError, EventKind, Feedback, LogicalConfig, LogicalStream,
+    OriginFilter, Reconnected, RetryPolicy, Streaming,
 };
 use pg_walstream_transport::{Connection, Transport as _};
 
-use crate::ackfile::{self, AckRecord};
-use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_frame, write_header};
+use crate::ackfile;
+use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_header};
 use crate::connect::{ConnectionArgs, advance_statement};
 use crate::error::{CliError, chain};
 use crate::output::{Destination, EventWriter, Format};
-use crate::render::{RenderError, Renderer};
+use crate::recv_sink::{HandleError, Sink, open_record};
+use crate::render::Renderer;
 use crate::retry::{Signals, open, parse_duration};
 
 /// `--streaming`.
@@ -254,151 +255,6 @@ enum End {
     BrokenPipe,
     /// The stream reconnected at a position before one already acknowledged: start anew.
     Restart,
-}
-
-/// Output state: where events go and what may be acknowledged.
-struct Sink {
-    out: Destination,
-    writer: EventWriter,
-    renderer: Renderer,
-    format: Format,
-    /// Written but not yet durable (files are synced at most once a second): the position to
-    /// acknowledge and the output's length after it.
-    pending_ack: Option<(Lsn, u64)>,
-    /// The last position acknowledged (given to `Feedback::processed`, or read from FILE.ack).
-    reported: Option<Lsn>,
-    /// `-o FILE`: its acknowledgement record.
-    tracking: Option<Tracking>,
-}
-
-/// What FILE.ack says (and will say after the next sync).
-struct Tracking {
-    path: PathBuf,
-    record: AckRecord,
-}
-
-/// Why an event could not be handled.
-enum HandleError {
-    /// Writing the output failed.
-    Io(io::Error),
-    /// The event cannot be rendered.
-    Render(RenderError),
-}
-
-impl From<io::Error> for HandleError {
-    fn from(error: io::Error) -> Self {
-        HandleError::Io(error)
-    }
-}
-
-impl Sink {
-    fn handle(&mut self, event: &Event) -> Result<Option<Lsn>, HandleError> {
-        if self.format == Format::Raw {
-            write_frame(self.out.writer(), event.xlog_data())?;
-        } else if let Some(message) = event.message() {
-            let value = self
-                .renderer
-                .render(&message)
-                .map_err(HandleError::Render)?;
-            self.writer.write(self.out.writer(), &value)?;
-        }
-        let Some(ack) = event.ack_lsn() else {
-            return Ok(None);
-        };
-        if self.out.syncs() {
-            self.out.writer().flush()?;
-            self.pending_ack = Some((ack, self.out.position()));
-            Ok(None)
-        } else {
-            self.out.flush_durable()?;
-            self.reported = Some(ack);
-            Ok(Some(ack))
-        }
-    }
-
-    /// After a reconnect (the new connection sends every unit not acknowledged again, whole):
-    /// cuts `-o FILE` back to its acknowledged bytes, dropping written but unacknowledged
-    /// units and any half unit, and forgets what the writer held. Standard output cannot be
-    /// cut: what was written is made durable and returned for acknowledgement.
-    fn rewind(&mut self) -> Result<Option<Lsn>, io::Error> {
-        self.writer = EventWriter::new(self.format);
-        match &self.tracking {
-            Some(tracking) => {
-                self.pending_ack = None;
-                self.out.truncate_to(tracking.record.offset)?;
-                Ok(None)
-            }
-            None => self.sync(),
-        }
-    }
-
-    /// Makes everything written durable, records it in FILE.ack, and returns the position
-    /// that may now be reported.
-    fn sync(&mut self) -> Result<Option<Lsn>, io::Error> {
-        self.out.flush_durable()?;
-        let Some((lsn, offset)) = self.pending_ack.take() else {
-            return Ok(None);
-        };
-        if let Some(tracking) = &mut self.tracking {
-            tracking.record.offset = offset;
-            tracking.record.lsn = Some(lsn);
-            ackfile::write(&tracking.path, &tracking.record)?;
-        }
-        self.reported = Some(lsn);
-        Ok(Some(lsn))
-    }
-
-    /// After the last sync: cuts `-o FILE` back to its acknowledged bytes (a transaction or
-    /// stream block cut short is sent again next time).
-    fn finish(&mut self) -> Result<(), io::Error> {
-        match &self.tracking {
-            Some(tracking) => self.out.truncate_to(tracking.record.offset),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Opens FILE.ack beside `-o FILE`: cuts FILE back to the bytes it names and returns it (with
-/// the position to resume after when it names `slot`), or, without one, takes FILE as it is.
-fn open_record(out: &mut Destination, path: &Path, slot: &str) -> Result<Tracking, CliError> {
-    let record_path = ackfile::record_path(path);
-    let found = ackfile::read(&record_path)
-        .map_err(|e| CliError::failed(format!("reading {}", record_path.display()), &e))?;
-    let len = out
-        .existing_len()
-        .map_err(|e| CliError::failed(format!("reading {}", path.display()), &e))?;
-    let record = match found {
-        Some(found) if found.offset > len => {
-            return Err(CliError::message(format!(
-                "{} is {len} bytes long, but {} says {} bytes of it were acknowledged: it was \
-                 changed by something else (move both files away to start anew)",
-                path.display(),
-                record_path.display(),
-                found.offset
-            )));
-        }
-        Some(found) => {
-            if found.offset < len {
-                out.truncate_to(found.offset).map_err(|e| {
-                    CliError::failed(format!("cutting {} back", path.display()), &e)
-                })?;
-            }
-            AckRecord {
-                slot: slot.to_owned(),
-                offset: found.offset,
-                lsn: found.lsn.filter(|_| found.slot == slot),
-            }
-        }
-        None => AckRecord {
-            slot: slot.to_owned(),
-            offset: len,
-            lsn: None,
-        },
-    };
-    Ok(Tracking {
-        path: record_path,
-        record,
-    })
 }
 
 /// Runs `recv`.
