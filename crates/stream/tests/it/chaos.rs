@@ -48,7 +48,8 @@ use pg_walstream_testkit::{AuthUser, FaultProxy, TestServer, servers, unique_nam
 
 use crate::support::{backend, text};
 
-/// The child's settings: `conninfo \t slot \t output path \t two_phase (0/1)`.
+/// The child's settings: `conninfo \t slot \t output path \t two_phase (0/1) \t status
+/// interval (ms)`.
 const CHILD_ENV: &str = "PG_WALSTREAM_CHAOS_CHILD";
 /// Rows of the run (default [`SHORT_ROWS`]).
 const ROWS_ENV: &str = "PG_WALSTREAM_CHAOS_ROWS";
@@ -66,9 +67,10 @@ async fn chaos_consumer_process() {
         return;
     };
     let fields: Vec<&str> = settings.split('\t').collect();
-    let [conninfo, slot, output, two_phase] = fields[..] else {
+    let [conninfo, slot, output, two_phase, status_ms] = fields[..] else {
         panic!("bad {CHILD_ENV}: {settings:?}");
     };
+    let status_interval = Duration::from_millis(status_ms.parse().expect("status interval"));
     let output = PathBuf::from(output);
     let (mut file, last) = open_output(&output);
     let (mut threshold, resume) = last.unwrap_or((Lsn::INVALID, Lsn::INVALID));
@@ -79,7 +81,7 @@ async fn chaos_consumer_process() {
         .publication("pub")
         .streaming(Streaming::On)
         .two_phase(two_phase == "1")
-        .status_interval(Duration::from_millis(200))
+        .status_interval(status_interval)
         .retry(
             RetryPolicy::default()
                 .initial_delay(Duration::from_millis(50))
@@ -300,9 +302,19 @@ async fn write(client: &tokio_postgres::Client, planned: &[Planned], gid: &mut u
 // The orchestration.
 
 fn spawn_child(conninfo: &str, slot: &str, output: &Path, two_phase: bool) -> Child {
+    spawn_child_reporting_every(conninfo, slot, output, two_phase, 200)
+}
+
+fn spawn_child_reporting_every(
+    conninfo: &str,
+    slot: &str,
+    output: &Path,
+    two_phase: bool,
+    status_ms: u64,
+) -> Child {
     let exe = std::env::current_exe().expect("test binary");
     let settings = format!(
-        "{conninfo}\t{slot}\t{}\t{}",
+        "{conninfo}\t{slot}\t{}\t{}\t{status_ms}",
         output.display(),
         u8::from(two_phase)
     );
@@ -625,6 +637,100 @@ async fn prepared_transaction_held_across_a_consumer_kill_arrives_whole() {
         assert!(
             stats.lines().any(|l| l == "replay"),
             "PG {v}: the transaction committed while the prepared one was held came again"
+        );
+        let started = Instant::now();
+        while server.slot_active_pid(&slot).await.unwrap().is_some() {
+            assert!(started.elapsed() < PATIENCE, "PG {v}: slot stays active");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        admin
+            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await
+            .unwrap();
+    }
+}
+
+/// The flush floor and the Commit `end_lsn` ack point across a SIGKILL, on every version: a
+/// consumer that never sent a status update (interval of an hour) is killed after writing two
+/// transactions, so the slot is still behind them. The new process starts at the recorded
+/// `end_lsn`: its flush floor makes it report that position although it has processed nothing
+/// yet (the slot catches up), the server skips both transactions (their commit records start
+/// before the start: no replay at all) and sends the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_at_the_recorded_end_reports_the_floor_and_skips_exactly_what_was_written() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("chaos_floor").await;
+        let admin = server.admin(&db).await;
+        admin
+            .batch_execute(
+                "CREATE TABLE r (id bigint PRIMARY KEY, pad text); CREATE PUBLICATION pub FOR TABLE r",
+            )
+            .await
+            .unwrap();
+        let slot = unique_name("chaos_floor");
+        admin
+            .execute(
+                "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+                &[&slot],
+            )
+            .await
+            .unwrap();
+        let confirmed = async || -> Lsn {
+            let row = admin
+                .query_one(
+                    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await
+                .unwrap();
+            row.get::<_, String>(0).parse().unwrap()
+        };
+        let conninfo = format!("{} sslmode=disable", server.conninfo(AuthUser::Scram, &db));
+        let path = dir.path().join(format!("floor-{v}.out"));
+        let mut output = Output {
+            path: path.clone(),
+            offset: 0,
+            ids: Vec::new(),
+        };
+        let insert = |a: i64, b: i64| {
+            format!("INSERT INTO r SELECT g, 'x' FROM generate_series({a}::bigint, {b}) g;")
+        };
+        let mut child = spawn_child_reporting_every(&conninfo, &slot, &path, false, 3_600_000);
+        admin.batch_execute(&insert(1, 10)).await.unwrap();
+        admin.batch_execute(&insert(11, 20)).await.unwrap();
+        output.wait_for(v, 20, &mut child).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (_, recorded) = open_output(&path).1.expect("two lines");
+        assert!(
+            confirmed().await < recorded,
+            "PG {v}: the killed consumer never reported, so the slot is behind what it wrote"
+        );
+        let mut child = spawn_child(&conninfo, &slot, &path, false);
+        let started = Instant::now();
+        while confirmed().await < recorded {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "PG {v}: the restarted stream does not report its floor {recorded}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        admin.batch_execute(&insert(21, 30)).await.unwrap();
+        output.wait_for(v, 30, &mut child).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        output.refresh();
+        let expected: Vec<i64> = (1..=30).collect();
+        assert_eq!(output.ids, expected, "PG {v}");
+        let stats = std::fs::read_to_string(path.with_extension("stats")).unwrap_or_default();
+        assert!(
+            !stats.lines().any(|l| l == "replay"),
+            "PG {v}: a transaction before the start was sent again"
         );
         let started = Instant::now();
         while server.slot_active_pid(&slot).await.unwrap().is_some() {
