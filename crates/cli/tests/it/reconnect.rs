@@ -334,3 +334,67 @@ async fn recv_survives_a_restart_and_a_kill_while_reconnecting_on_every_version(
         server.stop();
     }
 }
+
+/// `--no-retry`: the first connection failure ends recv with exit code 1 and one line; a bad
+/// `--retry-max-elapsed` is a usage error (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_retry_stops_at_the_first_failure_and_bad_durations_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("cli_noretry").await;
+        let admin = server.admin(&db).await;
+        admin.batch_execute(SCHEMA).await.expect("schema");
+        let ci = server.conninfo(AuthUser::Scram, &db);
+        let slot = unique_name("cli_noretry");
+        ok_lines(
+            v,
+            "slot create",
+            &run(args(&["slot", "create", "-d", &ci, &slot])).await,
+        );
+        for bad in ["0s", "5 parsecs", "-1m"] {
+            let out = run(args(&[
+                "recv",
+                "-d",
+                &ci,
+                "--slot",
+                &slot,
+                "-P",
+                "p",
+                "--retry-max-elapsed",
+                bad,
+            ]))
+            .await;
+            assert_eq!(out.status.code(), Some(2), "PostgreSQL {v}: {bad}");
+        }
+        let proxy = FaultProxy::for_server(server).await.unwrap();
+        let path = dir.path().join(format!("noretry-{v}.json"));
+        let mut child = Command::new(bin())
+            .args(["recv", "-d", &proxy.conninfo(server, AuthUser::Scram, &db)])
+            .args(["--slot", &slot, "--publication", "p", "--no-retry", "-o"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn recv");
+        admin
+            .batch_execute("INSERT INTO t VALUES (1, 'x', NULL)")
+            .await
+            .unwrap();
+        wait_for_rows(v, &mut child, &path, "json", 1).await;
+        proxy.cut_all();
+        let mut err = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            pipe.read_to_string(&mut err).expect("stderr");
+        }
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "PostgreSQL {v}: {err}");
+        assert_eq!(err.lines().count(), 1, "PostgreSQL {v}: {err}");
+        assert_eq!(reconnect_lines(&err), 0, "PostgreSQL {v}: {err}");
+        assert_each_row_once(v, "json", &path, 1);
+        drop_slot(server, &admin, &slot).await;
+    }
+}
