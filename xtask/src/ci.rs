@@ -8,7 +8,8 @@ use crate::process::{cargo, run as run_command};
 const FUZZ_SECONDS_IN_CI: u64 = 15;
 
 /// fmt check, clippy `-D warnings`, docs `-D warnings`, the codec's no_std build, a
-/// no-default-features check, every test on all five versions, then a short fuzz run.
+/// no-default-features check, every test on all five versions, the heavy chaos run on 16 and
+/// 17, then a short fuzz run.
 pub(crate) fn run() -> Result<(), String> {
     crate::deps::ensure_libpq_build_deps()?;
     let mut fmt = cargo();
@@ -41,6 +42,12 @@ pub(crate) fn run() -> Result<(), String> {
     run_command(minimal)?;
 
     crate::test::run_versions(&SUPPORTED_VERSIONS)?;
+
+    // The heavy chaos run: a million rows under faults on 16 and 17 (~45 s each).
+    crate::test::run_chaos(
+        &crate::test::HEAVY_CHAOS_VERSIONS,
+        crate::test::HEAVY_CHAOS_ROWS,
+    )?;
 
     // A short fuzz run of every target: catches regressions of the committed corpus and
     // shallow new crashes; long runs are `cargo xtask fuzz --time N`.

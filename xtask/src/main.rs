@@ -4,7 +4,9 @@
 //! - `cargo xtask pg start --version N`: run a throwaway server and print how to connect.
 //! - `cargo xtask test [--versions …] [-- ARGS]`: install what is missing, start one server per
 //!   version, run every test of the workspace against them, stop them and check nothing leaked.
-//! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions.
+//! - `cargo xtask ci`: format check, clippy, docs, no_std build, then `test` on all versions
+//!   and the heavy chaos run.
+//! - `cargo xtask chaos [--rows N] [--versions 16,17]`: the reconnect chaos test with N rows.
 //! - `cargo xtask codegen types [--check]`: regenerate the codec's built-in type catalogue
 //!   from `pg_type` of throwaway servers 14–18.
 //! - `cargo xtask codegen rmgr --pg-source 14=DIR … [--check]`: regenerate the WAL decoder's
@@ -49,6 +51,8 @@ enum Task {
     Test(test::TestArgs),
     /// Everything CI checks: fmt, clippy, docs, no_std build, tests on all versions.
     Ci,
+    /// The reconnect chaos test (faults, restarts, consumer kills) with many rows.
+    Chaos(ChaosArgs),
     /// Stream changes from a throwaway local server to the terminal.
     Demo(demo::DemoArgs),
     /// Benchmark our logical consumer against pg_recvlogical and upstream pg_walstream.
@@ -62,12 +66,24 @@ enum Task {
     },
 }
 
+/// Arguments of `cargo xtask chaos`.
+#[derive(Debug, clap::Args)]
+struct ChaosArgs {
+    /// Rows the writer commits.
+    #[arg(long, default_value_t = test::HEAVY_CHAOS_ROWS)]
+    rows: u64,
+    /// Comma-separated PostgreSQL major versions.
+    #[arg(long, value_delimiter = ',', default_values_t = test::HEAVY_CHAOS_VERSIONS)]
+    versions: Vec<u32>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Task::Pg { command } => pg::run(command),
         Task::Test(args) => test::run(&args),
         Task::Ci => ci::run(),
+        Task::Chaos(args) => test::run_chaos(&args.versions, args.rows),
         Task::Fuzz(args) => fuzz::run_fuzz(&args),
         Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),

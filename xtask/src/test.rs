@@ -104,6 +104,40 @@ fn run_with(versions: &[u32], packages: &[String], runner_args: &[String]) -> Re
     })
 }
 
+/// Versions of the heavy chaos run in CI.
+pub(crate) const HEAVY_CHAOS_VERSIONS: [u32; 2] = [16, 17];
+/// Rows of the heavy chaos run.
+pub(crate) const HEAVY_CHAOS_ROWS: u64 = 1_000_000;
+
+/// The heavy chaos run (issue 17): `rows` numbered rows through the fault-injecting proxy,
+/// with cuts, walsender terminations, a server restart and consumer kills, on each of
+/// `versions` (its own private servers), native backend (the short run in the normal suite
+/// covers both backends on every version). About 45 s per version on 2 cores.
+pub(crate) fn run_chaos(versions: &[u32], rows: u64) -> Result<(), String> {
+    crate::deps::ensure_libpq_build_deps()?;
+    with_servers(versions, |descriptor_path| {
+        let mut command = cargo();
+        command
+            .args([
+                "test",
+                "--all-features",
+                "-p",
+                "pg-walstream-stream",
+                "--test",
+                "it",
+            ])
+            .args([
+                "--",
+                "--exact",
+                "chaos::chaos_every_committed_row_exactly_once_on_every_version",
+            ])
+            .arg("--nocapture")
+            .env(SERVERS_ENV, descriptor_path)
+            .env("PG_WALSTREAM_CHAOS_ROWS", rows.to_string());
+        run_command(command)
+    })
+}
+
 /// Installs and starts one server per version, runs `body` with the descriptor path, then
 /// stops the servers and checks that no process or directory of theirs is left.
 pub(crate) fn with_servers(

@@ -1,6 +1,6 @@
 //! `pg-walstream recv`: stream a logical slot and print the decoded changes.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,18 +9,19 @@ use pg_walstream_codec::Lsn;
 use pg_walstream_codec::pgoutput::ProtocolVersion;
 use pg_walstream_slot::{SlotName, drop_replication_slot_if_exists};
 use pg_walstream_stream::{
-    CreateSlotOptions, Error as StreamError, Event, LogicalConfig, OriginFilter, PreparedStream,
-    RetryPolicy, Streaming,
+    CreateSlotOptions, Error as StreamError, EventKind, Feedback, LogicalConfig, LogicalStream,
+    OriginFilter, Reconnected, RetryPolicy, Streaming,
 };
 use pg_walstream_transport::{Connection, Transport as _};
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::ackfile::{self, AckRecord};
-use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_frame, write_header};
+use crate::ackfile;
+use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_header};
 use crate::connect::{ConnectionArgs, advance_statement};
 use crate::error::{CliError, chain};
 use crate::output::{Destination, EventWriter, Format};
-use crate::render::{RenderError, Renderer};
+use crate::recv_sink::{HandleError, Sink, open_record};
+use crate::render::Renderer;
+use crate::retry::{Signals, open, parse_duration};
 
 /// `--streaming`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,7 +73,17 @@ Resuming (-o FILE): FILE.ack records how many bytes of FILE are acknowledged and
     transaction, and streaming starts after the recorded position (if FILE.ack names the same \
     slot and it is later than --start), so every transaction is in FILE exactly once. Keep \
     FILE and FILE.ack together; without FILE.ack, FILE is appended to as it is. Standard \
-    output is never cut back: use -o FILE to resume cleanly."
+    output is never cut back: use -o FILE to resume cleanly.\n\n\
+Reconnecting: when the connection fails while streaming (reset, walsender terminated, server \
+    restart, read timeout), recv reconnects with exponential backoff (200 ms doubling up to \
+    30 s, jittered) until --retry-max-elapsed has passed, checks it reached the same server \
+    (system identifier and timeline), resumes after the last acknowledged transaction and \
+    prints one line on standard error per reconnect. With -o FILE, FILE is first cut back to \
+    what FILE.ack names, so the transactions the server sends again are in FILE once. \
+    Authentication failures, a missing or invalidated slot and another server are never \
+    retried (exit 1). At start-up only a slot still held by a previous walsender (SQLSTATE \
+    55006) is waited for: a server that cannot be reached fails at once. --no-retry (and \
+    --temporary, whose slot ends with its connection) turn reconnecting off."
 )]
 pub(crate) struct RecvArgs {
     #[command(flatten)]
@@ -136,6 +147,13 @@ pub(crate) struct RecvArgs {
     /// only if it was made with the same protocol version and mode.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+    /// After a connection failure, stop reconnecting once this long has passed without a
+    /// connection (e.g. 30s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    retry_max_elapsed: Duration,
+    /// Do not reconnect: the first connection failure ends recv (exit 1).
+    #[arg(long, conflicts_with = "retry_max_elapsed")]
+    no_retry: bool,
 }
 
 fn parse_lsn(text: &str) -> Result<Lsn, String> {
@@ -157,12 +175,23 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 }
 
 impl RecvArgs {
-    /// The stream's configuration; `resume_after` (from FILE.ack) overrides an earlier
-    /// `--start`. No automatic reconnect yet: a reconnect must first truncate the output to
-    /// the last acknowledged unit, so recv still ends at the first failure.
-    fn config(&self, resume_after: Option<Lsn>) -> Result<LogicalConfig, CliError> {
+    /// How the stream reconnects: exponential backoff with jitter (200 ms doubling up to 30 s)
+    /// within `--retry-max-elapsed` of a failure; never with `--no-retry` or a temporary slot
+    /// (which ends with its connection).
+    fn retry_policy(&self) -> RetryPolicy {
+        if self.no_retry || self.temporary {
+            RetryPolicy::never()
+        } else {
+            RetryPolicy::default().max_elapsed(self.retry_max_elapsed)
+        }
+    }
+
+    /// The stream's configuration; `resume_after` (from FILE.ack, or the last position
+    /// acknowledged) overrides an earlier `--start`. `first`: the run's first stream (the only
+    /// one that may create the slot).
+    fn config(&self, resume_after: Option<Lsn>, first: bool) -> Result<LogicalConfig, CliError> {
         let mut builder = LogicalConfig::builder()
-            .retry(RetryPolicy::never())
+            .retry(self.retry_policy())
             .connection_config(self.connection.config()?)
             .backend(self.connection.backend()?)
             .slot(&self.slot)
@@ -195,7 +224,7 @@ impl RecvArgs {
         if let Some(end) = self.endpos {
             builder = builder.stop_at(end);
         }
-        if self.create_slot {
+        if self.create_slot && first {
             builder = builder.create_slot_if_missing(CreateSlotOptions {
                 temporary: self.temporary,
                 export_snapshot: false,
@@ -225,131 +254,8 @@ enum End {
     Signal,
     /// The reader of standard output went away.
     BrokenPipe,
-}
-
-/// Output state: where events go and what may be acknowledged.
-struct Sink {
-    out: Destination,
-    writer: EventWriter,
-    renderer: Renderer,
-    raw: bool,
-    /// Written but not yet durable (files are synced at most once a second): the position to
-    /// acknowledge and the output's length after it.
-    pending_ack: Option<(Lsn, u64)>,
-    /// `-o FILE`: its acknowledgement record.
-    tracking: Option<Tracking>,
-}
-
-/// What FILE.ack says (and will say after the next sync).
-struct Tracking {
-    path: PathBuf,
-    record: AckRecord,
-}
-
-/// Why an event could not be handled.
-enum HandleError {
-    /// Writing the output failed.
-    Io(io::Error),
-    /// The event cannot be rendered.
-    Render(RenderError),
-}
-
-impl From<io::Error> for HandleError {
-    fn from(error: io::Error) -> Self {
-        HandleError::Io(error)
-    }
-}
-
-impl Sink {
-    fn handle(&mut self, event: &Event) -> Result<Option<Lsn>, HandleError> {
-        if self.raw {
-            write_frame(self.out.writer(), event.xlog_data())?;
-        } else if let Some(message) = event.message() {
-            let value = self
-                .renderer
-                .render(&message)
-                .map_err(HandleError::Render)?;
-            self.writer.write(self.out.writer(), &value)?;
-        }
-        let Some(ack) = event.ack_lsn() else {
-            return Ok(None);
-        };
-        if self.out.syncs() {
-            self.out.writer().flush()?;
-            self.pending_ack = Some((ack, self.out.position()));
-            Ok(None)
-        } else {
-            self.out.flush_durable()?;
-            Ok(Some(ack))
-        }
-    }
-
-    /// Makes everything written durable, records it in FILE.ack, and returns the position
-    /// that may now be reported.
-    fn sync(&mut self) -> Result<Option<Lsn>, io::Error> {
-        self.out.flush_durable()?;
-        let Some((lsn, offset)) = self.pending_ack.take() else {
-            return Ok(None);
-        };
-        if let Some(tracking) = &mut self.tracking {
-            tracking.record.offset = offset;
-            tracking.record.lsn = Some(lsn);
-            ackfile::write(&tracking.path, &tracking.record)?;
-        }
-        Ok(Some(lsn))
-    }
-
-    /// After the last sync: cuts `-o FILE` back to its acknowledged bytes (a transaction or
-    /// stream block cut short is sent again next time).
-    fn finish(&mut self) -> Result<(), io::Error> {
-        match &self.tracking {
-            Some(tracking) => self.out.truncate_to(tracking.record.offset),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Opens FILE.ack beside `-o FILE`: cuts FILE back to the bytes it names and returns it (with
-/// the position to resume after when it names `slot`), or, without one, takes FILE as it is.
-fn open_record(out: &mut Destination, path: &Path, slot: &str) -> Result<Tracking, CliError> {
-    let record_path = ackfile::record_path(path);
-    let found = ackfile::read(&record_path)
-        .map_err(|e| CliError::failed(format!("reading {}", record_path.display()), &e))?;
-    let len = out
-        .existing_len()
-        .map_err(|e| CliError::failed(format!("reading {}", path.display()), &e))?;
-    let record = match found {
-        Some(found) if found.offset > len => {
-            return Err(CliError::message(format!(
-                "{} is {len} bytes long, but {} says {} bytes of it were acknowledged: it was \
-                 changed by something else (move both files away to start anew)",
-                path.display(),
-                record_path.display(),
-                found.offset
-            )));
-        }
-        Some(found) => {
-            if found.offset < len {
-                out.truncate_to(found.offset).map_err(|e| {
-                    CliError::failed(format!("cutting {} back", path.display()), &e)
-                })?;
-            }
-            AckRecord {
-                slot: slot.to_owned(),
-                offset: found.offset,
-                lsn: found.lsn.filter(|_| found.slot == slot),
-            }
-        }
-        None => AckRecord {
-            slot: slot.to_owned(),
-            offset: len,
-            lsn: None,
-        },
-    };
-    Ok(Tracking {
-        path: record_path,
-        record,
-    })
+    /// The stream reconnected at a position before one already acknowledged: start anew.
+    Restart,
 }
 
 /// Runs `recv`.
@@ -357,35 +263,32 @@ fn open_record(out: &mut Destination, path: &Path, slot: &str) -> Result<Trackin
 /// # Errors
 /// Usage errors (exit 2), connection, server, decoding and output errors (exit 1).
 pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
-    let mut config = args.config(None)?;
-    let slot = config.slot().as_str().to_owned();
-    let mut sigint = signal(SignalKind::interrupt())
-        .map_err(|e| CliError::failed("installing the SIGINT handler", &e))?;
-    let mut sigterm = signal(SignalKind::terminate())
-        .map_err(|e| CliError::failed("installing the SIGTERM handler", &e))?;
+    let policy = args.retry_policy();
+    let slot = args.config(None, true)?.slot().as_str().to_owned();
+    let mut signals = Signals::install()?;
     let mut out = Destination::append(args.output.as_deref())
         .map_err(|e| CliError::failed("opening the output", &e))?;
     let mut tracking = match args.output.as_deref() {
         Some(path) if out.is_file() => Some(open_record(&mut out, path, &slot)?),
         _ => None,
     };
-    if let Some(lsn) = tracking.as_ref().and_then(|t| t.record.lsn) {
-        config = args.config(Some(lsn))?;
-    }
-
-    let prepared = tokio::select! {
-        prepared = PreparedStream::connect(config) => {
-            prepared.map_err(|e| stream_failure("starting replication", &e, &slot))?
-        }
-        _ = sigint.recv() => return Ok(()),
-        _ = sigterm.recv() => return Ok(()),
+    let recorded = tracking.as_ref().and_then(|t| t.record.lsn);
+    let config = args.config(recorded, true)?;
+    let Some(opened) = open(&config, &policy, false, &mut signals)
+        .await
+        .map_err(|e| stream_failure("starting replication", &e, &slot))?
+    else {
+        return Ok(());
     };
-    if args.create_slot && !args.if_not_exists && prepared.created_slot().is_none() {
+    let mut stream = Some(opened.stream);
+    if args.create_slot && !args.if_not_exists && !opened.created_slot {
         return Err(CliError::message(format!(
             "replication slot {slot:?} already exists (add --if-not-exists to use it)"
         )));
     }
-    let proto = prepared.proto_version();
+    let proto = stream
+        .as_ref()
+        .map_or(ProtocolVersion::V1, |s| s.info().proto_version);
     if args.format == Format::Raw {
         start_raw_capture(&mut out, args.output.as_deref(), proto, args.binary)?;
     }
@@ -399,56 +302,54 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
             })
             .map_err(|e| CliError::writing(&e))?;
     }
-    let mut stream = prepared
-        .start()
-        .await
-        .map_err(|e| stream_failure("starting replication", &e, &slot))?;
     let mut sink = Sink {
         out,
         writer: EventWriter::new(args.format),
         renderer: Renderer::new(),
-        raw: args.format == Format::Raw,
+        format: args.format,
         pending_ack: None,
+        reported: recorded,
         tracking,
     };
-    let feedback = stream.feedback().clone();
     let mut sync_timer = tokio::time::interval(Duration::from_secs(1));
     let outcome: Result<End, CliError> = loop {
-        tokio::select! {
-            _ = sigint.recv() => break Ok(End::Signal),
-            _ = sigterm.recv() => break Ok(End::Signal),
-            _ = sync_timer.tick(), if sink.pending_ack.is_some() => match sink.sync() {
-                Ok(ack) => if let Some(lsn) = ack { feedback.processed(lsn) },
-                Err(e) => break Err(CliError::writing(&e)),
-            },
-            item = stream.next_event() => match item {
-                None => break Ok(End::Finished),
-                Some(Err(e)) => break Err(stream_failure("replication failed", &e, &slot)),
-                Some(Ok(event)) => match sink.handle(&event) {
-                    Ok(Some(lsn)) => feedback.processed(lsn),
-                    Ok(None) => {}
-                    Err(HandleError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-                        break Ok(End::BrokenPipe);
-                    }
-                    Err(HandleError::Io(e)) => break Err(CliError::writing(&e)),
-                    Err(HandleError::Render(e)) => {
-                        break Err(CliError::failed(format!("event at {}", event.wal_start()), &e));
-                    }
-                },
-            },
+        let Some(current) = stream.as_mut() else {
+            break Ok(End::Signal);
+        };
+        match pump(current, &mut sink, &mut signals, &mut sync_timer, &slot).await {
+            Ok(End::Restart) => {
+                // The stream resumed before a position this process already acknowledged
+                // (it was reported while the old connection's last events were handled):
+                // start again after it, so nothing acknowledged is written twice.
+                if let Some(old) = stream.take() {
+                    let _ = old.stop().await;
+                }
+                let config = args.config(sink.reported, false)?;
+                match open(&config, &policy, true, &mut signals).await {
+                    Ok(Some(opened)) => stream = Some(opened.stream),
+                    Ok(None) => break Ok(End::Signal),
+                    Err(e) => break Err(stream_failure("reconnecting", &e, &slot)),
+                }
+            }
+            other => break other,
         }
     };
     // Acknowledge what is durable, whatever ended the loop, and drop what is not.
     let synced = match sink.sync() {
         Ok(ack) => {
-            if let Some(lsn) = ack {
-                feedback.processed(lsn);
+            if let (Some(lsn), Some(stream)) = (ack, &stream) {
+                stream.feedback().processed(lsn);
             }
             sink.finish().map_err(|e| CliError::writing(&e))
         }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(CliError::writing(&e)),
     };
+    let Some(stream) = stream else {
+        outcome?;
+        return synced;
+    };
+    let feedback = stream.feedback().clone();
     let stopped = stream.stop().await;
     let end = outcome?;
     synced?;
@@ -463,6 +364,85 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
         finish_slot(&args, &slot, needs_advance.then_some(processed)).await?;
     }
     Ok(())
+}
+
+/// Moves events from `stream` to `sink` until the stream ends, a signal arrives, the output
+/// fails, or a reconnect needs a new stream ([`End::Restart`]).
+async fn pump(
+    stream: &mut LogicalStream,
+    sink: &mut Sink,
+    signals: &mut Signals,
+    sync_timer: &mut tokio::time::Interval,
+    slot: &str,
+) -> Result<End, CliError> {
+    let feedback = stream.feedback().clone();
+    // While the stream is reconnecting, nothing is acknowledged: the new connection resumes
+    // at what was acknowledged when it dialled, and what is written meanwhile is cut back
+    // at its `Reconnected` event.
+    let mut attempts_seen = feedback.reconnect_attempts();
+    loop {
+        let steady = feedback.reconnect_attempts() == attempts_seen;
+        tokio::select! {
+            () = signals.recv() => return Ok(End::Signal),
+            _ = sync_timer.tick(), if sink.pending_ack.is_some() && steady => match sink.sync() {
+                Ok(ack) => if let Some(lsn) = ack { feedback.processed(lsn) },
+                Err(e) => return Err(CliError::writing(&e)),
+            },
+            item = stream.next_event() => match item {
+                None => return Ok(End::Finished),
+                Some(Err(e)) => return Err(stream_failure("replication failed", &e, slot)),
+                Some(Ok(event)) => {
+                    if let EventKind::Reconnected(reconnected) = event.kind() {
+                        attempts_seen = feedback.reconnect_attempts();
+                        if on_reconnect(reconnected, sink, &feedback)? {
+                            return Ok(End::Restart);
+                        }
+                        continue;
+                    }
+                    match sink.handle(&event) {
+                        Ok(Some(lsn)) => feedback.processed(lsn),
+                        Ok(None) => {}
+                        Err(HandleError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                            return Ok(End::BrokenPipe);
+                        }
+                        Err(HandleError::Io(e)) => return Err(CliError::writing(&e)),
+                        Err(HandleError::Render(e)) => {
+                            return Err(CliError::failed(
+                                format!("event at {}", event.wal_start()),
+                                &e,
+                            ));
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// The stream reconnected by itself: drop what was written of unacknowledged units, say so on
+/// stderr, and go on — or (`true`) ask for a new stream when it resumed before what was
+/// acknowledged.
+fn on_reconnect(
+    reconnected: &Reconnected,
+    sink: &mut Sink,
+    feedback: &Feedback,
+) -> Result<bool, CliError> {
+    if let Some(lsn) = sink.rewind().map_err(|e| CliError::writing(&e))? {
+        feedback.processed(lsn);
+    }
+    let restart = sink
+        .reported
+        .is_some_and(|lsn| reconnected.resume_lsn < lsn);
+    eprintln!(
+        "pg-walstream: replication connection lost; reconnected after {:.1}s (attempt {}), \
+         resuming at {}",
+        reconnected.downtime.as_secs_f64(),
+        reconnected.attempt,
+        sink.reported
+            .filter(|_| restart)
+            .unwrap_or(reconnected.resume_lsn)
+    );
+    Ok(restart)
 }
 
 /// Writes the raw capture header, or, when appending to an existing capture, checks that it

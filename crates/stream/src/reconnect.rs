@@ -3,6 +3,14 @@
 //! of what the application reported and what the slot confirmed — so a final status update
 //! that never reached the server causes no replay, and nothing is skipped.
 //!
+//! The resume position is read when the new connection is about to start replicating. Events
+//! of the old connection may still be on their way to the application then; what it reports
+//! *after* that point is not in `resume_lsn`, so those transactions arrive once more after the
+//! [`Reconnected`](crate::Reconnected) event, whole. A consumer that must not see them twice
+//! skips transactions whose end is not past the last position it reported (the chaos test's
+//! consumer counts these as replays; `pg-walstream recv` starts a new stream after its last
+//! acknowledged position instead).
+//!
 //! Only streams whose connection the library made itself can reconnect
 //! ([`LogicalStream::connect`](crate::LogicalStream::connect),
 //! [`PreparedStream::connect`](crate::PreparedStream::connect)); on a transport the

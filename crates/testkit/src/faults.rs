@@ -38,6 +38,16 @@ impl TestServer {
         self.start_again()
     }
 
+    /// Stops the server with an immediate shutdown (as a crash: no shutdown checkpoint, no
+    /// waiting for walsenders' clients), leaving it stopped until
+    /// [`start_again`](Self::start_again). Only for owned servers.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails, or for a shared server.
+    pub fn crash_stop(&self) -> Result<(), TestkitError> {
+        self.stop_server_with("immediate")
+    }
+
     /// The process id of the walsender holding `slot` (`pg_replication_slots.active_pid`), if
     /// one does.
     ///

@@ -7,11 +7,12 @@ use pg_walstream_testkit::{servers, unique_name, workspace_root};
 
 use crate::support::{Fixture, args, ok_lines, run, stderr};
 
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "example-basic-streaming",
     "example-polling",
     "example-rate-limited-streaming",
     "example-tokio-spawn-streaming",
+    "example-safe-transaction-consumer",
 ];
 
 async fn cargo_run(package: &'static str, env: Vec<(&'static str, String)>) -> Output {
@@ -67,6 +68,7 @@ async fn examples_stream_the_workload_on_every_version() {
                     ("PG_WALSTREAM_PUBLICATION", "p".to_owned()),
                     ("PG_WALSTREAM_STOP_LSN", end.clone()),
                     ("PG_WALSTREAM_EVENTS_PER_SECOND", "1000".to_owned()),
+                    ("PG_WALSTREAM_TARGET", server.admin_conninfo(&fx.db)),
                 ],
             )
             .await;
@@ -90,6 +92,19 @@ async fn examples_stream_the_workload_on_every_version() {
                 ["insert", "update", "insert", "delete"],
                 "PostgreSQL {v}: {example}: {stdout}"
             );
+            if example == "example-safe-transaction-consumer" {
+                // The downstream holds each transaction with changes once, keyed by end_lsn.
+                let applied: i64 = fx
+                    .admin
+                    .query_one(
+                        "SELECT count(*) FROM walstream_applied WHERE changes <> ''",
+                        &[],
+                    )
+                    .await
+                    .expect("walstream_applied")
+                    .get(0);
+                assert_eq!(applied, 4, "PostgreSQL {v}: {example}");
+            }
             let confirmed = fx.confirmed_flush(slot).await;
             assert!(confirmed.is_some(), "PostgreSQL {v}: {example}");
             let dropped = run(args(&["slot", "drop", "-d", &ci, slot, "--wait"])).await;

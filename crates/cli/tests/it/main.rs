@@ -6,6 +6,7 @@ mod demo;
 mod errors;
 mod examples;
 mod receivewal;
+mod reconnect;
 mod recv;
 mod resume;
 mod same_file;

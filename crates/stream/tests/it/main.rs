@@ -2,11 +2,14 @@
 
 mod alloc_free;
 mod assembler;
+mod assembler_large;
+mod chaos;
 mod columns;
 mod events;
 mod faults;
 mod feedback;
 mod liveness;
+mod permanent;
 mod physical;
 mod reconnect;
 mod resume;
