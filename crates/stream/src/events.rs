@@ -83,7 +83,12 @@ pub enum EventKind {
     /// Not a pgoutput message: the connection was lost and the stream reconnected by itself.
     /// Everything after this event comes from the new connection, which resumed at
     /// `resume_lsn`; a transaction that was delivered only partly before it (no Commit yet)
-    /// will be delivered again, whole, from its Begin — discard what you buffered of it.
+    /// will be delivered again, whole, from its Begin — discard what you buffered of it. A
+    /// plain transaction the application reported as processed (through [`Feedback`]) by the
+    /// time the stream would hand it over is not delivered again, even when the report came
+    /// after the new connection started.
+    ///
+    /// [`Feedback`]: crate::Feedback
     Reconnected(Reconnected),
 }
 

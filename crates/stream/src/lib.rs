@@ -125,6 +125,7 @@ mod physical;
 mod reconnect;
 mod relation;
 mod relation_cache;
+mod replay;
 mod retry;
 mod row;
 mod schema_change;

@@ -5,11 +5,14 @@
 //!
 //! The resume position is read when the new connection is about to start replicating. Events
 //! of the old connection may still be on their way to the application then; what it reports
-//! *after* that point is not in `resume_lsn`, so those transactions arrive once more after the
-//! [`Reconnected`](crate::Reconnected) event, whole. A consumer that must not see them twice
-//! skips transactions whose end is not past the last position it reported (the chaos test's
-//! consumer counts these as replays; `pg-walstream recv` starts a new stream after its last
-//! acknowledged position instead).
+//! *after* that point is not in `resume_lsn`, so the server sends those transactions once
+//! more. The stream drops them before the application sees them (`replay.rs`: a plain
+//! transaction whose commit record starts before the processed position at the time it is
+//! taken from the stream, as the server itself skips), so the delivery contract — a
+//! transaction whose Commit `end_lsn` is at or before the processed position is never
+//! delivered again — holds for reports made at any time. Streamed and two-phase transactions
+//! are not filtered this way (their commit position is known only at their end): after a
+//! `Reconnected` they may come again whole, as the contract allows for unreported ones.
 //!
 //! Only streams whose connection the library made itself can reconnect
 //! ([`LogicalStream::connect`](crate::LogicalStream::connect),

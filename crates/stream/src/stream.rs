@@ -25,6 +25,7 @@ use crate::events::Event;
 use crate::feedback::Feedback;
 use crate::metrics::StreamMetrics;
 use crate::reconnect::{self, ConnectionRedial, Reconnector};
+use crate::replay::ReplayFilter;
 use crate::stop::StopHandle;
 use crate::task::DriverTask;
 
@@ -80,6 +81,8 @@ pub struct LogicalStream {
     /// The first error met while winding down after a stop request.
     stop_error: Option<Error>,
     task: DriverTask<Option<Error>>,
+    /// Drops replays of transactions reported after a reconnect's dial.
+    replay: ReplayFilter,
     feedback: Feedback,
     budget: ByteBudget,
     info: StreamInfo,
@@ -264,30 +267,36 @@ impl LogicalStream {
         if self.stopping {
             return self.poll_stopping(cx);
         }
-        match self.events.poll_recv(cx) {
-            Poll::Ready(Some(item)) => {
-                if let Ok(event) = &item {
-                    self.budget.release(event.xlog_data().data.len());
+        loop {
+            return match self.events.poll_recv(cx) {
+                Poll::Ready(Some(item)) => {
+                    if let Ok(event) = &item {
+                        self.budget.release(event.xlog_data().data.len());
+                        let processed = self.feedback.processed_lsn();
+                        if !self.replay.admits(event.kind(), processed) {
+                            continue;
+                        }
+                    }
+                    Poll::Ready(Some(item))
                 }
-                Poll::Ready(Some(item))
-            }
-            Poll::Pending => {
-                self.stop.register(cx.waker());
-                // A stop request between the first check and the registration.
-                if self.stop.is_stop_requested() {
-                    cx.waker().wake_by_ref();
+                Poll::Pending => {
+                    self.stop.register(cx.waker());
+                    // A stop request between the first check and the registration.
+                    if self.stop.is_stop_requested() {
+                        cx.waker().wake_by_ref();
+                    }
+                    Poll::Pending
                 }
-                Poll::Pending
-            }
-            Poll::Ready(None) => {
-                // Asking past the last event (after a stop LSN) means the application is done
-                // with everything it received: stop now, so the final status update carries
-                // what it reported.
-                self.stop.signal_driver();
-                // The task ends: cleanly, with an error after the last event (past the stop
-                // LSN), or (panic, runtime shutdown) without a word.
-                self.task.poll_end(cx, |late| late)
-            }
+                Poll::Ready(None) => {
+                    // Asking past the last event (after a stop LSN) means the application is done
+                    // with everything it received: stop now, so the final status update carries
+                    // what it reported.
+                    self.stop.signal_driver();
+                    // The task ends: cleanly, with an error after the last event (past the stop
+                    // LSN), or (panic, runtime shutdown) without a word.
+                    self.task.poll_end(cx, |late| late)
+                }
+            };
         }
     }
 }
@@ -544,6 +553,7 @@ impl LogicalStream {
             stopping: false,
             stop_error: None,
             task: DriverTask::new(task),
+            replay: ReplayFilter::default(),
             feedback,
             budget,
             info,

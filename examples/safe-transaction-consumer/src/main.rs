@@ -62,7 +62,7 @@ fn describe(transaction: Transaction) -> Result<String, Error> {
         let Some(row) = change.new_row().or_else(|| change.old_row()) else {
             continue;
         };
-        for (column, value) in row.iter() {
+        for (column, value) in row {
             // Text-format values only (NULL and unchanged TOAST have none).
             if let Some(value) = value.as_str() {
                 let value = value.unwrap_or("<invalid UTF-8>");

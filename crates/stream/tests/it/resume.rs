@@ -274,3 +274,69 @@ async fn blackholed_connection_is_detected_and_replaced() {
         stream.stop().await.unwrap();
     }
 }
+
+/// The delivery contract for reports made *after* the reconnect's dial: the new connection
+/// resumes where the processed position stood when it was dialled, so the server replays a
+/// transaction reported while the application was still busy with the old connection's events;
+/// the stream drops that replay (as the server would have skipped it), and delivers the next
+/// transaction whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_reported_after_the_dial_is_not_delivered_again() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(server, "replay", DDL, "FOR TABLE r").await;
+        let proxy = FaultProxy::for_server(server).await.unwrap();
+        let config = fx
+            .config()
+            .conninfo(&through(&proxy, server, &fx))
+            .retry(quick_retry());
+        let mut stream = fx.start(config).await;
+        fx.exec(&["INSERT INTO r VALUES (1)", "INSERT INTO r VALUES (2)"])
+            .await;
+        // Both transactions arrive; nothing is reported yet.
+        let mut commits = Vec::new();
+        while commits.len() < 2 {
+            if let EventKind::Commit(c) = next_within_a_minute(&mut stream, v).await.kind() {
+                commits.push(*c);
+            }
+        }
+        proxy.cut_all();
+        let resume = loop {
+            if let EventKind::Reconnected(r) = next_within_a_minute(&mut stream, v).await.kind() {
+                break r.resume_lsn;
+            }
+        };
+        // The dial read nothing processed: the server replays from before the first commit.
+        assert!(
+            resume < commits[0].commit_lsn,
+            "PG {v}: resumed at {resume}, after {:?}",
+            commits[0]
+        );
+        // Reported now, after the dial, while the old connection's work is being finished.
+        stream.feedback().processed(commits[0].end_lsn);
+        fx.exec(&["INSERT INTO r VALUES (3)"]).await;
+        let mut ids = Vec::new();
+        let mut begins = Vec::new();
+        while ids.len() < 2 {
+            match next_within_a_minute(&mut stream, v).await.kind() {
+                EventKind::Begin(b) => begins.push(b.final_lsn),
+                EventKind::Insert(c) => ids.push(text(&c.new_tuple().unwrap(), 0).unwrap()),
+                _ => {}
+            }
+        }
+        assert_eq!(ids, ["2", "3"], "PG {v}: replayed {begins:?}");
+        assert_eq!(begins[0], commits[1].commit_lsn, "PG {v}");
+        stream
+            .stop()
+            .await
+            .unwrap_or_else(|e| panic!("PG {v}: {e}"));
+    }
+}
+
+async fn next_within_a_minute(stream: &mut LogicalStream, v: u32) -> pg_walstream_stream::Event {
+    tokio::time::timeout(Duration::from_secs(60), stream.next_event())
+        .await
+        .unwrap_or_else(|_| panic!("PG {v}: no event within 60 s"))
+        .unwrap_or_else(|| panic!("PG {v}: the stream ended"))
+        .unwrap_or_else(|e| panic!("PG {v}: {e}"))
+}
