@@ -272,8 +272,11 @@ impl LogicalStream {
                 Poll::Ready(Some(item)) => {
                     if let Ok(event) = &item {
                         self.budget.release(event.xlog_data().data.len());
-                        let processed = self.feedback.processed_lsn();
-                        if !self.replay.admits(event.kind(), processed) {
+                        let feedback = &self.feedback;
+                        if !self
+                            .replay
+                            .admits(event.kind(), || feedback.processed_lsn())
+                        {
                             continue;
                         }
                     }
