@@ -13,7 +13,6 @@ use pg_walstream_codec::wal::describe::describe;
 use pg_walstream_codec::wal::{WalDecoder, image};
 use pg_walstream_testkit::servers;
 
-use segments::read_range;
 use workload::{Generated, generate};
 
 /// One record as both sides report it.
@@ -46,7 +45,7 @@ struct Decoded {
 fn decode(g: &Generated) -> Decoded {
     let seg = u64::from(g.segment_size);
     let first = Lsn::new(g.start.as_u64() / seg * seg);
-    let wal = read_range(&g.pg_wal, g.timeline, first, g.end, g.segment_size);
+    let wal = &g.wal;
     let mut decoder = WalDecoder::new(first).skip_until(g.start);
     let mut out = Decoded::default();
     let mut page = vec![0u8; 8192];

@@ -1,7 +1,6 @@
 //! Writes WAL on a real server and asks the server what it wrote.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use pg_walstream_codec::Lsn;
 use pg_walstream_testkit::{TestServer, unique_name};
@@ -12,8 +11,10 @@ use super::Row;
 /// The WAL range a workload wrote and the server's view of it.
 pub(crate) struct Generated {
     pub(crate) version: u32,
-    pub(crate) pg_wal: PathBuf,
-    pub(crate) timeline: u32,
+    /// The segment files from the one holding `start` to the one holding `end`, read while
+    /// the test's physical slot still kept them (a checkpoint by another test on the shared
+    /// server may remove them once it is dropped).
+    pub(crate) wal: Vec<u8>,
     pub(crate) segment_size: u32,
     pub(crate) start: Lsn,
     pub(crate) end: Lsn,
@@ -196,14 +197,21 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
     } else {
         (None, None, None)
     };
+    let segment = u64::from(segment_size as u32);
+    let wal = super::segments::read_range(
+        &server.data_dir().join("pg_wal"),
+        timeline as u32,
+        Lsn::new(start.as_u64() / segment * segment),
+        end,
+        segment_size as u32,
+    );
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .unwrap();
     Generated {
         version,
-        pg_wal: server.data_dir().join("pg_wal"),
-        timeline: timeline as u32,
+        wal,
         segment_size: segment_size as u32,
         start,
         end,
