@@ -19,7 +19,7 @@ use crate::capture::raw::{FLAG_BINARY, RawHeader, RawReader, write_header};
 use crate::connect::{ConnectionArgs, advance_statement};
 use crate::error::{CliError, chain};
 use crate::output::{Destination, EventWriter, Format};
-use crate::recv_sink::{HandleError, Sink, open_record};
+use crate::recv_sink::{HandleError, OpenStreams, Sink, open_record};
 use crate::render::Renderer;
 use crate::retry::{Signals, open, parse_duration};
 
@@ -310,6 +310,7 @@ pub(crate) async fn run(args: RecvArgs) -> Result<(), CliError> {
         pending_ack: None,
         reported: recorded,
         tracking,
+        streams: OpenStreams::default(),
     };
     let mut sync_timer = tokio::time::interval(Duration::from_secs(1));
     let outcome: Result<End, CliError> = loop {

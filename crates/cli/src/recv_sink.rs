@@ -4,8 +4,8 @@
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use pg_walstream_codec::Lsn;
-use pg_walstream_stream::Event;
+use pg_walstream_codec::{Lsn, Xid};
+use pg_walstream_stream::{Event, EventKind};
 
 use crate::ackfile::{self, AckRecord};
 use crate::capture::raw::write_frame;
@@ -26,6 +26,57 @@ pub(crate) struct Sink {
     pub(crate) reported: Option<Lsn>,
     /// `-o FILE`: its acknowledgement record.
     pub(crate) tracking: Option<Tracking>,
+    /// Streamed transactions whose blocks are in the output but not yet ended.
+    pub(crate) streams: OpenStreams,
+}
+
+/// Holds acknowledgements back while a streamed transaction's blocks are in the output
+/// unfinished (formats that write blocks as they arrive: json, text, raw).
+///
+/// A new connection (or process) sends such a transaction again from its first change, however
+/// far the slot has advanced: the server decodes from the slot's `restart_lsn`, which never
+/// passes the start of a running transaction, and streams whatever it collected once the
+/// decoded position is past the start (`ReorderBufferCanStartStreaming` checks
+/// `SnapBuildXactNeedsSkip` on the current record only). Acknowledging a later unit would put
+/// those blocks before `FILE.ack`'s cut, so they would be in the file twice. Held back, the cut
+/// falls before the first open block and everything after it arrives again once.
+#[derive(Debug, Default)]
+pub(crate) struct OpenStreams {
+    open: Vec<Xid>,
+    /// The highest acknowledgement point met while a stream was open.
+    held: Option<Lsn>,
+}
+
+impl OpenStreams {
+    /// The position to acknowledge once `kind` is written: its own acknowledgement point, or
+    /// nothing while a streamed transaction is open — then, when the last one ends, the
+    /// highest point held back meanwhile.
+    pub(crate) fn ack_after(&mut self, kind: &EventKind) -> Option<Lsn> {
+        let own = kind.ack_lsn();
+        match kind {
+            EventKind::StreamStart(s) if !self.open.contains(&s.xid) => self.open.push(s.xid),
+            EventKind::StreamCommit(c) => self.close(c.xid),
+            EventKind::StreamPrepare(p) => self.close(p.xid),
+            EventKind::StreamAbort(a) if a.xid == a.subxid => self.close(a.xid),
+            _ => {}
+        }
+        if self.open.is_empty() {
+            own.max(self.held.take())
+        } else {
+            self.held = self.held.max(own);
+            None
+        }
+    }
+
+    fn close(&mut self, xid: Xid) {
+        self.open.retain(|x| *x != xid);
+    }
+
+    /// Everything unacknowledged was dropped (cut back, or a new connection).
+    pub(crate) fn clear(&mut self) {
+        self.open.clear();
+        self.held = None;
+    }
 }
 
 /// What FILE.ack says (and will say after the next sync).
@@ -59,7 +110,18 @@ impl Sink {
                 .map_err(HandleError::Render)?;
             self.writer.write(self.out.writer(), &value)?;
         }
-        let Some(ack) = event.ack_lsn() else {
+        let own = event.ack_lsn();
+        let ack = if self.format == Format::JsonlTx {
+            // Streamed transactions are spooled and written whole at their end.
+            own
+        } else {
+            self.streams.ack_after(event.kind())
+        };
+        let Some(ack) = ack else {
+            if own.is_some() {
+                // A unit held back behind an open stream: readable now, acknowledged later.
+                self.out.writer().flush()?;
+            }
             return Ok(None);
         };
         if self.out.syncs() {
@@ -79,6 +141,7 @@ impl Sink {
     /// cut: what was written is made durable and returned for acknowledgement.
     pub(crate) fn rewind(&mut self) -> Result<Option<Lsn>, io::Error> {
         self.writer = EventWriter::new(self.format);
+        self.streams.clear();
         match &self.tracking {
             Some(tracking) => {
                 self.pending_ack = None;
@@ -160,4 +223,90 @@ pub(crate) fn open_record(
         path: record_path,
         record,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use pg_walstream_codec::pgoutput::{Commit, StreamAbort, StreamCommit, StreamStart};
+    use pg_walstream_codec::{Lsn, PgTimestamp, Xid};
+    use pg_walstream_stream::EventKind;
+
+    use super::OpenStreams;
+
+    fn start(xid: u32) -> EventKind {
+        EventKind::StreamStart(StreamStart {
+            xid: Xid(xid),
+            first_segment: true,
+        })
+    }
+
+    fn commit(end: u64) -> EventKind {
+        EventKind::Commit(Commit {
+            flags: 0,
+            commit_lsn: Lsn(end - 8),
+            end_lsn: Lsn(end),
+            commit_time: PgTimestamp(0),
+        })
+    }
+
+    fn stream_commit(xid: u32, end: u64) -> EventKind {
+        EventKind::StreamCommit(StreamCommit {
+            xid: Xid(xid),
+            flags: 0,
+            commit_lsn: Lsn(end - 8),
+            end_lsn: Lsn(end),
+            commit_time: PgTimestamp(0),
+        })
+    }
+
+    fn abort(xid: u32, subxid: u32) -> EventKind {
+        EventKind::StreamAbort(StreamAbort {
+            xid: Xid(xid),
+            subxid: Xid(subxid),
+            abort: None,
+        })
+    }
+
+    #[test]
+    fn without_streams_every_unit_is_acknowledged() {
+        let mut streams = OpenStreams::default();
+        assert_eq!(streams.ack_after(&commit(0x100)), Some(Lsn(0x100)));
+        assert_eq!(streams.ack_after(&start(7)), None);
+    }
+
+    #[test]
+    fn acknowledgements_wait_for_the_last_open_stream() {
+        let mut streams = OpenStreams::default();
+        assert_eq!(streams.ack_after(&start(7)), None);
+        assert_eq!(streams.ack_after(&commit(0x100)), None, "held: 7 is open");
+        assert_eq!(streams.ack_after(&start(8)), None);
+        assert_eq!(streams.ack_after(&start(7)), None, "a later block of 7");
+        assert_eq!(streams.ack_after(&abort(7, 9)), None, "a subtransaction only");
+        assert_eq!(streams.ack_after(&stream_commit(7, 0x300)), None, "8 is open");
+        assert_eq!(streams.ack_after(&commit(0x200)), None);
+        // 8 rolled back: no position of its own, the held one is acknowledged now.
+        assert_eq!(streams.ack_after(&abort(8, 8)), Some(Lsn(0x300)));
+        assert_eq!(streams.ack_after(&commit(0x400)), Some(Lsn(0x400)));
+    }
+
+    #[test]
+    fn the_last_stream_commit_acknowledges_its_own_end() {
+        let mut streams = OpenStreams::default();
+        streams.ack_after(&start(7));
+        assert_eq!(streams.ack_after(&commit(0x100)), None);
+        assert_eq!(
+            streams.ack_after(&stream_commit(7, 0x200)),
+            Some(Lsn(0x200))
+        );
+    }
+
+    #[test]
+    fn clearing_forgets_open_streams_and_held_positions() {
+        let mut streams = OpenStreams::default();
+        streams.ack_after(&start(7));
+        streams.ack_after(&commit(0x100));
+        streams.clear();
+        assert_eq!(streams.ack_after(&abort(7, 7)), None);
+        assert_eq!(streams.ack_after(&commit(0x200)), Some(Lsn(0x200)));
+    }
 }

@@ -398,3 +398,106 @@ async fn no_retry_stops_at_the_first_failure_and_bad_durations_are_usage_errors(
         drop_slot(server, &admin, &slot).await;
     }
 }
+
+/// Insert ids in a json or text file's complete lines.
+fn ids_in_lines(path: &Path, format: &str) -> Vec<i64> {
+    if format == "json" {
+        return ids_in(path, format);
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let end = text.rfind('\n').map_or(0, |i| i + 1);
+    text[..end]
+        .lines()
+        .filter(|l| l.starts_with("INSERT "))
+        .map(|l| {
+            let (_, rest) = l
+                .split_once("id[int4]='")
+                .unwrap_or_else(|| panic!("no id in {l}"));
+            rest[..rest.find('\'').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+async fn wait_for_id(v: u32, child: &mut Child, path: &Path, format: &str, id: i64) {
+    let start = Instant::now();
+    while !ids_in_lines(path, format).contains(&id) {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "PostgreSQL {v}: {format}: recv exited"
+        );
+        assert!(
+            start.elapsed() < PATIENCE,
+            "PostgreSQL {v}: {format}: no row {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Streamed blocks (`--streaming on`, json and text: written as they arrive) of a transaction
+/// still running when the connection is cut and when recv is stopped and started again: the
+/// server sends that transaction again from its first change each time, so recv acknowledges
+/// nothing after its first block until it ends — otherwise `FILE.ack`'s cut would keep the
+/// blocks and the file would hold them twice. A transaction committed meanwhile is held back
+/// with it and arrives again once. Every committed row is in the file exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recv_keeps_an_open_streamed_transaction_once_across_a_cut_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("cli_streamcut").await;
+        let admin = server.admin(&db).await;
+        admin.batch_execute(SCHEMA).await.expect("schema");
+        let ci = server.conninfo(AuthUser::Scram, &db);
+        for format in ["json", "text"] {
+            let slot = unique_name("cli_streamcut");
+            ok_lines(
+                v,
+                "slot create",
+                &run(args(&["slot", "create", "-d", &ci, &slot])).await,
+            );
+            let proxy = FaultProxy::for_server(server).await.unwrap();
+            let through = proxy.conninfo(server, AuthUser::Scram, &db);
+            let path = dir.path().join(format!("streamcut-{v}.{format}"));
+            let mut child = spawn_recv(&through, &slot, format, &path);
+            // 2000 rows in a transaction left open: more than logical_decoding_work_mem, so
+            // the server streams them before the commit.
+            let open = server.admin(&db).await;
+            open.batch_execute(
+                "BEGIN; INSERT INTO t SELECT i, 'x', NULL FROM generate_series(1, 2000) i",
+            )
+            .await
+            .expect("open transaction");
+            wait_for_id(v, &mut child, &path, format, 1).await;
+            commit_rows(&admin, 2001, 10, 3).await;
+            wait_for_id(v, &mut child, &path, format, 2010).await;
+            // Past recv's one-second sync: without the hold it would have acknowledged 2010.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let accepted = proxy.connections_accepted();
+            proxy.cut_all();
+            let start = Instant::now();
+            while proxy.connections_accepted() <= accepted {
+                assert!(start.elapsed() < PATIENCE, "PostgreSQL {v}: no reconnect");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            wait_for_id(v, &mut child, &path, format, 2010).await;
+            interrupt(v, child).await;
+            let mut child = spawn_recv(&through, &slot, format, &path);
+            open.batch_execute("COMMIT").await.expect("commit");
+            commit_rows(&admin, 2011, 10, 3).await;
+            wait_for_id(v, &mut child, &path, format, 2020).await;
+            interrupt(v, child).await;
+            let mut ids = ids_in_lines(&path, format);
+            let total = ids.len();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(
+                (total, ids),
+                (2020, (1..=2020).collect::<Vec<_>>()),
+                "PostgreSQL {v}: {format}: each committed row once"
+            );
+            drop(proxy);
+            drop_slot(server, &admin, &slot).await;
+            admin.batch_execute("TRUNCATE t").await.expect("truncate");
+        }
+    }
+}

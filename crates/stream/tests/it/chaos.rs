@@ -1,6 +1,7 @@
 //! The chaos test (issue 17): a writer commits numbered rows in transactions of random size
 //! (some streamed, some with a rolled-back savepoint, some rolled back; on 15+ some prepared
-//! then committed or rolled back) while the proxy cuts the consumer's connection (at once and
+//! then committed or rolled back) while the proxy cuts the consumer's connection every
+//! [`CUT_EVERY`] during the whole run (alternately at once and after a number of server bytes,
 //! mid-message), its walsender is terminated twice, the server restarts once, and the consumer
 //! *process* is SIGKILLed twice (once while it is reconnecting) and started again. The consumer
 //! ends with every committed row exactly once, in commit order, and no row of anything rolled
@@ -28,7 +29,7 @@
 //!   reached the server): the new stream starts there and its flush floor keeps every report
 //!   at or above it.
 //!
-//! Short run: 20,000 rows per version in the normal suite. Heavy run: set
+//! Short run: 50,000 rows per version in the normal suite. Heavy run: set
 //! `PG_WALSTREAM_CHAOS_ROWS` (e.g. 1000000; `cargo xtask chaos` runs it on 16 and 17).
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -53,7 +54,11 @@ use crate::support::{backend, text};
 const CHILD_ENV: &str = "PG_WALSTREAM_CHAOS_CHILD";
 /// Rows of the run (default [`SHORT_ROWS`]).
 const ROWS_ENV: &str = "PG_WALSTREAM_CHAOS_ROWS";
-const SHORT_ROWS: i64 = 20_000;
+const SHORT_ROWS: i64 = 50_000;
+/// The period of the background cutter (milliseconds in `PG_WALSTREAM_CHAOS_CUT_MS` override
+/// it, to study shorter periods).
+const CUT_EVERY: Duration = Duration::from_secs(2);
+const CUT_ENV: &str = "PG_WALSTREAM_CHAOS_CUT_MS";
 /// A generous bound against a hang, never a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(600);
 
@@ -185,7 +190,7 @@ fn open_output(path: &Path) -> (std::fs::File, Option<(Lsn, Lsn)>) {
 
 /// Connects, waiting out transient failures (a restarted process may meet its predecessor's
 /// walsender still holding the slot, or the server restarting).
-async fn connect(config: LogicalConfig) -> LogicalStream {
+pub(crate) async fn connect(config: LogicalConfig) -> LogicalStream {
     let started = Instant::now();
     loop {
         match LogicalStream::connect(config.clone()).await {
@@ -404,6 +409,33 @@ const FAULTS: [Fault; 8] = [
     Fault::None,
 ];
 
+/// Cuts the proxy's connections every [`CUT_EVERY`] until dropped: odd rounds reset every
+/// connection at once, even ones arm a cut after a varying number of server bytes (almost
+/// always inside a message: most are a few dozen bytes, and the count is not aligned to
+/// anything). Returns how many cuts it issued.
+fn cutter(proxy: std::sync::Arc<FaultProxy>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut issued = 0u64;
+        let period = std::env::var(CUT_ENV).ok().map_or(CUT_EVERY, |ms| {
+            Duration::from_millis(ms.parse().expect("PG_WALSTREAM_CHAOS_CUT_MS"))
+        });
+        let mut ticks = tokio::time::interval(period);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if std::sync::Arc::strong_count(&proxy) == 1 {
+                return issued;
+            }
+            issued += 1;
+            if issued % 2 == 1 {
+                proxy.cut_all();
+            } else {
+                proxy.cut_after_server_bytes(7 + (issued * 7919) % 65_521);
+            }
+        }
+    })
+}
+
 async fn terminate(server: &TestServer, slot: &str, v: u32) {
     let started = Instant::now();
     while server.terminate_walsender(slot).await.unwrap().is_none() {
@@ -443,11 +475,12 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
             .await
             .unwrap();
         drop(admin);
-        let proxy = FaultProxy::for_server(&server).await.unwrap();
+        let proxy = std::sync::Arc::new(FaultProxy::for_server(&server).await.unwrap());
         let conninfo = format!(
             "{} sslmode=disable",
             proxy.conninfo(&server, AuthUser::Scram, &db)
         );
+        let periodic = cutter(std::sync::Arc::clone(&proxy));
         let path = dir.path().join(format!("chaos-{v}.out"));
         let mut output = Output {
             path: path.clone(),
@@ -532,6 +565,9 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
         output.wait_for(v, rows, &mut child).await;
         child.kill().unwrap();
         child.wait().unwrap();
+        let resets = proxy.connections_reset();
+        drop(proxy);
+        let periodic = periodic.await.unwrap();
         output.refresh();
         let expected: Vec<i64> = (1..=rows).collect();
         if output.ids != expected {
@@ -551,13 +587,13 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
         let reconnects = stats.lines().filter(|l| *l == "reconnect").count();
         let replays = stats.lines().filter(|l| *l == "replay").count();
         eprintln!(
-            "PG {v} chaos: {rows} rows in {} transactions, {cuts} cuts, {terminations} \
-             walsender terminations, {restarts} server restart(s), {kills} consumer kills, \
-             {reconnects} reconnects, {replays} replayed transactions discarded, {:.1} s",
+            "PG {v} chaos: {rows} rows in {} transactions, {periodic} periodic cuts + {cuts} \
+             phase cuts ({resets} connections reset), {terminations} walsender terminations, \
+             {restarts} server restart(s), {kills} consumer kills, {reconnects} reconnects, \
+             {replays} replayed transactions discarded, {:.1} s",
             planned.len(),
             started.elapsed().as_secs_f64()
         );
-        drop(proxy);
         server.take().unwrap().stop();
     }
 }

@@ -5,6 +5,7 @@ mod assembler;
 mod assembler_large;
 mod chaos;
 mod columns;
+mod crash_report;
 mod events;
 mod faults;
 mod feedback;
