@@ -281,8 +281,16 @@ mod tests {
         assert_eq!(streams.ack_after(&commit(0x100)), None, "held: 7 is open");
         assert_eq!(streams.ack_after(&start(8)), None);
         assert_eq!(streams.ack_after(&start(7)), None, "a later block of 7");
-        assert_eq!(streams.ack_after(&abort(7, 9)), None, "a subtransaction only");
-        assert_eq!(streams.ack_after(&stream_commit(7, 0x300)), None, "8 is open");
+        assert_eq!(
+            streams.ack_after(&abort(7, 9)),
+            None,
+            "a subtransaction only"
+        );
+        assert_eq!(
+            streams.ack_after(&stream_commit(7, 0x300)),
+            None,
+            "8 is open"
+        );
         assert_eq!(streams.ack_after(&commit(0x200)), None);
         // 8 rolled back: no position of its own, the held one is acknowledged now.
         assert_eq!(streams.ack_after(&abort(8, 8)), Some(Lsn(0x300)));

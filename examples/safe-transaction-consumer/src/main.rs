@@ -12,16 +12,20 @@
 //!     cargo run -p example-safe-transaction-consumer
 //! ```
 
+use std::fmt::Write as _;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
+use pg_walstream::stream::OrderedFeedback;
 use pg_walstream::stream::assembler::{Assemble, Assembled, AssemblerConfig, Transaction};
 use pg_walstream::stream::{CreateSlotOptions, Error, EventKind, LogicalConfig, LogicalStream};
-use pg_walstream::stream::OrderedFeedback;
 use tokio::sync::Semaphore;
 
 /// Transactions applied at the same time.
 const WORKERS: u32 = 4;
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS walstream_applied \
+                      (end_lsn pg_lsn PRIMARY KEY, xid bigint NOT NULL, changes text NOT NULL)";
 const APPLY: &str = "INSERT INTO walstream_applied VALUES ($1::text::pg_lsn, $2, $3) \
                      ON CONFLICT (end_lsn) DO NOTHING";
 
@@ -40,11 +44,11 @@ fn describe(transaction: Transaction) -> Result<String, Error> {
             EventKind::Delete(c) => ("delete", c),
             _ => continue,
         };
-        let relation = change.relation();
-        text += &format!("{kind} {}.{}", relation.schema(), relation.name());
-        for (column, value) in change.new_row().or_else(|| change.old_row()).into_iter().flatten() {
+        let (relation, row) = (change.relation(), change.new_row().or(change.old_row()));
+        let _ = write!(text, "{kind} {}.{}", relation.schema(), relation.name());
+        for (column, value) in row.into_iter().flatten() {
             if let Some(Ok(value)) = value.as_str() {
-                text += &format!(" {}='{value}'", column.name);
+                let _ = write!(text, " {}='{value}'", column.name);
             }
         }
         text.push('\n');
@@ -53,18 +57,26 @@ fn describe(transaction: Transaction) -> Result<String, Error> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let source = std::env::var("PG_WALSTREAM_CONNINFO").map_err(|_| "set PG_WALSTREAM_CONNINFO")?;
-    let target = env("PG_WALSTREAM_TARGET", &source);
+async fn main() -> ExitCode {
+    let Ok(source) = std::env::var("PG_WALSTREAM_CONNINFO") else {
+        eprintln!("safe-transaction-consumer: set PG_WALSTREAM_CONNINFO to a connection string");
+        return ExitCode::from(2);
+    };
+    if let Err(e) = run(&source).await {
+        eprintln!("safe-transaction-consumer: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+async fn run(source: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let target = env("PG_WALSTREAM_TARGET", source);
     let (client, connection) = tokio_postgres::connect(&target, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    client
-        .batch_execute("CREATE TABLE IF NOT EXISTS walstream_applied \
-                        (end_lsn pg_lsn PRIMARY KEY, xid bigint NOT NULL, changes text NOT NULL)")
-        .await?;
+    client.batch_execute(SCHEMA).await?;
     let client = Arc::new(client);
     let mut config = LogicalConfig::builder()
-        .conninfo(&source)
+        .conninfo(source)
         .slot(&env("PG_WALSTREAM_SLOT", "example_slot"))
         .publication(&env("PG_WALSTREAM_PUBLICATION", "example_pub"))
         .create_slot_if_missing(CreateSlotOptions::default());
@@ -73,7 +85,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let stream = LogicalStream::connect(config.build()?).await?;
     let acks = OrderedFeedback::new(stream.feedback().clone());
-    let limits = AssemblerConfig { memory_limit: 16 << 20, ..AssemblerConfig::default() };
+    let limits = AssemblerConfig {
+        memory_limit: 16 << 20,
+        ..AssemblerConfig::default()
+    };
     let mut transactions = Assemble::new(stream, limits);
     let workers = Arc::new(Semaphore::new(WORKERS as usize));
     while let Some(item) = transactions.next().await {

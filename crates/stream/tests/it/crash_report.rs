@@ -86,7 +86,14 @@ async fn crash_child() {
     panic!("the stream ended");
 }
 
-fn spawn(conninfo: &str, slot: &str, output: &Path, start: Lsn, status_ms: u64, mode: &str) -> Child {
+fn spawn(
+    conninfo: &str,
+    slot: &str,
+    output: &Path,
+    start: Lsn,
+    status_ms: u64,
+    mode: &str,
+) -> Child {
     let settings = format!(
         "{conninfo}\t{slot}\t{}\t{start}\t{status_ms}\t{mode}",
         output.display()
@@ -119,6 +126,15 @@ async fn wait_until(output: &Path, child: &mut Child, v: u32, done: impl Fn(&[St
         assert!(started.elapsed() < PATIENCE, "PG {v}: {:?}", lines(output));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The lines after the `P` line.
+fn after_report(lines: &[String]) -> &[String] {
+    let p = lines
+        .iter()
+        .position(|l| l.starts_with("P "))
+        .map_or(lines.len(), |i| i + 1);
+    &lines[p..]
 }
 
 /// `(end_lsn, id)` of each `C` line.
@@ -159,34 +175,57 @@ async fn sigkill_right_after_a_post_dial_report_redelivers_nothing_reported_and_
             let db = server.create_database("crashrep").await;
             let admin = server.admin(&db).await;
             admin
-                .batch_execute("CREATE TABLE r (id bigint PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE r")
+                .batch_execute(
+                    "CREATE TABLE r (id bigint PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE r",
+                )
                 .await
                 .unwrap();
             let slot = unique_name("crashrep");
             admin
-                .execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
+                .execute(
+                    "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+                    &[&slot],
+                )
                 .await
                 .unwrap();
             let proxy = FaultProxy::for_server(server).await.unwrap();
-            let conninfo = format!("{} sslmode=disable", proxy.conninfo(server, AuthUser::Scram, &db));
+            let conninfo = format!(
+                "{} sslmode=disable",
+                proxy.conninfo(server, AuthUser::Scram, &db)
+            );
             let first = dir.path().join(format!("{v}-{confirmed_first}-a"));
             let status_ms = if confirmed_first { 100 } else { 3_600_000 };
             let mut child = spawn(&conninfo, &slot, &first, Lsn::INVALID, status_ms, "hold");
             for id in 1..=2 {
-                admin.batch_execute(&format!("INSERT INTO r VALUES ({id})")).await.unwrap();
+                admin
+                    .batch_execute(&format!("INSERT INTO r VALUES ({id})"))
+                    .await
+                    .unwrap();
             }
             wait_until(&first, &mut child, v, |l| commits(l).len() == 2).await;
             proxy.cut_all();
-            wait_until(&first, &mut child, v, |l| l.iter().any(|l| l.starts_with("P "))).await;
+            wait_until(&first, &mut child, v, |l| {
+                l.iter().any(|l| l.starts_with("P "))
+            })
+            .await;
             let reported: Lsn = lines(&first)
                 .iter()
                 .find_map(|l| l.strip_prefix("P "))
                 .unwrap()
                 .parse()
                 .unwrap();
-            let before = commits(&lines(&first));
-            assert_eq!(reported, before[0].0, "PG {v}: the first commit was reported");
+            let before = commits(&lines(&first)[..2]);
+            assert_eq!(
+                reported, before[0].0,
+                "PG {v}: the first commit was reported"
+            );
             if confirmed_first {
+                // The unreported second transaction comes again on the new connection; the
+                // reported first one must not (dropped as a replay).
+                wait_until(&first, &mut child, v, |l| {
+                    commits(after_report(l)).iter().any(|c| c.1 == 2)
+                })
+                .await;
                 let started = Instant::now();
                 while confirmed(server, &db, &slot).await < reported {
                     assert!(started.elapsed() < PATIENCE, "PG {v}: never confirmed");
@@ -195,11 +234,23 @@ async fn sigkill_right_after_a_post_dial_report_redelivers_nothing_reported_and_
             }
             child.kill().unwrap();
             child.wait().unwrap();
+            let killed = lines(&first);
+            let replayed = commits(after_report(&killed));
+            assert!(
+                replayed.iter().all(|(end, _)| *end > reported),
+                "PG {v}: delivered again after the report of {reported}: {replayed:?}"
+            );
             // The restart, at the position the killed process reported.
             let second = dir.path().join(format!("{v}-{confirmed_first}-b"));
             let mut child = spawn(&conninfo, &slot, &second, reported, 100, "follow");
-            admin.batch_execute("INSERT INTO r VALUES (3)").await.unwrap();
-            wait_until(&second, &mut child, v, |l| commits(l).iter().any(|c| c.1 == 3)).await;
+            admin
+                .batch_execute("INSERT INTO r VALUES (3)")
+                .await
+                .unwrap();
+            wait_until(&second, &mut child, v, |l| {
+                commits(l).iter().any(|c| c.1 == 3)
+            })
+            .await;
             child.kill().unwrap();
             child.wait().unwrap();
             let after = commits(&lines(&second));
@@ -213,7 +264,11 @@ async fn sigkill_right_after_a_post_dial_report_redelivers_nothing_reported_and_
                 .chain(&after)
                 .map(|c| c.1)
                 .collect();
-            assert_eq!(ids, [1, 2, 3], "PG {v} ({confirmed_first}): before {before:?}, after {after:?}");
+            assert_eq!(
+                ids,
+                [1, 2, 3],
+                "PG {v} ({confirmed_first}): before {before:?}, after {after:?}"
+            );
             drop(proxy);
             let started = Instant::now();
             while server.slot_active_pid(&slot).await.unwrap().is_some() {
