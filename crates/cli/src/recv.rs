@@ -65,7 +65,9 @@ Acknowledgement: a transaction is reported to the server (slot confirmed_flush_l
     after its output was flushed, and, when the output is a file (-o FILE, or standard output \
     redirected to a regular file), synced to disk (syncs are batched: at most once a second). \
     A pipe or terminal is only flushed: what its reader does with the bytes afterwards is its \
-    own business. SIGINT/SIGTERM flush, acknowledge and stop gracefully (exit 0).\n\n\
+    own business. With --streaming and --format json, text or raw, nothing after a streamed \
+    transaction's first block is acknowledged until it ends (committed, prepared or rolled \
+    back): a new connection sends it again from its first change. SIGINT/SIGTERM flush, acknowledge and stop gracefully (exit 0).\n\n\
 Resuming (-o FILE): FILE.ack records how many bytes of FILE are acknowledged and the last \
     position acknowledged; it is replaced (written, synced, renamed) after each sync and before \
     the server is told. On exit, and when recv opens FILE again (after a crash or SIGKILL), \
