@@ -409,10 +409,10 @@ const FAULTS: [Fault; 8] = [
     Fault::None,
 ];
 
-/// Cuts the proxy's connections every [`CUT_EVERY`] until dropped: odd rounds reset every
-/// connection at once, even ones arm a cut after a varying number of server bytes (almost
-/// always inside a message: most are a few dozen bytes, and the count is not aligned to
-/// anything). Returns how many cuts it issued.
+/// Cuts the proxy's connections every [`CUT_EVERY`] until dropped: odd rounds (the first
+/// one too) arm a cut after a varying number of server bytes (almost always inside a message:
+/// most are a few dozen bytes, and the count is not aligned to anything), even ones reset
+/// every connection at once. Returns how many cuts it issued.
 fn cutter(proxy: std::sync::Arc<FaultProxy>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let mut issued = 0u64;
@@ -428,9 +428,9 @@ fn cutter(proxy: std::sync::Arc<FaultProxy>) -> tokio::task::JoinHandle<u64> {
             }
             issued += 1;
             if issued % 2 == 1 {
-                proxy.cut_all();
-            } else {
                 proxy.cut_after_server_bytes(7 + (issued * 7919) % 65_521);
+            } else {
+                proxy.cut_all();
             }
         }
     })
