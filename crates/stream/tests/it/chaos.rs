@@ -34,7 +34,7 @@
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -47,7 +47,7 @@ use pg_walstream_stream::{
 };
 use pg_walstream_testkit::{AuthUser, FaultProxy, TestServer, servers, unique_name};
 
-use crate::support::{backend, text};
+use crate::support::{backend, drop_slot_when_released, spawn_test_process, text};
 
 /// The child's settings: `conninfo \t slot \t output path \t two_phase (0/1) \t status
 /// interval (ms)`.
@@ -317,19 +317,12 @@ fn spawn_child_reporting_every(
     two_phase: bool,
     status_ms: u64,
 ) -> Child {
-    let exe = std::env::current_exe().expect("test binary");
     let settings = format!(
         "{conninfo}\t{slot}\t{}\t{}\t{status_ms}",
         output.display(),
         u8::from(two_phase)
     );
-    Command::new(exe)
-        .args(["--exact", "chaos::chaos_consumer_process", "--nocapture"])
-        .env(CHILD_ENV, settings)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the consumer")
+    spawn_test_process("chaos::chaos_consumer_process", CHILD_ENV, &settings)
 }
 
 /// Reads the consumer's output as it grows (complete lines only).
@@ -674,15 +667,7 @@ async fn prepared_transaction_held_across_a_consumer_kill_arrives_whole() {
             stats.lines().any(|l| l == "replay"),
             "PG {v}: the transaction committed while the prepared one was held came again"
         );
-        let started = Instant::now();
-        while server.slot_active_pid(&slot).await.unwrap().is_some() {
-            assert!(started.elapsed() < PATIENCE, "PG {v}: slot stays active");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        admin
-            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-            .await
-            .unwrap();
+        drop_slot_when_released(server, &admin, &slot).await;
     }
 }
 
@@ -768,14 +753,6 @@ async fn restart_at_the_recorded_end_reports_the_floor_and_skips_exactly_what_wa
             !stats.lines().any(|l| l == "replay"),
             "PG {v}: a transaction before the start was sent again"
         );
-        let started = Instant::now();
-        while server.slot_active_pid(&slot).await.unwrap().is_some() {
-            assert!(started.elapsed() < PATIENCE, "PG {v}: slot stays active");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        admin
-            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-            .await
-            .unwrap();
+        drop_slot_when_released(server, &admin, &slot).await;
     }
 }

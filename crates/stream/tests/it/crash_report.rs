@@ -12,7 +12,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pg_walstream_codec::Lsn;
@@ -20,7 +20,7 @@ use pg_walstream_stream::{EventKind, LogicalConfig, RetryPolicy};
 use pg_walstream_testkit::{AuthUser, FaultProxy, TestServer, servers, unique_name};
 
 use crate::chaos::connect;
-use crate::support::{backend, text};
+use crate::support::{backend, drop_slot_when_released, spawn_test_process, text};
 
 /// The child's settings: `conninfo \t slot \t output \t start LSN \t status interval (ms)
 /// \t mode` (`hold`: report nothing until a reconnect, then the first commit seen; `follow`:
@@ -98,13 +98,7 @@ fn spawn(
         "{conninfo}\t{slot}\t{}\t{start}\t{status_ms}\t{mode}",
         output.display()
     );
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "crash_report::crash_child", "--nocapture"])
-        .env(CHILD_ENV, settings)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the consumer")
+    spawn_test_process("crash_report::crash_child", CHILD_ENV, &settings)
 }
 
 /// The child's output lines so far.
@@ -270,15 +264,7 @@ async fn sigkill_right_after_a_post_dial_report_redelivers_nothing_reported_and_
                 "PG {v} ({confirmed_first}): before {before:?}, after {after:?}"
             );
             drop(proxy);
-            let started = Instant::now();
-            while server.slot_active_pid(&slot).await.unwrap().is_some() {
-                assert!(started.elapsed() < PATIENCE, "PG {v}: slot stays active");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            admin
-                .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-                .await
-                .unwrap();
+            drop_slot_when_released(server, &admin, &slot).await;
         }
     }
 }

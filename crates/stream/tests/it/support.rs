@@ -195,3 +195,38 @@ pub(crate) fn text(
         .value()
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
+
+/// Runs this test binary again as a separate process with only `test` (e.g.
+/// `chaos::chaos_consumer_process`), with `env` set to `settings`: a consumer that a test can
+/// SIGKILL and start again.
+pub(crate) fn spawn_test_process(test: &str, env: &str, settings: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", test, "--nocapture"])
+        .env(env, settings)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn the consumer")
+}
+
+/// Drops `slot` once no walsender holds it any more (a killed consumer's walsender notices
+/// only when it next touches the socket).
+pub(crate) async fn drop_slot_when_released(
+    server: &TestServer,
+    admin: &tokio_postgres::Client,
+    slot: &str,
+) {
+    let v = server.version();
+    let started = Instant::now();
+    while server.slot_active_pid(slot).await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "PG {v}: slot stays active"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    admin
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
