@@ -29,6 +29,11 @@
 //!   reached the server): the new stream starts there and its flush floor keeps every report
 //!   at or above it.
 //!
+//! `PG_WALSTREAM_CHAOS_CUT_MS` changes the cutter's period: with 500 the heavy run stops
+//! making progress — every new walsender decodes again from the slot's `restart_lsn`, which
+//! only a RUNNING_XACTS record decoded and confirmed within one session moves (see
+//! docs/ARCHITECTURE.md, "Testing").
+//!
 //! Short run: 50,000 rows per version in the normal suite. Heavy run: set
 //! `PG_WALSTREAM_CHAOS_ROWS` (e.g. 1000000; `cargo xtask chaos` runs it on 16 and 17).
 
