@@ -14,14 +14,17 @@
 //! - [`Manifest`] and [`verify_dir`]: sizes and checksums of a plain backup against its
 //!   manifest, like `pg_verifybackup` (not its WAL check), as a typed [`VerifyReport`].
 //!
-//! Not yet: `-X stream` (WAL over a second connection), incremental backups
-//! (`UPLOAD_MANIFEST`, 17+), and `-R` for tar-format backups.
+//! - Incremental backups (17+): [`BackupOptions::incremental`] uploads the prior backup's
+//!   manifest (`UPLOAD_MANIFEST`, a CopyIn stream) before `BASE_BACKUP ... INCREMENTAL`.
+//!
+//! Not yet: `-R` for tar-format backups.
 
 mod compress;
 mod core;
 mod driver;
 mod error;
 mod extract;
+mod incremental;
 mod manifest;
 mod options;
 mod recovery;

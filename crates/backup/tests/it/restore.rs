@@ -24,7 +24,7 @@ enum Format {
 /// Rows the writer commits at most (it normally stops much earlier, when the backup ends).
 const WRITER_LIMIT: i64 = 200_000;
 
-async fn digest(
+pub(crate) async fn digest(
     client: &tokio_postgres::Client,
     table: &str,
     max_id: Option<i64>,
@@ -44,7 +44,7 @@ async fn digest(
 
 /// A directory every user can traverse (the restored server's user reaches a mapped
 /// tablespace through it).
-fn open_tempdir() -> tempfile::TempDir {
+pub(crate) fn open_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         dir.path(),
