@@ -17,7 +17,8 @@
 //! - Incremental backups (17+): [`BackupOptions::incremental`] uploads the prior backup's
 //!   manifest (`UPLOAD_MANIFEST`, a CopyIn stream) before `BASE_BACKUP ... INCREMENTAL`.
 //!
-//! Not yet: `-R` for tar-format backups.
+//! - `-F tar` extras: [`TarSink::recovery`] injects `-R`'s files into the main archive;
+//!   [`write_wal_archive`] writes `pg_wal.tar` from streamed WAL.
 
 mod compress;
 mod core;
@@ -29,6 +30,7 @@ mod manifest;
 mod options;
 mod recovery;
 mod sink;
+mod tar_edit;
 mod worker;
 
 pub use crate::core::{ArchiveInfo, BackupEvent, Position, Progress, StreamCore, Tablespace};
@@ -46,3 +48,4 @@ pub use options::{
 };
 pub use recovery::{conninfo_value, recovery_conf_lines, write_standby_config};
 pub use sink::{ArchiveSink, DiscardSink, MANIFEST_FILE, TarSink};
+pub use tar_edit::write_wal_archive;

@@ -116,6 +116,10 @@ pub(crate) struct BaseBackupArgs {
     /// Do not verify data checksums on the server.
     #[arg(long)]
     pub(crate) no_verify_checksums: bool,
+    /// An incremental backup on top of the backup whose backup_manifest is FILE (17+; the
+    /// server needs summarize_wal = on). Combine the backups with pg_combinebackup.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub(crate) incremental: Option<PathBuf>,
     /// After a plain backup, verify every file against the manifest (like pg_verifybackup,
     /// without the WAL check).
     #[arg(long)]
@@ -265,6 +269,23 @@ fn plan(args: &BaseBackupArgs) -> Result<Plan, CliError> {
             "--verify needs a manifest: drop --no-manifest",
         ));
     }
+    if args.incremental.is_some() && args.no_manifest {
+        return Err(CliError::usage(
+            "--incremental needs a manifest: drop --no-manifest",
+        ));
+    }
+    let incremental = args
+        .incremental
+        .as_deref()
+        .map(|file| {
+            std::fs::read(file).map(bytes::Bytes::from).map_err(|e| {
+                CliError::failed(
+                    format!("could not read the prior manifest \"{}\"", file.display()),
+                    &e,
+                )
+            })
+        })
+        .transpose()?;
     let mappings = args
         .tablespace_mapping
         .iter()
@@ -301,6 +322,7 @@ fn plan(args: &BaseBackupArgs) -> Result<Plan, CliError> {
             ManifestOption::Yes
         },
         manifest_checksums,
+        incremental,
         ..BackupOptions::default()
     };
     Ok(Plan {

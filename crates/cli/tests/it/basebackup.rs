@@ -221,6 +221,61 @@ async fn bad_input_is_refused_and_nothing_is_left() {
     assert_eq!(std::fs::read(dir.join("mine")).unwrap(), b"keep");
     std::fs::remove_dir_all(&dir).unwrap();
 
+    // A prior manifest that cannot be read.
+    let missing = work.path().join("no-such-manifest");
+    let m = missing.to_str().unwrap();
+    let output = run(args(&["basebackup", "-d", &c, "-D", d, "-i", m])).await;
+    assert_failure(
+        "unreadable -i",
+        &output,
+        1,
+        "could not read the prior manifest",
+    );
+    assert!(!dir.exists());
+    let output = run(args(&[
+        "basebackup",
+        "-d",
+        &c,
+        "-D",
+        d,
+        "-i",
+        m,
+        "--no-manifest",
+    ]))
+    .await;
+    assert_failure(
+        "-i --no-manifest",
+        &output,
+        2,
+        "--incremental needs a manifest",
+    );
+
+    // Incremental before 17: refused before the backup starts, nothing left.
+    for old in servers().iter().filter(|s| s.version() < 17) {
+        let manifest = work.path().join("manifest");
+        std::fs::write(&manifest, b"{}").unwrap();
+        let output = run(args(&[
+            "basebackup",
+            "-d",
+            &conninfo(old),
+            "-D",
+            d,
+            "-i",
+            manifest.to_str().unwrap(),
+        ]))
+        .await;
+        assert_failure(
+            "incremental before 17",
+            &output,
+            1,
+            &format!(
+                "INCREMENTAL needs PostgreSQL 17 or later; server is {}.",
+                old.version()
+            ),
+        );
+        assert!(!dir.exists());
+    }
+
     // Options the server cannot do name the option and both versions.
     if let Some(old) = servers().iter().find(|s| s.version() == 14) {
         let output = run(args(&[
@@ -442,4 +497,83 @@ async fn the_pg_basebackup_example_runs() {
     );
     assert!(err.contains("(100%)"), "{err}");
     assert!(dir.join("global/pg_control").is_file());
+}
+
+/// `-i`: a full and an incremental backup with the CLI on the newest server of the run (17+,
+/// a private one with summarize_wal on); the second holds INCREMENTAL.* files and verifies.
+/// (Combining and restoring is the backup crate's incremental test.)
+#[tokio::test]
+async fn incremental_backup_with_the_cli() {
+    let Some(version) = servers()
+        .iter()
+        .map(TestServer::version)
+        .filter(|&v| v >= 17)
+        .max()
+    else {
+        return;
+    };
+    let server = TestServer::builder(version)
+        .setting("summarize_wal", "on")
+        .start()
+        .unwrap();
+    let admin = server.admin("postgres").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t AS SELECT i, md5(i::text) AS v FROM generate_series(1, 5000) i",
+        )
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let full = work.path().join("full");
+    let incremental = work.path().join("incremental");
+    let c = conninfo(&server);
+    let b = backend();
+    let backup = |dir: &Path, extra: Vec<String>| {
+        let mut list = args(&[
+            "basebackup",
+            "-d",
+            &c,
+            "--backend",
+            &b,
+            "-c",
+            "fast",
+            "-N",
+            "--verify",
+            "-D",
+        ]);
+        list.push(dir.to_str().unwrap().to_owned());
+        list.extend(extra);
+        run(list)
+    };
+    let output = backup(&full, Vec::new()).await;
+    assert!(
+        output.status.success(),
+        "PostgreSQL {version}: {}",
+        stderr(&output)
+    );
+    admin
+        .batch_execute("UPDATE t SET v = 'x' WHERE i % 10 = 0")
+        .await
+        .unwrap();
+    let manifest = full.join("backup_manifest");
+    let output = backup(
+        &incremental,
+        vec!["-i".to_owned(), manifest.to_str().unwrap().to_owned()],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "PostgreSQL {version}: {}",
+        stderr(&output)
+    );
+    let base = std::fs::read_dir(incremental.join("base")).unwrap();
+    let incremental_files = base
+        .flatten()
+        .flat_map(|db| std::fs::read_dir(db.path()).unwrap().flatten())
+        .filter(|f| f.file_name().to_string_lossy().starts_with("INCREMENTAL."))
+        .count();
+    assert!(
+        incremental_files > 0,
+        "PostgreSQL {version}: no INCREMENTAL.* files"
+    );
 }
