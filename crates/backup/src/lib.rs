@@ -12,8 +12,8 @@
 //!   [`PlainSink`] (streaming extraction into a data directory with `-T` tablespace
 //!   mappings), [`DiscardSink`]; [`write_standby_config`] for `-R`.
 //! - [`Manifest`] and [`verify_dir`]: sizes and checksums of a plain backup against its
-//!   manifest, like `pg_verifybackup` (not its WAL check), as a typed [`VerifyReport`].
-//!
+//!   manifest, like `pg_verifybackup`, as a typed [`VerifyReport`]; [`verify_wal`]: the
+//!   manifest's WAL ranges present in `pg_wal/` and parseable (the codec's WAL decoder).
 //! - Incremental backups (17+): [`BackupOptions::incremental`] uploads the prior backup's
 //!   manifest (`UPLOAD_MANIFEST`, a CopyIn stream) before `BASE_BACKUP ... INCREMENTAL`.
 //!
@@ -31,6 +31,7 @@ mod options;
 mod recovery;
 mod sink;
 mod tar_edit;
+mod wal_check;
 mod worker;
 
 pub use crate::core::{ArchiveInfo, BackupEvent, Position, Progress, StreamCore, Tablespace};
@@ -49,3 +50,4 @@ pub use options::{
 pub use recovery::{conninfo_value, recovery_conf_lines, write_standby_config};
 pub use sink::{ArchiveSink, DiscardSink, MANIFEST_FILE, TarSink};
 pub use tar_edit::write_wal_archive;
+pub use wal_check::{WalProblem, verify_wal};

@@ -128,7 +128,10 @@ mod tests {
         let mut builder = tar::Builder::new(Vec::new());
         for (name, data) in members {
             builder
-                .append(&file_header(name.as_bytes(), data.len() as u64, 7).unwrap(), *data)
+                .append(
+                    &file_header(name.as_bytes(), data.len() as u64, 7).unwrap(),
+                    *data,
+                )
                 .unwrap();
         }
         builder.into_inner().unwrap()
@@ -156,13 +159,18 @@ mod tests {
             ("base/1/1259", &big),
             ("standby.signal", b"old"),
         ]);
-        let output = inject_recovery(input.as_slice(), Vec::new(), "primary_conninfo = 'x'\n")
-            .unwrap();
+        let output =
+            inject_recovery(input.as_slice(), Vec::new(), "primary_conninfo = 'x'\n").unwrap();
         let got = members(&output);
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["PG_VERSION", "postgresql.auto.conf", "base/1/1259", "standby.signal"]
+            [
+                "PG_VERSION",
+                "postgresql.auto.conf",
+                "base/1/1259",
+                "standby.signal"
+            ]
         );
         assert_eq!(got[1].1, b"# kept\nprimary_conninfo = 'x'\n");
         assert_eq!(got[2].1, big);
@@ -170,7 +178,10 @@ mod tests {
         // An archive without postgresql.auto.conf gets one.
         let bare = archive(&[("PG_VERSION", b"14\n")]);
         let got = members(&inject_recovery(bare.as_slice(), Vec::new(), "a = 'b'\n").unwrap());
-        assert_eq!(got[1], ("postgresql.auto.conf".to_owned(), b"a = 'b'\n".to_vec()));
+        assert_eq!(
+            got[1],
+            ("postgresql.auto.conf".to_owned(), b"a = 'b'\n".to_vec())
+        );
         assert_eq!(got[2].0, "standby.signal");
         // Damage is an error, not a panic.
         let mut damaged = archive(&[("PG_VERSION", b"17\n")]);
@@ -195,6 +206,9 @@ mod tests {
                 ("000000010000000000000003".to_owned(), b"three".to_vec()),
             ]
         );
-        assert!(write_wal_archive(&wal, &tar, None, false).is_err(), "exists");
+        assert!(
+            write_wal_archive(&wal, &tar, None, false).is_err(),
+            "exists"
+        );
     }
 }

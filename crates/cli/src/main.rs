@@ -71,7 +71,7 @@ enum Command {
     /// Take a base backup into a plain data directory or tar files, like pg_basebackup.
     Basebackup(Box<basebackup::BaseBackupArgs>),
     /// Check a plain base backup against its backup_manifest (sizes, checksums, the
-    /// manifest's own checksum), like pg_verifybackup without the WAL check.
+    /// manifest's own checksum) and the WAL it needs, like pg_verifybackup.
     Verifybackup(basebackup::VerifyArgs),
     /// Create, drop, list and inspect replication slots.
     Slot {
@@ -89,7 +89,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Receivewal(args) => with_runtime(receivewal::run(*args)),
         Command::Slot { command } => with_runtime(slot::run(command)),
         Command::Basebackup(args) => with_runtime(basebackup::run(*args)),
-        Command::Verifybackup(args) => basebackup::verify(&args.directory),
+        Command::Verifybackup(args) => basebackup::verify(&args.directory, !args.no_parse_wal),
         Command::Waldump(args) => waldump::run(&args),
     }
 }

