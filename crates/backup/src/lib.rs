@@ -13,7 +13,8 @@
 //!   mappings), [`DiscardSink`]; [`write_standby_config`] for `-R`.
 //! - [`Manifest`] and [`verify_dir`]: sizes and checksums of a plain backup against its
 //!   manifest, like `pg_verifybackup`, as a typed [`VerifyReport`]; [`verify_wal`]: the
-//!   manifest's WAL ranges present in `pg_wal/` and parseable (the codec's WAL decoder).
+//!   manifest's WAL ranges present in `pg_wal/` and parseable (the codec's WAL decoder);
+//!   [`verify_tar_dir`]: the same file checks on a tar-format backup's archives.
 //! - Incremental backups (17+): [`BackupOptions::incremental`] uploads the prior backup's
 //!   manifest (`UPLOAD_MANIFEST`, a CopyIn stream) before `BASE_BACKUP ... INCREMENTAL`.
 //!
@@ -31,6 +32,7 @@ mod options;
 mod recovery;
 mod sink;
 mod tar_edit;
+mod verify_tar;
 mod wal_check;
 mod worker;
 
@@ -50,4 +52,5 @@ pub use options::{
 pub use recovery::{conninfo_value, recovery_conf_lines, write_standby_config};
 pub use sink::{ArchiveSink, DiscardSink, MANIFEST_FILE, TarSink};
 pub use tar_edit::write_wal_archive;
+pub use verify_tar::verify_tar_dir;
 pub use wal_check::{WalProblem, verify_wal};

