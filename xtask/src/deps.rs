@@ -89,7 +89,7 @@ fn has_libclang() -> bool {
     if let Some(dir) = std::env::var_os("LIBCLANG_PATH") {
         return dir_has_libclang(Path::new(&dir));
     }
-    let mut dirs: Vec<std::path::PathBuf> = [
+    let mut dirs: Vec<PathBuf> = [
         "/usr/lib",
         "/usr/lib64",
         "/usr/local/lib",
@@ -97,7 +97,7 @@ fn has_libclang() -> bool {
         "/usr/lib/aarch64-linux-gnu",
     ]
     .iter()
-    .map(std::path::PathBuf::from)
+    .map(PathBuf::from)
     .collect();
     if let Ok(entries) = std::fs::read_dir("/usr/lib") {
         dirs.extend(

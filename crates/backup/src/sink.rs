@@ -99,12 +99,11 @@ pub(crate) fn file_worker(
             BufWriter::with_capacity(256 * 1024, file),
         )
         .map_err(fail("starting to compress"))?;
-        let output = match &recovery {
-            Some(lines) => inject_recovery(input, output, lines).map_err(fail("rewriting"))?,
-            None => {
-                io::copy(&mut input, &mut output).map_err(fail("writing"))?;
-                output
-            }
+        let output = if let Some(lines) = &recovery {
+            inject_recovery(input, output, lines).map_err(fail("rewriting"))?
+        } else {
+            io::copy(&mut input, &mut output).map_err(fail("writing"))?;
+            output
         };
         let file = output
             .finish()

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pg_walstream_codec::wal::WalDecoder;
 use pg_walstream_codec::{Lsn, WalSegmentSize};
@@ -110,7 +110,7 @@ fn check_range(
         .with_segment_size(size)
         .skip_until(start);
     let mut chunk = vec![0u8; 64 * 1024];
-    let mut file: Option<(File, std::path::PathBuf)> = None;
+    let mut file: Option<(File, PathBuf)> = None;
     loop {
         loop {
             if decoder.next_record_lsn() >= end {
@@ -128,34 +128,14 @@ fn check_range(
                 }
             }
         }
-        let (reader, path) = match &mut file {
-            Some(open) => open,
-            None => {
-                let name = segment.segment_file_name(timeline, size).to_string();
-                let path = pg_wal.join(&name);
-                let opened = match File::open(&path) {
-                    Ok(opened) => opened,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok(Some(WalProblem::MissingSegment {
-                            timeline,
-                            file: name,
-                        }));
-                    }
-                    Err(e) => return Err(BackupError::io("reading", &path)(e)),
-                };
-                let length = opened
-                    .metadata()
-                    .map_err(BackupError::io("reading", &path))?
-                    .len();
-                if length != u64::from(size.bytes()) {
-                    return Ok(Some(WalProblem::Unreadable {
-                        timeline,
-                        lsn: segment,
-                        reason: format!("{name} has {length} bytes, not a whole segment"),
-                    }));
-                }
-                file.insert((opened, path))
+        if file.is_none() {
+            match open_segment(pg_wal, timeline, segment, size)? {
+                Ok(opened) => file = Some(opened),
+                Err(problem) => return Ok(Some(problem)),
             }
+        }
+        let Some((reader, path)) = &mut file else {
+            continue;
         };
         let read = reader
             .read(&mut chunk)
@@ -167,4 +147,38 @@ fn check_range(
             decoder.feed(&chunk[..read]);
         }
     }
+}
+
+/// The segment file of `timeline` starting at `segment`, checked to be a whole segment; the
+/// inner `Err` when it is missing or short.
+fn open_segment(
+    pg_wal: &Path,
+    timeline: u32,
+    segment: Lsn,
+    size: WalSegmentSize,
+) -> Result<std::result::Result<(File, PathBuf), WalProblem>> {
+    let name = segment.segment_file_name(timeline, size).to_string();
+    let path = pg_wal.join(&name);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err(WalProblem::MissingSegment {
+                timeline,
+                file: name,
+            }));
+        }
+        Err(e) => return Err(BackupError::io("reading", &path)(e)),
+    };
+    let length = file
+        .metadata()
+        .map_err(BackupError::io("reading", &path))?
+        .len();
+    if length != u64::from(size.bytes()) {
+        return Ok(Err(WalProblem::Unreadable {
+            timeline,
+            lsn: segment,
+            reason: format!("{name} has {length} bytes, not a whole segment"),
+        }));
+    }
+    Ok(Ok((file, path)))
 }

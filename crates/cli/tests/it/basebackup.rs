@@ -482,7 +482,7 @@ async fn the_pg_basebackup_example_runs() {
     let target = dir.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(cargo)
-            .current_dir(pg_walstream_testkit::workspace_root())
+            .current_dir(workspace_root())
             .args(["run", "-q", "-p", "example-pg-basebackup", "--"])
             .arg(&target)
             .env("PG_WALSTREAM_CONNINFO", conninfo)
