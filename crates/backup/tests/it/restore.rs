@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use pg_walstream_backup::{
     ArchiveSink, BackupEvent, BackupOptions, BaseBackup, Checkpoint, Compression,
     CompressionMethod, Manifest, PlainSink, Progress, TablespaceMapping, TarSink, WalProblem,
-    extract_archive_file, verify_dir, verify_tar_dir, verify_wal,
+    extract_archive_file, recovery_conf_lines, verify_dir, verify_tar_dir, verify_wal,
 };
 use pg_walstream_codec::{Lsn, WalSegmentSize};
 use pg_walstream_testkit::{TestServer, client_tool_of_version};
@@ -132,7 +132,13 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
         .expect("tablespace first, base last");
     let mut plain = PlainSink::new(&data).mappings(mappings.clone()).sync(false);
     std::fs::create_dir(&tar_dir).unwrap();
-    let mut tar = TarSink::new(&tar_dir).sync(false);
+    // -R in tar format: injected into the main archive (server-compressed ones are
+    // decompressed and compressed again). The primary is unreachable: the restored server
+    // stays a hot standby on the backup's WAL.
+    let recovery = recovery_conf_lines("host=/nonexistent-primary port=5432", None);
+    let mut tar = TarSink::new(&tar_dir)
+        .sync(false)
+        .recovery(recovery.clone());
     let mut committed_before_end = 0;
     let mut progress: Vec<Progress> = Vec::new();
     let mut archives = Vec::new();
@@ -202,6 +208,9 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
         assert!(report.is_ok(), "{context}: {report:?}");
         assert!(report.checked > 900, "{context}: {report:?}");
         extract_archive_file(&tar_dir.join(format!("base.tar{suffix}")), &data, &mappings).unwrap();
+        assert!(data.join("standby.signal").is_file(), "{context}");
+        let auto_conf = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+        assert!(auto_conf.ends_with(&recovery), "{context}: {auto_conf}");
         extract_archive_file(
             &tar_dir.join(format!("{ts_oid}.tar{suffix}")),
             &restored_ts,
@@ -230,6 +239,12 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
 
     let restored = restore(version, &data, &context);
     let restored_admin = restored.admin("postgres").await;
+    let standby: bool = restored_admin
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(standby, matches!(format, Format::Tar), "{context}: standby");
     for table in ["fixed", "in_ts"] {
         assert_eq!(
             digest(&restored_admin, table, None).await,
