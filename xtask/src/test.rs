@@ -46,6 +46,12 @@ pub(crate) fn run_versions(versions: &[u32]) -> Result<(), String> {
 
 fn run_with(versions: &[u32], packages: &[String], runner_args: &[String]) -> Result<(), String> {
     crate::deps::ensure_libpq_build_deps()?;
+    // The incremental backup tests combine backups of 17+ with pg_combinebackup 18.
+    if versions.iter().any(|&v| v >= 17)
+        && (packages.is_empty() || packages.iter().any(|p| p == "pg-walstream-backup"))
+    {
+        crate::deps::ensure_client_tools_18()?;
+    }
     let mut scope: Vec<String> = packages
         .iter()
         .flat_map(|p| ["-p".to_owned(), p.clone()])

@@ -47,16 +47,22 @@ pub struct BaseBackup<T> {
 
 impl<T: Transport> BaseBackup<T> {
     /// Sends `BASE_BACKUP` in the syntax of the connected server (a physical replication
-    /// connection, `replication=true`) and reads up to the first archive.
+    /// connection, `replication=true`) and reads up to the first archive. For an incremental
+    /// backup ([`BackupOptions::incremental`]) the prior manifest is uploaded first
+    /// (`UPLOAD_MANIFEST`).
     ///
     /// # Errors
     /// [`BackupError::Unsupported`] / [`BackupError::InvalidOption`] before anything is sent;
-    /// the server's refusal as [`BackupError::Transport`]; malformed result sets.
+    /// the server's refusal (of the manifest or the backup) as [`BackupError::Transport`];
+    /// malformed result sets.
     pub async fn start(mut connection: T, options: &BackupOptions) -> Result<Self> {
         let server_version = connection.server_version_num().ok_or_else(|| {
             BackupError::bad_result("startup", "the server reported no server_version")
         })?;
         let command = options.command(server_version)?;
+        if let Some(manifest) = &options.incremental {
+            crate::incremental::upload_manifest(&mut connection, manifest).await?;
+        }
         connection.send_query(&command).await?;
         let mut start = None;
         let mut tablespaces = None;
@@ -198,7 +204,7 @@ impl<T: Transport> BaseBackup<T> {
     }
 }
 
-fn protocol(got: &'static str, during: &'static str) -> BackupError {
+pub(crate) fn protocol(got: &'static str, during: &'static str) -> BackupError {
     BackupError::Protocol { got, during }
 }
 

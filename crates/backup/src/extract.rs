@@ -154,7 +154,14 @@ impl ArchiveSink for PlainSink {
             BackupEvent::Manifest => {
                 self.close().await?;
                 let path = self.data_dir.join(MANIFEST_FILE);
-                self.current = Some(file_worker(MANIFEST_FILE, &path, None, None, self.sync)?);
+                self.current = Some(file_worker(
+                    MANIFEST_FILE,
+                    &path,
+                    None,
+                    None,
+                    None,
+                    self.sync,
+                )?);
                 Ok(())
             }
             BackupEvent::Data(chunk) | BackupEvent::ManifestData(chunk) => {

@@ -12,20 +12,28 @@
 //!   [`PlainSink`] (streaming extraction into a data directory with `-T` tablespace
 //!   mappings), [`DiscardSink`]; [`write_standby_config`] for `-R`.
 //! - [`Manifest`] and [`verify_dir`]: sizes and checksums of a plain backup against its
-//!   manifest, like `pg_verifybackup` (not its WAL check), as a typed [`VerifyReport`].
+//!   manifest, like `pg_verifybackup`, as a typed [`VerifyReport`]; [`verify_wal`]: the
+//!   manifest's WAL ranges present in `pg_wal/` and parseable (the codec's WAL decoder);
+//!   [`verify_tar_dir`]: the same file checks on a tar-format backup's archives.
+//! - Incremental backups (17+): [`BackupOptions::incremental`] uploads the prior backup's
+//!   manifest (`UPLOAD_MANIFEST`, a CopyIn stream) before `BASE_BACKUP ... INCREMENTAL`.
 //!
-//! Not yet: `-X stream` (WAL over a second connection), incremental backups
-//! (`UPLOAD_MANIFEST`, 17+), and `-R` for tar-format backups.
+//! - `-F tar` extras: [`TarSink::recovery`] injects `-R`'s files into the main archive;
+//!   [`write_wal_archive`] writes `pg_wal.tar` from streamed WAL.
 
 mod compress;
 mod core;
 mod driver;
 mod error;
 mod extract;
+mod incremental;
 mod manifest;
 mod options;
 mod recovery;
 mod sink;
+mod tar_edit;
+mod verify_tar;
+mod wal_check;
 mod worker;
 
 pub use crate::core::{ArchiveInfo, BackupEvent, Position, Progress, StreamCore, Tablespace};
@@ -43,3 +51,6 @@ pub use options::{
 };
 pub use recovery::{conninfo_value, recovery_conf_lines, write_standby_config};
 pub use sink::{ArchiveSink, DiscardSink, MANIFEST_FILE, TarSink};
+pub use tar_edit::write_wal_archive;
+pub use verify_tar::verify_tar_dir;
+pub use wal_check::{WalProblem, verify_wal};

@@ -1,5 +1,6 @@
 //! Backup manifests (`backup_manifest`, JSON, versions 1 and 2) and verification of a plain
-//! backup against one, like `pg_verifybackup` (without its WAL check).
+//! backup against one, like `pg_verifybackup` (the WAL check is `wal_check.rs`, tar-format
+//! backups `verify_tar.rs`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -226,7 +227,8 @@ pub enum FileProblem {
     Unreadable(String),
 }
 
-/// The outcome of [`verify_dir`]: empty lists mean the backup matches its manifest.
+/// The outcome of [`verify_dir`] / [`verify_tar_dir`](crate::verify_tar_dir): empty lists
+/// mean the backup matches its manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VerifyReport {
     /// Files in the manifest but not in the backup.
@@ -256,50 +258,66 @@ pub fn verify_dir(dir: &Path, manifest: &Manifest) -> Result<VerifyReport> {
     let mut on_disk = BTreeMap::new();
     walk(dir, Path::new(""), &mut on_disk)?;
     let mut report = VerifyReport::default();
-    for file in &manifest.files {
-        let ignored = file
-            .path
-            .components()
-            .next()
-            .is_some_and(|first| IGNORED.iter().any(|i| OsStr::new(i) == first.as_os_str()));
-        if ignored {
-            continue;
-        }
+    for file in manifest.files.iter().filter(|f| !is_ignored(&f.path)) {
         let Some(size) = on_disk.remove(&file.path) else {
             report.missing.push(file.path.clone());
             continue;
         };
-        report.checked += 1;
+        report.check(file, size, |algorithm| {
+            std::fs::File::open(dir.join(&file.path))
+                .and_then(|mut f| checksum_of(&mut f, algorithm))
+        });
+    }
+    report.extra = on_disk.into_keys().collect();
+    Ok(report)
+}
+
+/// Whether `path` (relative to the data directory) is under one of [`IGNORED`].
+pub(crate) fn is_ignored(path: &Path) -> bool {
+    path.components()
+        .next()
+        .is_some_and(|first| IGNORED.iter().any(|i| OsStr::new(i) == first.as_os_str()))
+}
+
+impl VerifyReport {
+    /// Compares a file of `size` bytes with the manifest's `file`; `content` computes its
+    /// checksum (called only when the sizes match and the manifest has a checksum).
+    pub(crate) fn check(
+        &mut self,
+        file: &ManifestFile,
+        size: u64,
+        content: impl FnOnce(ChecksumAlgorithm) -> std::io::Result<Vec<u8>>,
+    ) {
+        self.checked += 1;
         if size != file.size {
-            report.changed.push((
+            self.changed.push((
                 file.path.clone(),
                 FileProblem::Size {
                     expected: file.size,
                     actual: size,
                 },
             ));
-            continue;
+            return;
         }
-        if let Some((algorithm, expected)) = &file.checksum {
-            match checksum(&dir.join(&file.path), *algorithm) {
-                Ok(actual) if actual == *expected => {}
-                Ok(actual) => report.changed.push((
-                    file.path.clone(),
-                    FileProblem::Checksum {
-                        algorithm: *algorithm,
-                        expected: hex(expected),
-                        actual: hex(&actual),
-                    },
-                )),
-                Err(error) => report.changed.push((
-                    file.path.clone(),
-                    FileProblem::Unreadable(error.to_string()),
-                )),
-            }
+        let Some((algorithm, expected)) = &file.checksum else {
+            return;
+        };
+        match content(*algorithm) {
+            Ok(actual) if actual == *expected => {}
+            Ok(actual) => self.changed.push((
+                file.path.clone(),
+                FileProblem::Checksum {
+                    algorithm: *algorithm,
+                    expected: hex(expected),
+                    actual: hex(&actual),
+                },
+            )),
+            Err(error) => self.changed.push((
+                file.path.clone(),
+                FileProblem::Unreadable(error.to_string()),
+            )),
         }
     }
-    report.extra = on_disk.into_keys().collect();
-    Ok(report)
 }
 
 fn walk(dir: &Path, relative: &Path, files: &mut BTreeMap<PathBuf, u64>) -> Result<()> {
@@ -334,7 +352,14 @@ fn walk(dir: &Path, relative: &Path, files: &mut BTreeMap<PathBuf, u64>) -> Resu
 /// # Errors
 /// When the file cannot be read.
 pub fn checksum(path: &Path, algorithm: ChecksumAlgorithm) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
+    checksum_of(&mut std::fs::File::open(path)?, algorithm)
+}
+
+/// The checksum of everything `file` reads, as [`checksum`].
+pub(crate) fn checksum_of(
+    file: &mut impl Read,
+    algorithm: ChecksumAlgorithm,
+) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut crc = 0u32;
     let mut sha224 = sha2::Sha224::new();

@@ -3,6 +3,8 @@
 
 use core::fmt::{self, Write as _};
 
+use bytes::Bytes;
+
 use crate::error::{BackupError, Result};
 
 /// Where the server sends the backup (`TARGET`, 15+).
@@ -237,7 +239,7 @@ impl fmt::Display for ChecksumAlgorithm {
 
 /// What to ask `BASE_BACKUP` for. Defaults: label `pg-walstream base backup`, to the client,
 /// spread checkpoint, no WAL, wait for WAL archiving, no compression, checksums verified, a
-/// manifest with CRC-32C.
+/// manifest with CRC-32C, a full (not incremental) backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupOptions {
     /// `LABEL`.
@@ -264,6 +266,11 @@ pub struct BackupOptions {
     pub manifest: ManifestOption,
     /// `MANIFEST_CHECKSUMS`; `None` for the server's default (CRC-32C).
     pub manifest_checksums: Option<ChecksumAlgorithm>,
+    /// `INCREMENTAL` (17+): the `backup_manifest` of the backup this one builds on. It is
+    /// sent with `UPLOAD_MANIFEST` on the same connection first; the server then sends only
+    /// the blocks changed since, and needs `summarize_wal = on` (since before that backup).
+    /// Combine the result with `pg_combinebackup`.
+    pub incremental: Option<Bytes>,
 }
 
 impl Default for BackupOptions {
@@ -281,6 +288,7 @@ impl Default for BackupOptions {
             verify_checksums: true,
             manifest: ManifestOption::Yes,
             manifest_checksums: None,
+            incremental: None,
         }
     }
 }
@@ -344,6 +352,16 @@ impl BackupOptions {
         if self.target != Target::Client {
             needs("TARGET", 15)?;
         }
+        if self.incremental.is_some() {
+            needs("INCREMENTAL", 17)?;
+            if !self.wants_manifest() {
+                return Err(BackupError::InvalidOption {
+                    option: "INCREMENTAL",
+                    reason: "an incremental backup needs a manifest (pg_combinebackup reads it)"
+                        .to_owned(),
+                });
+            }
+        }
         if major >= 15 {
             self.option_list()
         } else {
@@ -398,6 +416,9 @@ impl BackupOptions {
             && self.wants_manifest()
         {
             options.push(format!("MANIFEST_CHECKSUMS '{algorithm}'"));
+        }
+        if self.incremental.is_some() {
+            options.push("INCREMENTAL".to_owned());
         }
         Ok(format!("BASE_BACKUP ({})", options.join(", ")))
     }
@@ -540,6 +561,37 @@ mod tests {
             long.command(150_010).unwrap_err().to_string(),
             "COMPRESSION_DETAIL long needs PostgreSQL 16 or later; server is 15.10"
         );
+    }
+
+    #[test]
+    fn incremental_on_17_and_later() {
+        let incremental = BackupOptions {
+            incremental: Some(Bytes::from_static(b"{}")),
+            ..BackupOptions::default()
+        };
+        assert_eq!(
+            incremental.command(170_010).unwrap(),
+            "BASE_BACKUP (LABEL 'pg-walstream base backup', MANIFEST 'yes', INCREMENTAL)"
+        );
+        assert_eq!(
+            incremental.command(160_014).unwrap_err().to_string(),
+            "INCREMENTAL needs PostgreSQL 17 or later; server is 16.14"
+        );
+        assert_eq!(
+            incremental.command(140_023).unwrap_err().to_string(),
+            "INCREMENTAL needs PostgreSQL 17 or later; server is 14.23"
+        );
+        let no_manifest = BackupOptions {
+            manifest: ManifestOption::No,
+            ..incremental
+        };
+        assert!(matches!(
+            no_manifest.command(180_000),
+            Err(BackupError::InvalidOption {
+                option: "INCREMENTAL",
+                ..
+            })
+        ));
     }
 
     #[test]

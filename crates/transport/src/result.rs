@@ -33,6 +33,10 @@ pub enum Response {
     CopyOut,
     /// A CopyBoth stream follows (START_REPLICATION): read and write CopyData.
     CopyBoth,
+    /// The server waits for CopyData from the client (`UPLOAD_MANIFEST`, `COPY ... FROM
+    /// STDIN`): write it with `write_copy_data`, end it with `send_copy_done`, then read the
+    /// command's result with `next_response`.
+    CopyIn,
     /// The query finished; the connection is ready for the next one.
     Ready,
 }

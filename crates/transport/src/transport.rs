@@ -25,7 +25,9 @@ pub const MAX_KEPT_NOTICES: usize = 256;
 ///
 /// Query flow: [`send_query`](Self::send_query), then [`next_response`](Self::next_response)
 /// until [`Response::Ready`]; a [`Response::CopyOut`] or [`Response::CopyBoth`] is followed by
-/// [`read_copy_data`](Self::read_copy_data) until it returns `None`.
+/// [`read_copy_data`](Self::read_copy_data) until it returns `None`; a [`Response::CopyIn`] by
+/// [`write_copy_data`](Self::write_copy_data) and [`send_copy_done`](Self::send_copy_done)
+/// before the next [`next_response`](Self::next_response).
 pub trait Transport: Send {
     /// Sends a query with the simple query protocol (replication commands included).
     ///
@@ -43,7 +45,8 @@ pub trait Transport: Send {
     /// Runs a query and collects all its result sets.
     ///
     /// # Errors
-    /// As [`next_response`](Self::next_response); also when the query starts a COPY.
+    /// As [`next_response`](Self::next_response); also when the query starts a COPY (of any
+    /// direction).
     fn simple_query(&mut self, sql: &str) -> impl Future<Output = Result<Vec<ResultSet>>> + Send;
 
     /// Sends a command that starts a CopyBoth stream (`START_REPLICATION ...`) and waits for it.
@@ -62,7 +65,7 @@ pub trait Transport: Send {
     /// Queues one CopyData message; [`flush`](Self::flush) sends all queued messages at once.
     ///
     /// # Errors
-    /// When no CopyBoth stream is open for writing.
+    /// When no CopyBoth or CopyIn stream is open for writing.
     fn write_copy_data(&mut self, data: &[u8]) -> Result<()>;
 
     /// Sends everything queued.
@@ -71,10 +74,11 @@ pub trait Transport: Send {
     /// I/O errors.
     fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
 
-    /// Ends the client side of a CopyBoth stream.
+    /// Ends the client side of a CopyBoth stream, or a CopyIn stream (whose result
+    /// [`next_response`](Self::next_response) then reads).
     ///
     /// # Errors
-    /// When no CopyBoth stream is open for writing; I/O errors.
+    /// When no CopyBoth or CopyIn stream is open for writing; I/O errors.
     fn send_copy_done(&mut self) -> impl Future<Output = Result<()>> + Send;
 
     /// A token to cancel the running query from another task.

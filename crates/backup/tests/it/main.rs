@@ -1,6 +1,7 @@
 //! Base backups of real servers, every version of the run, restored and compared.
 
 mod errors;
+mod incremental;
 mod restore;
 
 use pg_walstream_testkit::{AuthUser, TestServer, servers};

@@ -2,15 +2,17 @@
 //! compared table by table with the source.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use pg_walstream_backup::{
     ArchiveSink, BackupEvent, BackupOptions, BaseBackup, Checkpoint, Compression,
-    CompressionMethod, Manifest, PlainSink, Progress, TablespaceMapping, TarSink,
-    extract_archive_file, verify_dir,
+    CompressionMethod, Manifest, PlainSink, Progress, TablespaceMapping, TarSink, WalProblem,
+    extract_archive_file, recovery_conf_lines, verify_dir, verify_tar_dir, verify_wal,
 };
-use pg_walstream_testkit::TestServer;
+use pg_walstream_codec::{Lsn, WalSegmentSize};
+use pg_walstream_testkit::{TestServer, client_tool_of_version};
 
 use crate::{backend, replication, versions};
 
@@ -24,7 +26,7 @@ enum Format {
 /// Rows the writer commits at most (it normally stops much earlier, when the backup ends).
 const WRITER_LIMIT: i64 = 200_000;
 
-async fn digest(
+pub(crate) async fn digest(
     client: &tokio_postgres::Client,
     table: &str,
     max_id: Option<i64>,
@@ -44,7 +46,7 @@ async fn digest(
 
 /// A directory every user can traverse (the restored server's user reaches a mapped
 /// tablespace through it).
-fn open_tempdir() -> tempfile::TempDir {
+pub(crate) fn open_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         dir.path(),
@@ -130,7 +132,13 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
         .expect("tablespace first, base last");
     let mut plain = PlainSink::new(&data).mappings(mappings.clone()).sync(false);
     std::fs::create_dir(&tar_dir).unwrap();
-    let mut tar = TarSink::new(&tar_dir).sync(false);
+    // -R in tar format: injected into the main archive (server-compressed ones are
+    // decompressed and compressed again). The primary is unreachable: the restored server
+    // stays a hot standby on the backup's WAL.
+    let recovery = recovery_conf_lines("host=/nonexistent-primary port=5432", None);
+    let mut tar = TarSink::new(&tar_dir)
+        .sync(false)
+        .recovery(recovery.clone());
     let mut committed_before_end = 0;
     let mut progress: Vec<Progress> = Vec::new();
     let mut archives = Vec::new();
@@ -194,7 +202,15 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
         ];
         expected.sort();
         assert_eq!(files, expected, "{context}");
+        // The archives as stored match the manifest, member by member.
+        let manifest = Manifest::read_from_dir(&tar_dir).unwrap();
+        let report = verify_tar_dir(&tar_dir, &manifest).unwrap();
+        assert!(report.is_ok(), "{context}: {report:?}");
+        assert!(report.checked > 900, "{context}: {report:?}");
         extract_archive_file(&tar_dir.join(format!("base.tar{suffix}")), &data, &mappings).unwrap();
+        assert!(data.join("standby.signal").is_file(), "{context}");
+        let auto_conf = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+        assert!(auto_conf.ends_with(&recovery), "{context}: {auto_conf}");
         extract_archive_file(
             &tar_dir.join(format!("{ts_oid}.tar{suffix}")),
             &restored_ts,
@@ -219,9 +235,16 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
     assert!(report.is_ok(), "{context}: {report:?}");
     assert!(report.checked > 900, "{context}: {report:?}");
     assert_eq!(manifest.wal_ranges[0].timeline, end.timeline, "{context}");
+    check_wal(version, &data, &manifest, work.path(), &context);
 
     let restored = restore(version, &data, &context);
     let restored_admin = restored.admin("postgres").await;
+    let standby: bool = restored_admin
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(standby, matches!(format, Format::Tar), "{context}: standby");
     for table in ["fixed", "in_ts"] {
         assert_eq!(
             digest(&restored_admin, table, None).await,
@@ -240,6 +263,80 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
         "{context}: the restored writer rows are the source's first {rows}"
     );
     drop(work);
+}
+
+/// The WAL check: the backup's WAL covers its manifest's range (ours, and pg_verifybackup's
+/// where one of the version exists); a copy of `pg_wal` with a flipped byte in the first
+/// record's header (its `xl_prev`) and one without that segment are each reported, by both.
+fn check_wal(version: u32, data: &Path, manifest: &Manifest, work: &Path, context: &str) {
+    let pg_wal = data.join("pg_wal");
+    let problems = verify_wal(&pg_wal, &manifest.wal_ranges).unwrap();
+    assert!(problems.is_empty(), "{context}: {problems:?}");
+    // pg_waldump (which pg_verifybackup runs) reads only its own version's WAL: Debian's 15
+    // and the wheel's 18 exist here.
+    let theirs = client_tool_of_version("pg_verifybackup", version);
+    let verify_with = |wal: &Path| {
+        theirs.as_ref().map(|tool| {
+            Command::new(tool)
+                .arg("--wal-directory")
+                .arg(wal)
+                .arg(data)
+                .output()
+                .unwrap()
+        })
+    };
+    if let Some(output) = verify_with(&pg_wal) {
+        assert!(
+            output.status.success(),
+            "{context}: pg_verifybackup: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let range = &manifest.wal_ranges[0];
+    let start: Lsn = range.start_lsn.parse().unwrap();
+    let segment = start
+        .segment_file_name(range.timeline, WalSegmentSize::DEFAULT)
+        .to_string();
+    let damaged = work.join("damaged-wal");
+    std::fs::create_dir(&damaged).unwrap();
+    for entry in std::fs::read_dir(&pg_wal).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), damaged.join(entry.file_name())).unwrap();
+        }
+    }
+    let victim = damaged.join(&segment);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let offset = usize::try_from(start.segment_offset(WalSegmentSize::DEFAULT)).unwrap() + 8;
+    bytes[offset] ^= 0xff;
+    std::fs::write(&victim, &bytes).unwrap();
+    let problems = verify_wal(&damaged, &manifest.wal_ranges).unwrap();
+    assert!(
+        matches!(problems.as_slice(), [WalProblem::Unreadable { .. }]),
+        "{context}: {problems:?}"
+    );
+    if let Some(output) = verify_with(&damaged) {
+        assert!(
+            !output.status.success(),
+            "{context}: pg_verifybackup accepted the flipped byte"
+        );
+    }
+    std::fs::remove_file(&victim).unwrap();
+    let problems = verify_wal(&damaged, &manifest.wal_ranges).unwrap();
+    assert_eq!(
+        problems,
+        [WalProblem::MissingSegment {
+            timeline: range.timeline,
+            file: segment
+        }],
+        "{context}"
+    );
+    if let Some(output) = verify_with(&damaged) {
+        assert!(
+            !output.status.success(),
+            "{context}: pg_verifybackup accepted a missing segment"
+        );
+    }
+    std::fs::remove_dir_all(&damaged).unwrap();
 }
 
 fn restore(version: u32, data: &Path, context: &str) -> TestServer {

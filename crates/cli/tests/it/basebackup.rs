@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use pg_walstream_testkit::{AuthUser, TestServer, client_tool, servers, unique_name};
+use pg_walstream_testkit::{
+    AuthUser, TestServer, client_tool, servers, unique_name, wheel_bindir, workspace_root,
+};
 
 use crate::support::{args, bin, run, stderr};
 
@@ -94,7 +96,8 @@ async fn plain_backup_with_recovery_conf_verifies() {
         std::fs::write(&victim, bytes).unwrap();
         std::fs::remove_file(dir.join("global/pg_control")).unwrap();
         std::fs::write(dir.join("global/intruder"), b"x").unwrap();
-        let output = run(args(&["verifybackup", dir.to_str().unwrap()])).await;
+        // -X none: no WAL to check (-n, as pg_verifybackup's --no-parse-wal).
+        let output = run(args(&["verifybackup", "-n", dir.to_str().unwrap()])).await;
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{err}");
         for needle in [
@@ -197,9 +200,9 @@ async fn bad_input_is_refused_and_nothing_is_left() {
             "needs -F tar",
         ),
         (
-            "-X stream with tar",
-            vec!["-X", "stream", "-F", "t"],
-            "-X stream with -F tar or --target is not built yet",
+            "--verify with tar",
+            vec!["--verify", "-F", "t"],
+            "--verify works only with -F plain",
         ),
         ("bad level", vec!["-Z", "server-gzip:12"], "outside 1..=9"),
         ("bad mapping", vec!["-T", "relative=/x"], "absolute"),
@@ -220,6 +223,61 @@ async fn bad_input_is_refused_and_nothing_is_left() {
     assert_failure("non-empty -D", &output, 1, "exists but is not empty");
     assert_eq!(std::fs::read(dir.join("mine")).unwrap(), b"keep");
     std::fs::remove_dir_all(&dir).unwrap();
+
+    // A prior manifest that cannot be read.
+    let missing = work.path().join("no-such-manifest");
+    let m = missing.to_str().unwrap();
+    let output = run(args(&["basebackup", "-d", &c, "-D", d, "-i", m])).await;
+    assert_failure(
+        "unreadable -i",
+        &output,
+        1,
+        "could not read the prior manifest",
+    );
+    assert!(!dir.exists());
+    let output = run(args(&[
+        "basebackup",
+        "-d",
+        &c,
+        "-D",
+        d,
+        "-i",
+        m,
+        "--no-manifest",
+    ]))
+    .await;
+    assert_failure(
+        "-i --no-manifest",
+        &output,
+        2,
+        "--incremental needs a manifest",
+    );
+
+    // Incremental before 17: refused before the backup starts, nothing left.
+    for old in servers().iter().filter(|s| s.version() < 17) {
+        let manifest = work.path().join("manifest");
+        std::fs::write(&manifest, b"{}").unwrap();
+        let output = run(args(&[
+            "basebackup",
+            "-d",
+            &conninfo(old),
+            "-D",
+            d,
+            "-i",
+            manifest.to_str().unwrap(),
+        ]))
+        .await;
+        assert_failure(
+            "incremental before 17",
+            &output,
+            1,
+            &format!(
+                "INCREMENTAL needs PostgreSQL 17 or later; server is {}.",
+                old.version()
+            ),
+        );
+        assert!(!dir.exists());
+    }
 
     // Options the server cannot do name the option and both versions.
     if let Some(old) = servers().iter().find(|s| s.version() == 14) {
@@ -347,12 +405,7 @@ async fn stream_wal_backup_restores() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let before = committed.load(Ordering::Acquire);
-        let work = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(
-            work.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let work = open_tempdir();
         let dir = work.path().join("data");
         let output = run(args(&[
             "basebackup",
@@ -424,7 +477,7 @@ async fn the_pg_basebackup_example_runs() {
     let target = dir.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(cargo)
-            .current_dir(pg_walstream_testkit::workspace_root())
+            .current_dir(workspace_root())
             .args(["run", "-q", "-p", "example-pg-basebackup", "--"])
             .arg(&target)
             .env("PG_WALSTREAM_CONNINFO", conninfo)
@@ -442,4 +495,288 @@ async fn the_pg_basebackup_example_runs() {
     );
     assert!(err.contains("(100%)"), "{err}");
     assert!(dir.join("global/pg_control").is_file());
+}
+
+/// `-i`: a full and an incremental backup with the CLI on the newest server of the run (17+,
+/// a private one with summarize_wal on); the second holds INCREMENTAL.* files and verifies.
+/// (Combining and restoring is the backup crate's incremental test.)
+#[tokio::test]
+async fn incremental_backup_with_the_cli() {
+    let Some(version) = servers()
+        .iter()
+        .map(TestServer::version)
+        .filter(|&v| v >= 17)
+        .max()
+    else {
+        return;
+    };
+    let server = TestServer::builder(version)
+        .setting("summarize_wal", "on")
+        .start()
+        .unwrap();
+    let admin = server.admin("postgres").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t AS SELECT i, md5(i::text) AS v FROM generate_series(1, 5000) i",
+        )
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let full = work.path().join("full");
+    let incremental = work.path().join("incremental");
+    let c = conninfo(&server);
+    let b = backend();
+    let backup = |dir: &Path, extra: Vec<String>| {
+        let mut list = args(&[
+            "basebackup",
+            "-d",
+            &c,
+            "--backend",
+            &b,
+            "-c",
+            "fast",
+            "-N",
+            "--verify",
+            "-D",
+        ]);
+        list.push(dir.to_str().unwrap().to_owned());
+        list.extend(extra);
+        run(list)
+    };
+    let output = backup(&full, Vec::new()).await;
+    assert!(
+        output.status.success(),
+        "PostgreSQL {version}: {}",
+        stderr(&output)
+    );
+    admin
+        .batch_execute("UPDATE t SET v = 'x' WHERE i % 10 = 0")
+        .await
+        .unwrap();
+    let manifest = full.join("backup_manifest");
+    let output = backup(
+        &incremental,
+        vec!["-i".to_owned(), manifest.to_str().unwrap().to_owned()],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "PostgreSQL {version}: {}",
+        stderr(&output)
+    );
+    let base = std::fs::read_dir(incremental.join("base")).unwrap();
+    let incremental_files = base
+        .flatten()
+        .flat_map(|db| std::fs::read_dir(db.path()).unwrap().flatten())
+        .filter(|f| f.file_name().to_string_lossy().starts_with("INCREMENTAL."))
+        .count();
+    assert!(
+        incremental_files > 0,
+        "PostgreSQL {version}: no INCREMENTAL.* files"
+    );
+}
+
+/// `-F tar -X stream -R` (pg_basebackup's layout): base.tar with standby.signal and
+/// primary_conninfo injected, pg_wal.tar with the streamed WAL, backup_manifest. Extracted
+/// (base.tar into the data directory, pg_wal.tar into its pg_wal), the result starts as a
+/// standby of the source with the source's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tar_backup_with_stream_and_recovery_conf_restores_as_standby() {
+    use pg_walstream_backup::extract_archive_file;
+    for v in servers().iter().map(TestServer::version) {
+        let server = TestServer::start(v).unwrap();
+        let admin = server.admin("postgres").await;
+        admin
+            .batch_execute(
+                "CREATE TABLE fixed AS SELECT i AS id, md5(i::text) AS v FROM generate_series(1, 20000) i",
+            )
+            .await
+            .unwrap();
+        let work = open_tempdir();
+        let tar_dir = work.path().join("tar");
+        let output = run(args(&[
+            "basebackup",
+            "-d",
+            &conninfo(&server),
+            "--backend",
+            &backend(),
+            "-D",
+            tar_dir.to_str().unwrap(),
+            "-F",
+            "t",
+            "-X",
+            "stream",
+            "-R",
+            "-c",
+            "fast",
+            "-N",
+        ]))
+        .await;
+        assert!(
+            output.status.success(),
+            "PostgreSQL {v}: {}",
+            stderr(&output)
+        );
+        let mut files: Vec<String> = std::fs::read_dir(&tar_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            ["backup_manifest", "base.tar", "pg_wal.tar"],
+            "PostgreSQL {v}"
+        );
+        // verifybackup reads the tar files (and the WAL in pg_wal.tar); pg_verifybackup 18
+        // (the wheel's, the only one that reads tar-format backups) agrees on 18.
+        let t = tar_dir.to_str().unwrap();
+        let output = run(args(&["verifybackup", t])).await;
+        assert!(
+            output.status.success(),
+            "PostgreSQL {v}: {}",
+            stderr(&output)
+        );
+        if v == 18 {
+            let theirs = wheel_bindir().join("pg_verifybackup");
+            let checked = Command::new(&theirs).args(["-n", t]).output().unwrap();
+            assert!(
+                checked.status.success(),
+                "pg_verifybackup: {}",
+                stderr(&checked)
+            );
+        }
+        let data = work.path().join("data");
+        extract_archive_file(&tar_dir.join("base.tar"), &data, &[]).unwrap();
+        // pg_wal/ (with archive_status/) comes in base.tar; the segments go into it.
+        let pg_wal = data.join("pg_wal");
+        let wal = work.path().join("wal");
+        extract_archive_file(&tar_dir.join("pg_wal.tar"), &wal, &[]).unwrap();
+        for segment in std::fs::read_dir(&wal).unwrap() {
+            let segment = segment.unwrap();
+            std::fs::rename(segment.path(), pg_wal.join(segment.file_name())).unwrap();
+        }
+        assert!(data.join("standby.signal").is_file(), "PostgreSQL {v}");
+        let auto_conf = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+        assert!(
+            auto_conf.contains(&format!("port={}", server.port())),
+            "PostgreSQL {v}: {auto_conf}"
+        );
+        let segments = std::fs::read_dir(&pg_wal)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().len() == 24)
+            .count();
+        assert!(segments >= 1, "PostgreSQL {v}: no streamed segment");
+
+        // A flipped byte inside base.tar's PG_VERSION is named.
+        let base = tar_dir.join("base.tar");
+        let offset = {
+            let mut archive = tar::Archive::new(std::fs::File::open(&base).unwrap());
+            let entry = archive
+                .entries()
+                .unwrap()
+                .map(Result::unwrap)
+                .find(|e| e.path().unwrap() == Path::new("PG_VERSION"))
+                .expect("PG_VERSION in base.tar");
+            usize::try_from(entry.raw_file_position()).unwrap()
+        };
+        let mut bytes = std::fs::read(&base).unwrap();
+        bytes[offset] ^= 1;
+        std::fs::write(&base, bytes).unwrap();
+        let output = run(args(&["verifybackup", "-n", t])).await;
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "PostgreSQL {v}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("changed PG_VERSION"),
+            "{}",
+            stderr(&output)
+        );
+
+        let restored = TestServer::start_on_restored(v, &data)
+            .unwrap_or_else(|e| panic!("PostgreSQL {v}: {e}"));
+        let restored_admin = restored.admin("postgres").await;
+        let in_recovery: bool = restored_admin
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(in_recovery, "PostgreSQL {v}: not a standby");
+        let digest = "SELECT count(*)::int8, md5(string_agg(v, ',' ORDER BY id)) FROM fixed";
+        let source = admin.query_one(digest, &[]).await.unwrap();
+        let copy = restored_admin.query_one(digest, &[]).await.unwrap();
+        assert_eq!(
+            (copy.get::<_, i64>(0), copy.get::<_, String>(1)),
+            (source.get::<_, i64>(0), source.get::<_, String>(1)),
+            "PostgreSQL {v}"
+        );
+    }
+}
+
+/// `-P` on a terminal (a pseudo-terminal from `script`) draws an indicatif bar that ends full
+/// at 100 %; without a terminal it prints plain lines (the other tests).
+#[tokio::test]
+async fn progress_bar_on_a_terminal() {
+    let Some(script) = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        panic!("util-linux `script` is needed to give the CLI a terminal");
+    };
+    let server = &servers()[0];
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("data");
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let command = [
+        bin().display().to_string(),
+        "basebackup".to_owned(),
+        "-d".to_owned(),
+        conninfo(server),
+        "--backend".to_owned(),
+        backend(),
+        "-D".to_owned(),
+        dir.display().to_string(),
+        "-X".to_owned(),
+        "none".to_owned(),
+        "-c".to_owned(),
+        "fast".to_owned(),
+        "-N".to_owned(),
+        "-P".to_owned(),
+    ]
+    .iter()
+    .map(|a| quote(a))
+    .collect::<Vec<_>>()
+    .join(" ");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(script)
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(screen.contains("(100%)"), "no complete bar: {screen:?}");
+    assert!(screen.contains(&"█".repeat(40)), "no full bar: {screen:?}");
+    assert!(
+        !screen.contains(" kB ("),
+        "plain lines on a terminal: {screen:?}"
+    );
+    assert!(dir.join("PG_VERSION").is_file());
+}
+
+/// A temporary directory every user can traverse (the restored server's user reaches its data
+/// directory through it).
+fn open_tempdir() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    work
 }

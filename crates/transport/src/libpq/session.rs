@@ -25,6 +25,8 @@ use crate::result::{Response, ResultSet};
 enum State {
     Idle,
     Busy,
+    /// A COPY stream; a CopyIn stream is `both: false` with `server_done` (the server sends
+    /// nothing in it) and `client_done: false` until `PQputCopyEnd`.
     Copy {
         both: bool,
         /// `PQgetCopyData` reported the end; the result that follows is not read yet.
@@ -46,6 +48,10 @@ pub struct LibpqConnection {
     pending_result: Option<RawResult>,
     /// CopyData libpq could not queue yet (its buffer was full); sent on `flush`.
     unqueued: Vec<Bytes>,
+    /// The server failed a CopyIn stream while we were still writing it (libpq left COPY
+    /// mode): further CopyData is dropped and the error is read by `next_response`, as the
+    /// native backend does.
+    copy_in_failed: bool,
     /// A server error whose remaining results are still being read: kept here first, so a
     /// call cancelled meanwhile loses nothing and the next call delivers it.
     pending_error: Option<ErrorFields>,
@@ -156,6 +162,7 @@ impl LibpqConnection {
             state: State::Idle,
             pending_result: None,
             unqueued: Vec::new(),
+            copy_in_failed: false,
             pending_error: None,
             cancel,
         })
@@ -340,6 +347,15 @@ impl LibpqConnection {
         match self.state {
             State::Idle => return Err(TransportError::InvalidState("no query in progress")),
             State::Copy {
+                both: false,
+                client_done: false,
+                ..
+            } => {
+                return Err(TransportError::InvalidState(
+                    "the CopyIn stream has not been ended with send_copy_done",
+                ));
+            }
+            State::Copy {
                 server_done: false, ..
             } => {
                 return Err(TransportError::InvalidState(
@@ -385,7 +401,13 @@ impl LibpqConnection {
                     return Ok(Response::CopyBoth);
                 }
                 ResultStatus::CopyIn => {
-                    self.end_copy().await?;
+                    self.state = State::Copy {
+                        both: false,
+                        ended: false,
+                        server_done: true,
+                        client_done: false,
+                    };
+                    return Ok(Response::CopyIn);
                 }
                 ResultStatus::FatalError => {
                     return Err(self.finish_with_error(result.error_fields()).await);
@@ -402,12 +424,14 @@ impl LibpqConnection {
     }
 
     async fn end_copy(&mut self) -> Result<()> {
-        while !self
-            .conn
-            .put_copy_end()
-            .map_err(|message| self.broken(message))?
-        {
-            self.flush_output().await?;
+        loop {
+            match self.conn.put_copy_end() {
+                Ok(true) => break,
+                Ok(false) => self.flush_output().await?,
+                // The server ended a CopyIn with an error first: `next_response` reads it.
+                Err(_) if self.in_copy_in() => break,
+                Err(message) => return Err(self.broken(message)),
+            }
         }
         if let State::Copy { client_done, .. } = &mut self.state {
             *client_done = true;
@@ -426,7 +450,7 @@ impl LibpqConnection {
             match self.next_response().await? {
                 Response::ResultSet(set) => sets.push(set),
                 Response::Ready => return Ok(sets),
-                Response::CopyOut | Response::CopyBoth => {
+                Response::CopyOut | Response::CopyBoth | Response::CopyIn => {
                     self.state = State::Broken;
                     return Err(TransportError::Unexpected {
                         got: "a COPY stream",
@@ -521,28 +545,24 @@ impl LibpqConnection {
     fn check_can_write(&self) -> Result<()> {
         match self.state {
             State::Copy {
-                both: true,
-                client_done: false,
-                ..
+                client_done: false, ..
             } => Ok(()),
             _ => Err(TransportError::InvalidState(
-                "no CopyBoth stream open for writing",
+                "no CopyBoth or CopyIn stream open for writing",
             )),
         }
     }
 
-    /// Queues one CopyData message; [`Self::flush`] sends it.
+    /// Queues one CopyData message (`PQputCopyData`); [`Self::flush`] sends it.
     ///
     /// # Errors
-    /// When no CopyBoth stream is open for writing; libpq errors.
+    /// When no CopyBoth or CopyIn stream is open for writing; libpq errors.
     pub fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         self.check_can_write()?;
-        if self.unqueued.is_empty()
-            && self
-                .conn
-                .put_copy_data(data)
-                .map_err(|message| self.broken(message))?
-        {
+        if self.copy_in_failed {
+            return Ok(());
+        }
+        if self.unqueued.is_empty() && self.put_copy_data(data)? {
             return Ok(());
         }
         let mut copy = BytesMut::with_capacity(data.len());
@@ -551,18 +571,41 @@ impl LibpqConnection {
         Ok(())
     }
 
+    /// `PQputCopyData`; in a CopyIn stream the server already ended with an error, marks it
+    /// failed (the error is read later) instead of breaking the session.
+    fn put_copy_data(&mut self, data: &[u8]) -> Result<bool> {
+        match self.conn.put_copy_data(data) {
+            Ok(queued) => Ok(queued),
+            Err(_) if self.in_copy_in() => {
+                self.copy_in_failed = true;
+                self.unqueued.clear();
+                Ok(true)
+            }
+            Err(message) => Err(self.broken(message)),
+        }
+    }
+
+    fn in_copy_in(&self) -> bool {
+        matches!(
+            self.state,
+            State::Copy {
+                both: false,
+                client_done: false,
+                ..
+            }
+        )
+    }
+
     /// Sends everything queued.
     ///
     /// # Errors
     /// libpq and I/O errors.
     pub async fn flush(&mut self) -> Result<()> {
         while let Some(data) = self.unqueued.first().cloned() {
-            if self
-                .conn
-                .put_copy_data(&data)
-                .map_err(|message| self.broken(message))?
-            {
-                self.unqueued.remove(0);
+            if self.put_copy_data(&data)? {
+                if !self.unqueued.is_empty() {
+                    self.unqueued.remove(0);
+                }
             } else {
                 self.flush_output().await?;
             }
@@ -570,13 +613,21 @@ impl LibpqConnection {
         self.flush_output().await
     }
 
-    /// Ends the client side of a CopyBoth stream (`PQputCopyEnd`).
+    /// Ends the client side of a CopyBoth or CopyIn stream (`PQputCopyEnd`); after a CopyIn,
+    /// [`Self::next_response`] reads the command's result.
     ///
     /// # Errors
-    /// When no CopyBoth stream is open for writing; libpq and I/O errors.
+    /// When no CopyBoth or CopyIn stream is open for writing; libpq and I/O errors.
     pub async fn send_copy_done(&mut self) -> Result<()> {
         self.check_can_write()?;
         self.flush().await?;
+        if self.copy_in_failed {
+            self.copy_in_failed = false;
+            if let State::Copy { client_done, .. } = &mut self.state {
+                *client_done = true;
+            }
+            return Ok(());
+        }
         self.end_copy().await
     }
 

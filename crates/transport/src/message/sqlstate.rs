@@ -49,6 +49,8 @@ sqlstates! {
     FEATURE_NOT_SUPPORTED = b"0A000";
     /// `22023` invalid_parameter_value.
     INVALID_PARAMETER_VALUE = b"22023";
+    /// `22P02` invalid_text_representation (e.g. a bad value in `COPY FROM STDIN`).
+    INVALID_TEXT_REPRESENTATION = b"22P02";
     /// `25001` active_sql_transaction.
     ACTIVE_SQL_TRANSACTION = b"25001";
     /// `28000` invalid_authorization_specification (also "no pg_hba.conf entry").

@@ -1,4 +1,4 @@
-//! An established native session: simple queries, CopyBoth and CopyOut, close.
+//! An established native session: simple queries, CopyBoth, CopyOut and CopyIn, close.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,7 +19,8 @@ enum State {
     Idle,
     /// A query was sent; responses are being read.
     Busy,
-    /// Inside a COPY stream.
+    /// Inside a COPY stream. A CopyIn stream is `both: false` with `server_done` (the server
+    /// sends nothing in it) and `client_done: false` until our CopyDone.
     Copy {
         both: bool,
         server_done: bool,
@@ -178,7 +179,8 @@ impl NativeConnection {
     /// [`Response::Ready`] when the query is finished.
     ///
     /// After a CopyBoth stream ended from the server side, a CopyDone is sent automatically if
-    /// the caller has not sent one.
+    /// the caller has not sent one. A CopyIn stream must be ended with
+    /// [`Self::send_copy_done`] first.
     ///
     /// # Errors
     /// [`TransportError::Server`] when the query failed (the connection stays usable),
@@ -191,6 +193,15 @@ impl NativeConnection {
         self.check_usable()?;
         match self.state {
             State::Idle => return Err(TransportError::InvalidState("no query in progress")),
+            State::Copy {
+                both: false,
+                client_done: false,
+                ..
+            } => {
+                return Err(TransportError::InvalidState(
+                    "the CopyIn stream has not been ended with send_copy_done",
+                ));
+            }
             State::Copy {
                 server_done: false, ..
             } => {
@@ -250,11 +261,12 @@ impl NativeConnection {
                     return Ok(Response::CopyBoth);
                 }
                 BackendMessage::CopyInResponse => {
-                    frontend::copy_fail(
-                        &mut self.io.write_buf,
-                        "COPY FROM STDIN is not supported by this client",
-                    )?;
-                    self.io.flush().await?;
+                    self.state = State::Copy {
+                        both: false,
+                        server_done: true,
+                        client_done: false,
+                    };
+                    return Ok(Response::CopyIn);
                 }
                 BackendMessage::ReadyForQuery(_) => {
                     self.state = State::Idle;
@@ -279,7 +291,7 @@ impl NativeConnection {
             match self.next_response().await? {
                 Response::ResultSet(set) => sets.push(set),
                 Response::Ready => return Ok(sets),
-                Response::CopyOut | Response::CopyBoth => {
+                Response::CopyOut | Response::CopyBoth | Response::CopyIn => {
                     self.state = State::Broken;
                     return Err(TransportError::Unexpected {
                         got: "a COPY stream",
@@ -351,23 +363,22 @@ impl NativeConnection {
     fn check_can_write(&self) -> Result<()> {
         match self.state {
             State::Copy {
-                both: true,
-                client_done: false,
-                ..
+                client_done: false, ..
             } => Ok(()),
             State::Broken => Err(TransportError::InvalidState(
                 "the connection is broken after an earlier error",
             )),
             _ => Err(TransportError::InvalidState(
-                "no CopyBoth stream open for writing",
+                "no CopyBoth or CopyIn stream open for writing",
             )),
         }
     }
 
-    /// Queues one CopyData message (e.g. a standby status update); [`Self::flush`] sends it.
+    /// Queues one CopyData message (e.g. a standby status update, or a chunk of a CopyIn
+    /// stream); [`Self::flush`] sends it.
     ///
     /// # Errors
-    /// [`TransportError::InvalidState`] outside an open CopyBoth stream.
+    /// [`TransportError::InvalidState`] outside an open CopyBoth or CopyIn stream.
     pub fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         self.check_can_write()?;
         frontend::copy_data(&mut self.io.write_buf, data)?;
@@ -383,10 +394,11 @@ impl NativeConnection {
     }
 
     /// Ends the client side of a CopyBoth stream (CopyDone) and flushes. Keep reading with
-    /// [`Self::read_copy_data`] until it returns `None`.
+    /// [`Self::read_copy_data`] until it returns `None`. For a CopyIn stream, read the
+    /// command's result with [`Self::next_response`] next.
     ///
     /// # Errors
-    /// [`TransportError::InvalidState`] outside an open CopyBoth stream, I/O errors.
+    /// [`TransportError::InvalidState`] outside an open CopyBoth or CopyIn stream, I/O errors.
     pub async fn send_copy_done(&mut self) -> Result<()> {
         self.check_can_write()?;
         frontend::copy_done(&mut self.io.write_buf);

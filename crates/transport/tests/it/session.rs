@@ -508,3 +508,103 @@ async fn unread_notices_are_bounded() {
         conn.close().await.expect("close");
     }
 }
+
+/// Rows `first..first + count` of the CopyIn tests' table, in COPY's text format.
+fn copy_rows(first: i64, count: i64) -> String {
+    let mut rows = String::new();
+    for n in first..first + count {
+        let width = usize::try_from(n % 50).expect("small");
+        writeln!(rows, "{n}\t{}", "y".repeat(width)).expect("write to String");
+    }
+    rows
+}
+
+#[tokio::test]
+async fn copy_in_stream() {
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("copyin").await;
+        let mut conn = session(server, &db, None).await;
+        conn.simple_query("CREATE TEMP TABLE t (i int8, s text)")
+            .await
+            .expect("create");
+        assert!(
+            matches!(
+                conn.write_copy_data(b"1\tx\n"),
+                Err(TransportError::InvalidState(_))
+            ),
+            "PG {v}: CopyData outside COPY"
+        );
+        conn.send_query("COPY t FROM STDIN").await.expect("send");
+        assert_eq!(
+            conn.next_response().await.expect("copy in"),
+            Response::CopyIn,
+            "PG {v}"
+        );
+        assert!(
+            matches!(
+                conn.next_response().await,
+                Err(TransportError::InvalidState(_))
+            ),
+            "PG {v}: the result before CopyDone"
+        );
+        for chunk in 0..50 {
+            conn.write_copy_data(copy_rows(chunk * 100, 100).as_bytes())
+                .expect("queue");
+            if chunk % 10 == 9 {
+                conn.flush().await.expect("flush");
+            }
+        }
+        conn.send_copy_done().await.expect("copy done");
+        assert!(
+            matches!(
+                conn.send_copy_done().await,
+                Err(TransportError::InvalidState(_))
+            ),
+            "PG {v}: a second CopyDone"
+        );
+        let Response::ResultSet(done) = conn.next_response().await.expect("tag") else {
+            panic!("PG {v}")
+        };
+        assert_eq!(done.command_tag(), "COPY 5000", "PG {v}");
+        assert_eq!(conn.next_response().await.expect("ready"), Response::Ready);
+        let sets = conn
+            .simple_query("SELECT count(*) AS n, sum(i) AS s, sum(length(s)) AS l FROM t")
+            .await
+            .expect("count");
+        let value = |column| sets[0].get_str(0, column).expect(column).map(str::to_owned);
+        assert_eq!(value("n").as_deref(), Some("5000"), "PG {v}");
+        assert_eq!(value("s").as_deref(), Some("12497500"), "PG {v}");
+        assert_eq!(value("l").as_deref(), Some("122500"), "PG {v}");
+
+        // A bad first row: the server fails the COPY while we keep writing (about 2 MB); the
+        // error comes from next_response on both backends and the session stays usable.
+        conn.send_query("COPY t FROM STDIN").await.expect("send");
+        assert_eq!(
+            conn.next_response().await.expect("copy in"),
+            Response::CopyIn
+        );
+        conn.write_copy_data(b"not a number\tx\n").expect("queue");
+        for chunk in 0..200 {
+            conn.write_copy_data(copy_rows(chunk * 200, 200).as_bytes())
+                .expect("queue after the error");
+            conn.flush().await.expect("flush after the error");
+        }
+        conn.send_copy_done()
+            .await
+            .expect("copy done after the error");
+        let error = conn.next_response().await.expect_err("bad row");
+        assert_eq!(
+            error.code(),
+            Some(SqlState::INVALID_TEXT_REPRESENTATION),
+            "PG {v}: {}",
+            chain(&error)
+        );
+        let sets = conn
+            .simple_query("SELECT count(*) AS n FROM t")
+            .await
+            .expect("usable after the failed COPY");
+        assert_eq!(sets[0].get_str(0, "n").expect("n"), Some("5000"), "PG {v}");
+        conn.close().await.expect("close");
+    }
+}

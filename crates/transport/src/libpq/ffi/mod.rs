@@ -113,7 +113,7 @@ pub(crate) enum ResultStatus {
     CopyOut,
     /// A CopyBoth stream begins.
     CopyBoth,
-    /// A CopyIn stream begins (never used by replication).
+    /// A CopyIn stream begins (`UPLOAD_MANIFEST`, `COPY ... FROM STDIN`).
     CopyIn,
     /// The command failed.
     FatalError,
