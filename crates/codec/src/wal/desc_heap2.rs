@@ -4,7 +4,8 @@
 //!
 //! 14 and 15 print a few numbers (`latestRemovedXid 0 nredirected 1 ndead 2`); 16 switched
 //! to `key: value` lists with the item offsets of block 0's data as `[a, b]` arrays
-//! (`rmgrdesc_utils.c`); 17 merged pruning, vacuuming and freezing into one record whose
+//! (`rmgrdesc_utils.c`; 16's PRUNE/VACUUM/FREEZE_PAGE text is checked against 16's
+//! pg_walinspect only, there is no pg_waldump 16 here); 17 merged pruning, vacuuming and freezing into one record whose
 //! main data is only flags (and an unaligned conflict horizon) and whose block 0 data holds
 //! optional sub-records (`heap_xlog_deserialize_prune_and_freeze`). Read from PostgreSQL
 //! 18.4's `heapdesc.c` and `heapam_xlog.h` and the 14/15 `heapdesc.c`.
@@ -143,9 +144,34 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
             (!horizon || d.len() >= 6)
                 && (block0(record).is_empty() || prune_parts(block0(record), flags).is_some())
         }
-        0x10 => d.len() >= 8 && v <= WalVersion::V15,
-        0x20 => d.len() >= 2 && v <= WalVersion::V15,
-        0x30 => d.len() >= 6 && v <= WalVersion::V15,
+        0x10 if v == WalVersion::V16 => {
+            d.len() >= 9 && {
+                let listed = 4 * usize::from(le_u16(d, 4)) + 2 * usize::from(le_u16(d, 6));
+                let data = block0(record);
+                data.is_empty() || (data.len() >= listed && data.len() % 2 == 0)
+            }
+        }
+        0x20 if v == WalVersion::V16 => {
+            d.len() >= 2 && {
+                let data = block0(record);
+                data.is_empty() || data.len() >= 2 * usize::from(le_u16(d, 0))
+            }
+        }
+        0x30 if v == WalVersion::V16 => {
+            d.len() >= 7 && {
+                let data = block0(record);
+                let plans = usize::from(le_u16(d, 4)) * PLAN_LEN;
+                data.is_empty()
+                    || data.get(..plans).is_some_and(|p| {
+                        let frozen: usize =
+                            p.chunks_exact(PLAN_LEN).map(|p| usize::from(le_u16(p, 10))).sum();
+                        data.len() >= plans + 2 * frozen
+                    })
+            }
+        }
+        0x10 => d.len() >= 8,
+        0x20 => d.len() >= 2,
+        0x30 => d.len() >= 6,
         0x40 => d.len() >= 5,
         0x50 => {
             let offsets_shown = v >= WalVersion::V16
@@ -166,6 +192,7 @@ pub(super) fn write(record: &Record<'_>, f: &mut impl Write) -> fmt::Result {
     let new = v >= WalVersion::V16;
     match record.info() & 0x70 {
         0x10..=0x30 if v >= WalVersion::V17 => prune17(f, record),
+        0x10..=0x30 if v == WalVersion::V16 => vacuum16(f, record),
         0x10 => write!(
             f,
             "latestRemovedXid {} nredirected {} ndead {}",
@@ -276,4 +303,60 @@ fn prune17(f: &mut impl Write, record: &Record<'_>) -> fmt::Result {
         offsets(f, p.unused)?;
     }
     Ok(())
+}
+
+/// 16's PRUNE, VACUUM and FREEZE_PAGE: counts in the main data, item offsets (and freeze
+/// plans) in block 0's data, every array printed even when empty.
+fn vacuum16(f: &mut impl Write, record: &Record<'_>) -> fmt::Result {
+    let d = record.main_data();
+    let data = block0(record);
+    let catalog = |b: u8| if b != 0 { 'T' } else { 'F' };
+    match record.info() & 0x70 {
+        0x10 => {
+            let (nredirected, ndead) = (usize::from(le_u16(d, 4)), usize::from(le_u16(d, 6)));
+            write!(
+                f,
+                "snapshotConflictHorizon: {}, nredirected: {nredirected}, ndead: {ndead}, \
+                 isCatalogRel: {}",
+                le_u32(d, 0),
+                catalog(d[8])
+            )?;
+            if data.is_empty() {
+                return Ok(());
+            }
+            let (redirected, rest) = data.split_at(4 * nredirected);
+            let (dead, unused) = rest.split_at(2 * ndead);
+            write!(f, ", nunused: {}", unused.len() / 2)?;
+            f.write_str(", redirected:")?;
+            redirects(f, redirected)?;
+            f.write_str(", dead:")?;
+            offsets(f, dead)?;
+            f.write_str(", unused:")?;
+            offsets(f, unused)
+        }
+        0x20 => {
+            let n = usize::from(le_u16(d, 0));
+            write!(f, "nunused: {n}")?;
+            if data.is_empty() {
+                return Ok(());
+            }
+            f.write_str(", unused:")?;
+            offsets(f, &data[..2 * n])
+        }
+        _ => {
+            let n = usize::from(le_u16(d, 4));
+            write!(
+                f,
+                "snapshotConflictHorizon: {}, nplans: {n}, isCatalogRel: {}",
+                le_u32(d, 0),
+                catalog(d[6])
+            )?;
+            if data.is_empty() {
+                return Ok(());
+            }
+            let (p, frz) = data.split_at(n * PLAN_LEN);
+            f.write_str(", plans:")?;
+            plans(f, p, frz)
+        }
+    }
 }

@@ -181,9 +181,25 @@ fn heap2_before_16() {
     assert_eq!(text, "cutoff xid 77 flags 0x03");
     let (text, _) = desc(WalVersion::V15, RmgrId::HEAP2, 0x50, None, &[1, 0, 4, 0]);
     assert_eq!(text, "4 tuples flags 0x01");
-    // 16 changed pruning's text in ways not transcribed here: not claimed.
-    let (_, exact) = desc(WalVersion::V16, RmgrId::HEAP2, 0x10, None, &[0; 9]);
+}
+
+#[test]
+fn heap2_16_pruning() {
+    // 2 redirected, 1 dead; block 0 data: 3->4, 5->6, dead 7, unused 8.
+    let m = [le(&[90]), alloc::vec![2, 0, 1, 0, 1]].concat();
+    let data = [3u8, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0];
+    let (text, exact) = desc(WalVersion::V16, RmgrId::HEAP2, 0x10, Some(&data), &m);
+    assert!(exact);
+    assert_eq!(
+        text,
+        "snapshotConflictHorizon: 90, nredirected: 2, ndead: 1, isCatalogRel: T, nunused: 1, \
+         redirected: [3->4, 5->6], dead: [7], unused: [8]"
+    );
+    // Block data shorter than the counts say: not claimed (and no panic).
+    let (_, exact) = desc(WalVersion::V16, RmgrId::HEAP2, 0x10, Some(&data[..6]), &m);
     assert!(!exact);
+    let (text, _) = desc(WalVersion::V16, RmgrId::HEAP2, 0x20, Some(&data[..4]), &[2, 0]);
+    assert_eq!(text, "nunused: 2, unused: [3, 4]");
 }
 
 #[test]
