@@ -163,8 +163,10 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
                 let plans = usize::from(le_u16(d, 4)) * PLAN_LEN;
                 data.is_empty()
                     || data.get(..plans).is_some_and(|p| {
-                        let frozen: usize =
-                            p.chunks_exact(PLAN_LEN).map(|p| usize::from(le_u16(p, 10))).sum();
+                        let frozen: usize = p
+                            .chunks_exact(PLAN_LEN)
+                            .map(|p| usize::from(le_u16(p, 10)))
+                            .sum();
                         data.len() >= plans + 2 * frozen
                     })
             }

@@ -198,7 +198,13 @@ fn heap2_16_pruning() {
     // Block data shorter than the counts say: not claimed (and no panic).
     let (_, exact) = desc(WalVersion::V16, RmgrId::HEAP2, 0x10, Some(&data[..6]), &m);
     assert!(!exact);
-    let (text, _) = desc(WalVersion::V16, RmgrId::HEAP2, 0x20, Some(&data[..4]), &[2, 0]);
+    let (text, _) = desc(
+        WalVersion::V16,
+        RmgrId::HEAP2,
+        0x20,
+        Some(&data[..4]),
+        &[2, 0],
+    );
     assert_eq!(text, "nunused: 2, unused: [3, 4]");
 }
 
