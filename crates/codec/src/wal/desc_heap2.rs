@@ -148,7 +148,7 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
             d.len() >= 9 && {
                 let listed = 4 * usize::from(le_u16(d, 4)) + 2 * usize::from(le_u16(d, 6));
                 let data = block0(record);
-                data.is_empty() || (data.len() >= listed && data.len() % 2 == 0)
+                data.is_empty() || (data.len() >= listed && data.len().is_multiple_of(2))
             }
         }
         0x20 if v == WalVersion::V16 => {
@@ -171,7 +171,8 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
                     })
             }
         }
-        0x10 => d.len() >= 8,
+        // PRUNE (xl_heap_prune) and LOCK_UPDATED: 8 bytes.
+        0x10 | 0x60 => d.len() >= 8,
         0x20 => d.len() >= 2,
         0x30 => d.len() >= 6,
         0x40 => d.len() >= 5,
@@ -181,7 +182,6 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
                 && !block0(record).is_empty();
             d.len() >= 4 && (!offsets_shown || d.len() >= 4 + 2 * usize::from(le_u16(d, 2)))
         }
-        0x60 => d.len() >= 8,
         0x70 => d.len() >= 34,
         _ => false,
     }
@@ -308,20 +308,18 @@ fn prune17(f: &mut impl Write, record: &Record<'_>) -> fmt::Result {
 }
 
 /// 16's PRUNE, VACUUM and FREEZE_PAGE: counts in the main data, item offsets (and freeze
-/// plans) in block 0's data, every array printed even when empty.
+/// plans) in block 0's data, every array printed even when empty (16 logs `isCatalogRel`
+/// but does not print it).
 fn vacuum16(f: &mut impl Write, record: &Record<'_>) -> fmt::Result {
     let d = record.main_data();
     let data = block0(record);
-    let catalog = |b: u8| if b != 0 { 'T' } else { 'F' };
     match record.info() & 0x70 {
         0x10 => {
             let (nredirected, ndead) = (usize::from(le_u16(d, 4)), usize::from(le_u16(d, 6)));
             write!(
                 f,
-                "snapshotConflictHorizon: {}, nredirected: {nredirected}, ndead: {ndead}, \
-                 isCatalogRel: {}",
-                le_u32(d, 0),
-                catalog(d[8])
+                "snapshotConflictHorizon: {}, nredirected: {nredirected}, ndead: {ndead}",
+                le_u32(d, 0)
             )?;
             if data.is_empty() {
                 return Ok(());
@@ -347,12 +345,7 @@ fn vacuum16(f: &mut impl Write, record: &Record<'_>) -> fmt::Result {
         }
         _ => {
             let n = usize::from(le_u16(d, 4));
-            write!(
-                f,
-                "snapshotConflictHorizon: {}, nplans: {n}, isCatalogRel: {}",
-                le_u32(d, 0),
-                catalog(d[6])
-            )?;
+            write!(f, "snapshotConflictHorizon: {}, nplans: {n}", le_u32(d, 0))?;
             if data.is_empty() {
                 return Ok(());
             }

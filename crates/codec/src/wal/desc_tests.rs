@@ -192,8 +192,8 @@ fn heap2_16_pruning() {
     assert!(exact);
     assert_eq!(
         text,
-        "snapshotConflictHorizon: 90, nredirected: 2, ndead: 1, isCatalogRel: T, nunused: 1, \
-         redirected: [3->4, 5->6], dead: [7], unused: [8]"
+        "snapshotConflictHorizon: 90, nredirected: 2, ndead: 1, nunused: 1, redirected: \
+         [3->4, 5->6], dead: [7], unused: [8]"
     );
     // Block data shorter than the counts say: not claimed (and no panic).
     let (_, exact) = desc(WalVersion::V16, RmgrId::HEAP2, 0x10, Some(&data[..6]), &m);

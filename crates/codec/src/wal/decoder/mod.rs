@@ -313,7 +313,7 @@ fn crc32c_std(previous: u32, bytes: &[u8]) -> u32 {
 mod crc_tests {
     #[test]
     fn both_crates_agree_at_every_length() {
-        let bytes: alloc::vec::Vec<u8> = (0..5000u32)
+        let bytes: Vec<u8> = (0..5000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
             .collect();
         for len in [0, 1, 7, 100, 1023, 1024, 1025, 4096, 5000] {

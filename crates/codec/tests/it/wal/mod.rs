@@ -28,6 +28,55 @@ pub(crate) struct Row {
     main_data_length: i64,
     fpi_length: i64,
     blocks: i64,
+    /// Each block reference as pg_walinspect's `block_ref` writes it (relation, fork,
+    /// block, and the full-page image's hole, apply flag and compression).
+    block_refs: String,
+}
+
+/// `XLogRecGetBlockRefInfo(record, pretty = false, detailed = true)`, PostgreSQL's text of
+/// the block references, built from our decoding.
+fn block_refs(record: &pg_walstream_codec::wal::Record<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for b in record.blocks() {
+        if b.id() > 0 {
+            out.push(' ');
+        }
+        let l = b.locator();
+        let _ = write!(
+            out,
+            "blkref #{}: rel {}/{}/{} fork {} blk {}",
+            b.id(),
+            l.spc_oid,
+            l.db_oid,
+            l.rel_number,
+            b.fork_name(),
+            b.block_number()
+        );
+        if let Some(img) = b.image() {
+            let verification = if img.apply() {
+                ""
+            } else {
+                " for WAL verification"
+            };
+            let _ = write!(
+                out,
+                " (FPW{verification}); hole: offset: {}, length: {}",
+                img.hole_offset(),
+                img.hole_length()
+            );
+            if img.compression() != pg_walstream_codec::wal::ImageCompression::None {
+                let saved =
+                    img.page_size() - u32::from(img.hole_length()) - img.bytes().len() as u32;
+                let _ = write!(
+                    out,
+                    ", compression saved: {saved}, method: {}",
+                    compression_name(img.compression())
+                );
+            }
+        }
+    }
+    out
 }
 
 /// What decoding the range found besides the rows.
@@ -125,6 +174,7 @@ fn decode(g: &Generated) -> Decoded {
                 main_data_length: record.main_data().len() as i64,
                 fpi_length: i64::from(record.fpi_len()),
                 blocks: record.block_count() as i64,
+                block_refs: block_refs(&record),
             });
         }
         match chunks.next() {

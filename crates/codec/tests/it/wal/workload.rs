@@ -177,7 +177,7 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
                         main_data_length::bigint, fpi_length::bigint,
                         ((length(coalesce(block_ref, '')) -
                           length(replace(coalesce(block_ref, ''), 'blkref #', ''))) / 8)::bigint,
-                        coalesce(description, '')
+                        coalesce(description, ''), coalesce(block_ref, '')
                  FROM pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn)",
                 &[&start.to_string(), &end.to_string()],
             )
@@ -197,6 +197,7 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
                 main_data_length: r.get(7),
                 fpi_length: r.get(8),
                 blocks: r.get(9),
+                block_refs: r.get(11),
             })
             .collect();
         let stats = client
@@ -245,6 +246,7 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
 /// backend's ISO style in UTC, fraction without trailing zeros) written as pg_waldump
 /// writes it under `TZ=UTC` (`2024-01-02 03:04:05.600000 UTC`).
 pub(crate) fn pg_waldump_times(text: &str) -> String {
+    use std::fmt::Write as _;
     let b = text.as_bytes();
     let shape = b"0000-00-00 00:00:00";
     let digit_at = |i: usize, j: usize| -> bool {
@@ -268,7 +270,7 @@ pub(crate) fn pg_waldump_times(text: &str) -> String {
             }
             if text[k..].starts_with("+00") {
                 out.push_str(&text[i..i + shape.len()]);
-                out.push_str(&format!(".{frac:0<6} UTC"));
+                let _ = write!(out, ".{frac:0<6} UTC");
                 i = k + 3;
                 continue;
             }
