@@ -4,11 +4,12 @@
 //!
 //! 14 and 15 print a few numbers (`latestRemovedXid 0 nredirected 1 ndead 2`); 16 switched
 //! to `key: value` lists with the item offsets of block 0's data as `[a, b]` arrays
-//! (`rmgrdesc_utils.c`; 16's PRUNE/VACUUM/FREEZE_PAGE text is checked against 16's
-//! pg_walinspect only, there is no pg_waldump 16 here); 17 merged pruning, vacuuming and freezing into one record whose
+//! (`rmgrdesc_utils.c`); 17 merged pruning, vacuuming and freezing into one record whose
 //! main data is only flags (and an unaligned conflict horizon) and whose block 0 data holds
 //! optional sub-records (`heap_xlog_deserialize_prune_and_freeze`). Read from PostgreSQL
-//! 18.4's `heapdesc.c` and `heapam_xlog.h` and the 14/15 `heapdesc.c`.
+//! 18.4's `heapdesc.c` and `heapam_xlog.h` and the 14/15 `heapdesc.c`; no 16 source was at
+//! hand, so 16's PRUNE/VACUUM/FREEZE_PAGE text is checked against 16's pg_walinspect only
+//! (there is no pg_waldump 16 here either).
 
 use core::fmt::{self, Write};
 
