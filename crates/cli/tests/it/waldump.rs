@@ -1,5 +1,6 @@
-//! `pg-walstream waldump` on WAL written by each server: `--stats=record` equals
-//! pg_waldump's (where a pg_waldump of the same major version exists, i.e. Debian's 15),
+//! `pg-walstream waldump` on WAL written by each server: `--stats=record` and the record
+//! lines of the types in [`EXACT_TYPES`] equal pg_waldump's (where a pg_waldump of the same
+//! major version exists: Debian's 15, the PyPI wheel's 18),
 //! JSON lines and saved full-page images agree with the stats, and a flipped bit, a
 //! truncated segment and a missing segment end with one line naming the LSN and exit 1.
 
@@ -55,6 +56,17 @@ async fn generate(server: &TestServer, dir: &Path) -> Wal {
         .await
         .unwrap();
     }
+    // Commits and aborts with subtransactions, dropped relations and invalidations; a
+    // vacuum's pruning, freezing and visibility records; catalog multi-inserts.
+    c.batch_execute(
+        "BEGIN; SAVEPOINT s; INSERT INTO a VALUES (-1); RELEASE s; COMMIT;
+         BEGIN; SAVEPOINT t; INSERT INTO a VALUES (-2); RELEASE t; ROLLBACK;
+         CREATE TABLE gone (x int); DROP TABLE gone;
+         DELETE FROM a WHERE aid % 4 = 0;",
+    )
+    .await
+    .unwrap();
+    c.batch_execute("VACUUM (FREEZE) a").await.unwrap();
     let end = q("SELECT pg_current_wal_flush_lsn()::text").await;
     let seg_size: i64 = c
         .query_one(
@@ -88,7 +100,22 @@ async fn generate(server: &TestServer, dir: &Path) -> Wal {
 }
 
 /// (rmgr, record type) whose `waldump` line must equal pg_waldump's byte for byte.
-const EXACT_TYPES: [(&str, &str); 21] = [
+const EXACT_TYPES: [(&str, &str); 36] = [
+    ("Transaction", "COMMIT"),
+    ("Transaction", "ABORT"),
+    ("Transaction", "COMMIT_PREPARED"),
+    ("Transaction", "ABORT_PREPARED"),
+    ("Transaction", "ASSIGNMENT"),
+    ("Transaction", "INVALIDATION"),
+    ("Heap2", "PRUNE"),
+    ("Heap2", "VACUUM"),
+    ("Heap2", "FREEZE_PAGE"),
+    ("Heap2", "PRUNE_ON_ACCESS"),
+    ("Heap2", "PRUNE_VACUUM_SCAN"),
+    ("Heap2", "PRUNE_VACUUM_CLEANUP"),
+    ("Heap2", "VISIBLE"),
+    ("Heap2", "MULTI_INSERT"),
+    ("Heap2", "MULTI_INSERT+INIT"),
     ("Heap", "INSERT"),
     ("Heap", "INSERT+INIT"),
     ("Heap", "DELETE"),
@@ -187,8 +214,10 @@ async fn waldump_matches_pg_waldump_and_reports_damage() {
             );
             // Record lines: byte for byte equal for the record types whose description is
             // pg_waldump's own (the codec's `desc_exact`); the others differ only after `desc:`.
+            // pg_waldump prints commit times in local time; ours are UTC.
             let ours = run(args(&[&["waldump"][..], &range].concat())).await;
             let theirs = Command::new(pg_waldump(v).unwrap())
+                .env("TZ", "UTC")
                 .args(range)
                 .output()
                 .unwrap();
@@ -200,11 +229,12 @@ async fn waldump_matches_pg_waldump_and_reports_damage() {
                 "PostgreSQL {v}: record lines"
             );
             let mut exact = 0;
+            let mut kinds = std::collections::BTreeSet::new();
             for (a, b) in ours.lines().zip(theirs.lines()) {
                 let (head_a, _) = a.split_once("desc: ").unwrap();
                 let (head_b, _) = b.split_once("desc: ").unwrap();
                 assert_eq!(head_a, head_b, "PostgreSQL {v}: record line");
-                if EXACT_TYPES.iter().any(|t| {
+                if let Some(t) = EXACT_TYPES.iter().find(|t| {
                     a.starts_with(&format!("rmgr: {:<11} ", t.0))
                         && a.contains(&format!("desc: {} ", t.1))
                 }) {
@@ -213,11 +243,25 @@ async fn waldump_matches_pg_waldump_and_reports_damage() {
                         "PostgreSQL {v}: record line differs from pg_waldump's"
                     );
                     exact += 1;
+                    kinds.insert(format!("{}/{}", t.0, t.1));
                 }
             }
             assert!(
                 exact > 100,
                 "PostgreSQL {v}: {exact} lines compared exactly"
+            );
+            // Pruning and visibility records depend on the server-wide xmin horizon (other
+            // tests' slots may hold it back): compared whenever present, required never.
+            eprintln!("PostgreSQL {v}: {exact} lines equal pg_waldump's, of {kinds:?}");
+            for kind in ["Transaction/COMMIT", "Transaction/ABORT"] {
+                assert!(
+                    kinds.contains(kind),
+                    "PostgreSQL {v}: no {kind} line compared: {kinds:?}"
+                );
+            }
+            assert!(
+                kinds.iter().any(|k| k.starts_with("Heap2/MULTI_INSERT")),
+                "PostgreSQL {v}: no MULTI_INSERT line compared: {kinds:?}"
             );
         }
         let total: Vec<u64> = normalized(&ours_text)

@@ -2,7 +2,8 @@
 //! record types, per version: heap INSERT, DELETE, UPDATE, HOT_UPDATE, CONFIRM and LOCK;
 //! btree INSERT_LEAF, INSERT_UPPER, INSERT_META, INSERT_POST, SPLIT_L, SPLIT_R and DEDUP; standby LOCK and
 //! RUNNING_XACTS; XLOG CHECKPOINT_SHUTDOWN and CHECKPOINT_ONLINE, NOOP, SWITCH, FPI and
-//! FPI_FOR_HINT (which describe as nothing) and CHECKPOINT_REDO (17+).
+//! FPI_FOR_HINT (which describe as nothing) and CHECKPOINT_REDO (17+); Transaction records
+//! ([`desc_xact`]) and Heap2 records ([`desc_heap2`]).
 //!
 //! PostgreSQL 16 rewrote most descriptions as `key: value` lists (`heapdesc.c`, `nbtdesc.c`);
 //! 14 and 15 share the older form. Transcribed from 14.13, 15.15, 16.2, 17.4 and 18.3's
@@ -14,6 +15,7 @@ use core::fmt::{self, Write};
 use crate::wal::page::{WalVersion, le_u16, le_u32, le_u64};
 use crate::wal::record::Record;
 use crate::wal::rmgr::RmgrId;
+use crate::wal::{desc_heap2, desc_xact};
 
 /// `XLHL_*` bits of `infobits_set`, in the order PostgreSQL prints them.
 const INFOBITS: [(u8, &str); 5] = [
@@ -26,7 +28,7 @@ const INFOBITS: [(u8, &str); 5] = [
 
 /// `infobits_desc` (16+): `key: [A, B]`; before 16 `out_infobits`: `A B ` (each followed by a
 /// space).
-fn infobits(f: &mut impl Write, new_style: bool, key: &str, bits: u8) -> fmt::Result {
+pub(super) fn infobits(f: &mut impl Write, new_style: bool, key: &str, bits: u8) -> fmt::Result {
     let set = INFOBITS.iter().filter(|(bit, _)| bits & bit != 0);
     if new_style {
         write!(f, "{key}: [")?;
@@ -67,6 +69,8 @@ pub(super) fn covers(record: &Record<'_>) -> bool {
             0x10 => d.len() >= 24 && d.len() >= 24 + 4 * running_count(d),
             _ => false,
         },
+        RmgrId::XACT => desc_xact::covers(record),
+        RmgrId::HEAP2 => desc_heap2::covers(record),
         RmgrId::XLOG => {
             matches!(info, 0x20 | 0x40 | 0xA0 | 0xB0)
                 || (matches!(info, 0x00 | 0x10) && d.len() >= 84)
@@ -93,6 +97,8 @@ pub(super) fn write(record: &Record<'_>, f: &mut impl Write) -> fmt::Result {
     let new = record.version() >= WalVersion::V16;
     match record.rmgr() {
         RmgrId::HEAP => heap(f, new, info & 0x70, d),
+        RmgrId::XACT => desc_xact::write(record, f),
+        RmgrId::HEAP2 => desc_heap2::write(record, f),
         RmgrId::BTREE if info == 0x30 || info == 0x40 => {
             let sep = if new { ":" } else { "" };
             write!(

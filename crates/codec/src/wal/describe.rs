@@ -1,9 +1,12 @@
 //! Descriptions of WAL records. For the most common record types — heap INSERT, DELETE,
 //! UPDATE, HOT_UPDATE, CONFIRM, LOCK; btree inserts, splits and DEDUP; standby LOCK and
-//! RUNNING_XACTS; XLOG checkpoints, NOOP, SWITCH, CHECKPOINT_REDO and full-page images — the
-//! text is pg_waldump's own, in the layout of the WAL's version
-//! ([`Description::is_pg_waldump_text`]). Commit and abort get a compact, documented
-//! summary instead; other record types describe as an empty string.
+//! RUNNING_XACTS; XLOG checkpoints, NOOP, SWITCH, CHECKPOINT_REDO and full-page images;
+//! Transaction COMMIT, ABORT, their PREPARED forms, ASSIGNMENT and INVALIDATION; Heap2
+//! pruning, vacuuming and freezing (every version's form), VISIBLE, MULTI_INSERT, LOCK_UPDATED and
+//! NEW_CID — the text is pg_waldump's own, in the layout of the WAL's version
+//! ([`Description::is_pg_waldump_text`]), with times in UTC as pg_waldump prints them under
+//! `TZ=UTC`. A commit or abort whose text is not known exactly (e.g. a relation in a
+//! user tablespace) gets a compact summary; other record types describe as an empty string.
 
 use core::fmt;
 

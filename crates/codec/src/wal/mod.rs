@@ -15,6 +15,8 @@
 
 mod decoder;
 mod desc_exact;
+mod desc_heap2;
+mod desc_xact;
 pub mod describe;
 mod error;
 pub mod image;
@@ -24,6 +26,8 @@ mod record;
 mod rmgr;
 #[rustfmt::skip]
 mod rmgr_table;
+#[cfg(all(test, feature = "std"))]
+mod desc_tests;
 #[cfg(all(test, feature = "std"))]
 mod tests;
 #[cfg(feature = "std")]

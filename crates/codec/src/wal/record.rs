@@ -87,52 +87,62 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     /// The record's start LSN (`ReadRecPtr`).
+    #[inline]
     pub fn lsn(&self) -> Lsn {
         self.lsn
     }
 
     /// Where the next record starts (`EndRecPtr`): past the alignment padding, and for an
     /// `XLOG_SWITCH` record the start of the next segment — as pg_walinspect's `end_lsn`.
+    #[inline]
     pub fn end_lsn(&self) -> Lsn {
         self.end
     }
 
     /// The WAL format version of the page the record started on.
+    #[inline]
     pub fn version(&self) -> WalVersion {
         self.version
     }
 
     /// The whole record as stored (header included), reassembled if it spanned pages.
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
         self.bytes
     }
 
     /// `xl_tot_len`: the record's length including its header and any full-page images.
+    #[inline]
     pub fn total_len(&self) -> u32 {
         le_u32(self.bytes, 0)
     }
 
     /// `xl_xid`: the transaction id (0 if none).
+    #[inline]
     pub fn xid(&self) -> u32 {
         le_u32(self.bytes, 4)
     }
 
     /// `xl_prev`: the previous record's LSN.
+    #[inline]
     pub fn prev(&self) -> Lsn {
         Lsn::new(le_u64(self.bytes, 8))
     }
 
     /// `xl_info`: the high 4 bits are the rmgr's record type, the low ones flags.
+    #[inline]
     pub fn info(&self) -> u8 {
         self.bytes[16]
     }
 
     /// `xl_rmid`: the resource manager.
+    #[inline]
     pub fn rmgr(&self) -> RmgrId {
         RmgrId(self.bytes[17])
     }
 
     /// `xl_crc`: the stored CRC-32C.
+    #[inline]
     pub fn crc(&self) -> u32 {
         le_u32(self.bytes, 20)
     }
@@ -144,22 +154,26 @@ impl<'a> Record<'a> {
     }
 
     /// The main data (`XLogRecGetData`).
+    #[inline]
     pub fn main_data(&self) -> &'a [u8] {
         let a = self.anatomy;
         &self.bytes[a.main_start as usize..(a.main_start + a.main_len) as usize]
     }
 
     /// The replication origin (`XLR_BLOCK_ID_ORIGIN`), if the record has one.
+    #[inline]
     pub fn origin(&self) -> Option<u16> {
         self.anatomy.origin
     }
 
     /// The top-level transaction id of a subtransaction (`XLR_BLOCK_ID_TOPLEVEL_XID`).
+    #[inline]
     pub fn toplevel_xid(&self) -> Option<u32> {
         self.anatomy.toplevel_xid
     }
 
     /// Bytes of full-page images (sum of `bimg_len`), as pg_walinspect's `fpi_length`.
+    #[inline]
     pub fn fpi_len(&self) -> u32 {
         self.anatomy.fpi_len
     }
@@ -167,6 +181,7 @@ impl<'a> Record<'a> {
     /// The record's length without its full-page images, as pg_waldump's "Record size" and
     /// pg_walinspect's `pg_get_wal_stats` `record_size` count it (its per-record
     /// `record_length` is [`total_len`](Self::total_len)).
+    #[inline]
     pub fn record_len_without_fpi(&self) -> u32 {
         self.total_len() - self.anatomy.fpi_len
     }
@@ -188,6 +203,7 @@ impl<'a> Record<'a> {
     }
 
     /// How many block references the record has.
+    #[inline]
     pub fn block_count(&self) -> usize {
         self.blocks.len()
     }
@@ -204,11 +220,13 @@ pub struct BlockRef<'a> {
 
 impl<'a> BlockRef<'a> {
     /// The block id (0–32).
+    #[inline]
     pub fn id(&self) -> u8 {
         self.info.id
     }
 
     /// The fork number (0 main, 1 fsm, 2 vm, 3 init).
+    #[inline]
     pub fn fork(&self) -> u8 {
         self.info.fork_flags & BKPBLOCK_FORK_MASK
     }
@@ -225,26 +243,31 @@ impl<'a> BlockRef<'a> {
     }
 
     /// The raw `fork_flags` byte.
+    #[inline]
     pub fn fork_flags(&self) -> u8 {
         self.info.fork_flags
     }
 
     /// Whether replay initialises the page from scratch (`BKPBLOCK_WILL_INIT`).
+    #[inline]
     pub fn will_init(&self) -> bool {
         self.info.fork_flags & BKPBLOCK_WILL_INIT != 0
     }
 
     /// The relation, inherited from the previous block under `BKPBLOCK_SAME_REL`.
+    #[inline]
     pub fn locator(&self) -> RelFileLocator {
         self.info.locator
     }
 
     /// The block number.
+    #[inline]
     pub fn block_number(&self) -> u32 {
         self.info.block
     }
 
     /// The block's data (`XLogRecGetBlockData`), empty if none.
+    #[inline]
     pub fn data(&self) -> &'a [u8] {
         let start = self.info.data_start as usize;
         &self.bytes[start..start + usize::from(self.info.data_len)]
@@ -295,6 +318,7 @@ impl<'a> BlockImage<'a> {
     }
 
     /// The raw `bimg_info` byte (bit layout differs between 14 and 15+).
+    #[inline]
     pub fn info(&self) -> u8 {
         self.info
     }

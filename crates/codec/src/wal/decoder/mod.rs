@@ -114,7 +114,7 @@ impl WalDecoder {
     /// `first_byte` must be a segment start unless the page size is configured with
     /// [`with_page_size`](Self::with_page_size) (then a page start suffices). The record
     /// continuing from before `first_byte`, if any, is skipped. With the `std` feature the
-    /// `crc32c` crate (hardware-accelerated) checks every record's CRC; without it, give a
+    /// `crc32c` and `crc-fast` crates (hardware-accelerated) check every record's CRC; without it, give a
     /// CRC-32C function with [`with_crc`](Self::with_crc), or records go unchecked.
     pub fn new(first_byte: Lsn) -> Self {
         Self {
@@ -286,7 +286,48 @@ impl WalDecoder {
 #[cfg(feature = "std")]
 #[allow(clippy::unnecessary_wraps)] // the no_std twin returns `None`
 fn default_crc() -> Option<Crc32cFn> {
-    Some(crc32c::crc32c_append)
+    Some(crc32c_std)
+}
+
+/// Inputs from this length on go to `crc-fast` (measured here: below it the `crc32c`
+/// crate's SSE4.2 loop is as fast or faster, above it folding wins by 2-7x).
+#[cfg(feature = "std")]
+const FOLDING_FROM: usize = 1024;
+
+/// CRC-32C continuation with the faster of two hardware-accelerated crates per length.
+#[cfg(feature = "std")]
+fn crc32c_std(previous: u32, bytes: &[u8]) -> u32 {
+    if bytes.len() < FOLDING_FROM {
+        return crc32c::crc32c_append(previous, bytes);
+    }
+    // The digest's state is the un-inverted register: the inverse of a finished CRC.
+    let mut digest = crc_fast::Digest::new_with_init_state(
+        crc_fast::CrcAlgorithm::Crc32Iscsi,
+        u64::from(!previous),
+    );
+    digest.update(bytes);
+    digest.finalize() as u32
+}
+
+#[cfg(all(test, feature = "std"))]
+mod crc_tests {
+    #[test]
+    fn both_crates_agree_at_every_length() {
+        let bytes: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+            .collect();
+        for len in [0, 1, 7, 100, 1023, 1024, 1025, 4096, 5000] {
+            let data = &bytes[..len];
+            assert_eq!(super::crc32c_std(0, data), crc32c::crc32c(data), "{len}");
+            // Continuing from a previous CRC, as records are checked (body, then header).
+            let previous = crc32c::crc32c(b"header");
+            assert_eq!(
+                super::crc32c_std(previous, data),
+                crc32c::crc32c_append(previous, data),
+                "{len}"
+            );
+        }
+    }
 }
 
 #[cfg(not(feature = "std"))]

@@ -67,6 +67,23 @@ async fn round(client: &Client, table: &str) {
         ))
         .await
         .unwrap();
+    // Commit and abort records with subtransactions, dropped relations and invalidation
+    // messages; pruning, freezing and visibility-map records from a vacuum; catalog
+    // multi-inserts from CREATE TABLE.
+    client
+        .batch_execute(&format!(
+            "BEGIN; SAVEPOINT a; INSERT INTO {table} VALUES (-2); RELEASE a;
+                    SAVEPOINT b; INSERT INTO {table} VALUES (-3); COMMIT;
+             BEGIN; SAVEPOINT c; INSERT INTO {table} VALUES (-4); RELEASE c; ROLLBACK;
+             CREATE TABLE {table}_gone (x int); DROP TABLE {table}_gone;
+             DELETE FROM {table} WHERE aid % 3 = 0;"
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("VACUUM (FREEZE) {table}"))
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn generate(server: &TestServer) -> Generated {
@@ -151,6 +168,8 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
     let end = lsn(&client, "SELECT pg_current_wal_flush_lsn()::text").await;
 
     let (walinspect, descriptions, stats) = if inspect {
+        // Commit times in UTC, the zone our descriptions use.
+        client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
         let rows = client
             .query(
                 "SELECT start_lsn::text, end_lsn::text, prev_lsn::text, xid::text::bigint,
@@ -158,13 +177,13 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
                         main_data_length::bigint, fpi_length::bigint,
                         ((length(coalesce(block_ref, '')) -
                           length(replace(coalesce(block_ref, ''), 'blkref #', ''))) / 8)::bigint,
-                        coalesce(description, '')
+                        coalesce(description, ''), coalesce(block_ref, '')
                  FROM pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn)",
                 &[&start.to_string(), &end.to_string()],
             )
             .await
             .unwrap();
-        let descriptions = rows.iter().map(|r| r.get(10)).collect();
+        let descriptions = rows.iter().map(|r| pg_waldump_times(r.get(10))).collect();
         let rows = rows
             .iter()
             .map(|r| Row {
@@ -178,6 +197,7 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
                 main_data_length: r.get(7),
                 fpi_length: r.get(8),
                 blocks: r.get(9),
+                block_refs: r.get(11),
             })
             .collect();
         let stats = client
@@ -220,4 +240,57 @@ pub(crate) async fn generate(server: &TestServer) -> Generated {
         descriptions,
         stats,
     }
+}
+
+/// pg_walinspect's description with each timestamp (`2024-01-02 03:04:05.6+00`, the
+/// backend's ISO style in UTC, fraction without trailing zeros) written as pg_waldump
+/// writes it under `TZ=UTC` (`2024-01-02 03:04:05.600000 UTC`).
+pub(crate) fn pg_waldump_times(text: &str) -> String {
+    use std::fmt::Write as _;
+    let b = text.as_bytes();
+    let shape = b"0000-00-00 00:00:00";
+    let digit_at = |i: usize, j: usize| -> bool {
+        b.get(i + j).is_some_and(|c| match shape[j] {
+            b'0' => c.is_ascii_digit(),
+            s => *c == s,
+        })
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if (0..shape.len()).all(|j| digit_at(i, j)) {
+            let mut k = i + shape.len();
+            let mut frac = String::new();
+            if b.get(k) == Some(&b'.') {
+                k += 1;
+                while b.get(k).is_some_and(u8::is_ascii_digit) {
+                    frac.push(char::from(b[k]));
+                    k += 1;
+                }
+            }
+            if text[k..].starts_with("+00") {
+                out.push_str(&text[i..i + shape.len()]);
+                let _ = write!(out, ".{frac:0<6} UTC");
+                i = k + 3;
+                continue;
+            }
+        }
+        let ch = text[i..].chars().next().unwrap();
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+#[test]
+fn walinspect_times_become_pg_waldump_times() {
+    assert_eq!(
+        pg_waldump_times("7: 2024-01-02 03:04:05.6+00; rels: base/5/1"),
+        "7: 2024-01-02 03:04:05.600000 UTC; rels: base/5/1"
+    );
+    assert_eq!(
+        pg_waldump_times("2024-01-02 03:04:05+00"),
+        "2024-01-02 03:04:05.000000 UTC"
+    );
+    assert_eq!(pg_waldump_times("off: 3, x"), "off: 3, x");
 }
