@@ -13,6 +13,7 @@
 // Figures are reported as f64; counts far below 2^52 convert exactly.
 #![allow(clippy::cast_precision_loss)]
 
+mod basebackup;
 mod consumer;
 mod receivewal;
 mod report;
@@ -85,6 +86,9 @@ pub(crate) struct BenchArgs {
     /// `--scenarios waldump` (runs alone): MiB of WAL to decode (written once, then reused).
     #[arg(long, default_value_t = 512)]
     waldump_mb: u64,
+    /// `--scenarios basebackup` (runs alone): MiB of database to back up.
+    #[arg(long, default_value_t = 2048)]
+    backup_mb: u64,
 }
 
 /// Runs the benchmark and writes `target/bench/{latest,<stamp>}.{md,json}`.
@@ -94,6 +98,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     }
     if receivewal::selected(&args.scenarios) {
         return receivewal::run(args);
+    }
+    if basebackup::selected(&args.scenarios) {
+        return basebackup::run(args);
     }
     let scenarios = scenario::select(&args.scenarios)?;
     let mut consumers = args

@@ -52,14 +52,14 @@ impl Receiver {
     }
 }
 
-/// One measured run.
+/// One measured run of a client process (also used by the basebackup scenario).
 #[derive(Debug, Clone, Copy)]
-struct Run {
-    wall_s: f64,
-    cpu_s: f64,
-    user_s: f64,
-    maxrss_kb: f64,
-    walsender_cpu_s: f64,
+pub(crate) struct Run {
+    pub(crate) wall_s: f64,
+    pub(crate) cpu_s: f64,
+    pub(crate) user_s: f64,
+    pub(crate) maxrss_kb: f64,
+    pub(crate) walsender_cpu_s: f64,
 }
 
 struct Setup {
@@ -112,15 +112,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         return Err(format!("no {}", pg_receivewal.display()));
     }
     crate::pg::install(&[args.pg_version])?;
-    let quiet_deadline = Instant::now() + Duration::from_secs(args.wait_quiet);
-    while tools::load() >= 1.0 && Instant::now() < quiet_deadline {
-        eprintln!(
-            "xtask: bench: waiting for a quiet machine (load average {:.2})",
-            tools::load()
-        );
-        std::thread::sleep(Duration::from_secs(10));
-    }
-    let load_before = tools::load();
+    let load_before = tools::wait_quiet(args.wait_quiet);
     let server = TestServer::builder(args.pg_version)
         .setting("autovacuum", "off")
         .setting("max_wal_size", "'16GB'")
@@ -190,23 +182,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         "load_average_before": load_before,
         "load_average_after": load_after,
     });
-    let dir = root.join("target/bench");
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let pretty = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
-    for name in [format!("{NAME}-{stamp}"), format!("{NAME}-latest")] {
-        for (ext, text) in [("md", &markdown), ("json", &pretty)] {
-            let path = dir.join(format!("{name}.{ext}"));
-            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    println!("{markdown}");
-    eprintln!(
-        "xtask: bench: wrote {}/{NAME}-latest.{{md,json}}",
-        dir.display()
-    );
-    Ok(())
+    tools::write_report(NAME, &markdown, &json)
 }
 
 fn setup_tool_path(args: &BenchArgs) -> Result<PathBuf, String> {
@@ -216,7 +192,10 @@ fn setup_tool_path(args: &BenchArgs) -> Result<PathBuf, String> {
     )
 }
 
-async fn query_text(admin: &tokio_postgres::Client, sql: &str) -> Result<String, String> {
+pub(crate) async fn query_text(
+    admin: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<String, String> {
     admin
         .query_one(sql, &[])
         .await
@@ -371,7 +350,9 @@ async fn measure(
             ]);
         }
     }
-    let sample = watch(command, admin, &slot, setup.ticks, setup.timeout).await;
+    let walsender =
+        format!("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}'");
+    let sample = watch(command, admin, &walsender, setup.ticks, setup.timeout).await;
     let checked = sample.and_then(|sample| {
         check_files(&dir, &setup.server_wal, complete, compare)
             .map_err(|e| format!("{} {label}: {e}", receiver.name()))?;
@@ -382,11 +363,12 @@ async fn measure(
     checked.map_err(|e| format!("{} {label}: {e}", receiver.name()))
 }
 
-/// Runs `command` (bench-measure + receiver), sampling the walsender's CPU every 10 ms.
-async fn watch(
+/// Runs `command` (bench-measure + a client), sampling the CPU of the walsender that
+/// `walsender_sql` (one row, an int4 pid or NULL) finds every 10 ms.
+pub(crate) async fn watch(
     mut command: Command,
     admin: &tokio_postgres::Client,
-    slot: &str,
+    walsender_sql: &str,
     ticks: f64,
     timeout: Duration,
 ) -> Result<Run, String> {
@@ -400,12 +382,7 @@ async fn watch(
     let mut walsender: Option<(u32, f64)> = None;
     while child.try_wait().map_err(|e| e.to_string())?.is_none() {
         if walsender.is_none()
-            && let Ok(Some(row)) = admin
-                .query_opt(
-                    "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&slot],
-                )
-                .await
+            && let Ok(Some(row)) = admin.query_opt(walsender_sql, &[]).await
             && let Ok(Some(pid)) = row.try_get::<_, Option<i32>>(0)
         {
             walsender = Some((pid.unsigned_abs(), 0.0));
@@ -491,7 +468,8 @@ async fn drop_slot(admin: &tokio_postgres::Client, slot: &str) {
     eprintln!("xtask: bench: slot {slot} is still active; left in place");
 }
 
-fn spread(values: impl Iterator<Item = f64>, decimals: usize) -> String {
+/// `median (min–max)` of `values` with `decimals` decimals, or `–` without values.
+pub(crate) fn spread(values: impl Iterator<Item = f64>, decimals: usize) -> String {
     let values: Vec<f64> = values.collect();
     Spread::of(&values).map_or_else(
         || "–".into(),

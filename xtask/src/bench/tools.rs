@@ -128,3 +128,45 @@ pub(crate) fn rustc() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
+
+/// Waits up to `seconds` for the 1-minute load average to drop below 1; returns the load then.
+pub(crate) fn wait_quiet(seconds: u64) -> f64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while load() >= 1.0 && std::time::Instant::now() < deadline {
+        eprintln!(
+            "xtask: bench: waiting for a quiet machine (load average {:.2})",
+            load()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
+    load()
+}
+
+/// Writes `target/bench/NAME-{latest,<stamp>}.{md,json}` and prints the markdown.
+///
+/// # Errors
+/// A file could not be written.
+pub(crate) fn write_report(
+    name: &str,
+    markdown: &str,
+    json: &serde_json::Value,
+) -> Result<(), String> {
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let pretty = serde_json::to_string_pretty(json).map_err(|e| e.to_string())?;
+    for file in [format!("{name}-{stamp}"), format!("{name}-latest")] {
+        for (ext, text) in [("md", markdown), ("json", pretty.as_str())] {
+            let path = dir.join(format!("{file}.{ext}"));
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    println!("{markdown}");
+    eprintln!(
+        "xtask: bench: wrote {}/{name}-latest.{{md,json}}",
+        dir.display()
+    );
+    Ok(())
+}
