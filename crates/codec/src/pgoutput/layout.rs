@@ -91,7 +91,7 @@ impl ColumnIndex {
 }
 
 /// `raw` after its first column, or `None` if that column is not well-formed.
-#[inline(always)]
+#[inline]
 fn skip_column(raw: &[u8]) -> Option<&[u8]> {
     let (&kind, tail) = raw.split_first()?;
     match kind {
@@ -158,7 +158,7 @@ impl TupleLayout {
     }
 }
 
-impl<'a> TupleData<'a> {
+impl TupleData<'_> {
     /// This tuple detached from its bytes: its position in `message`, which must contain it
     /// (the message it was decoded from), and its column offsets. `None` when the tuple's
     /// bytes do not lie inside `message`, or lie beyond 32-bit offsets.
