@@ -412,7 +412,7 @@ mod tests {
         close(paired(&ours, &up, walsender_per_million), 2.0);
         let table = markdown(&[ours, up]);
         assert!(
-            table.contains("| 0.50 / 0.02 | 3.0 | 1.00 / 0.01 |"),
+            table.contains("| 0.50 / 0.02 | 3.0 (3.0–3.0) | 1.00 / 0.01 |"),
             "{table}"
         );
         assert!(table.contains("| 2.00 (2.00–2.00) | – |"), "{table}");
