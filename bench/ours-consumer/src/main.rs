@@ -94,7 +94,8 @@ struct Counts {
 impl Counts {
     /// Reads every column of every tuple of `change`: the new row of an Insert, the new row
     /// and the old key/row (if sent) of an Update, the old key/row of a Delete. (Each accessor
-    /// re-reads the message, so only the ones the kind can carry are called.)
+    /// rebuilds its tuple from the offsets kept when the message was validated; only the ones
+    /// the kind can carry are called.)
     fn change(&mut self, change: &Change, new: bool, old: bool) {
         self.dml += 1;
         let new = if new { change.new_tuple() } else { None };

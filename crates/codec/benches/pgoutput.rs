@@ -3,7 +3,10 @@
 //! Each workload is a sequence of transactions (Begin, 10 DML messages, Commit) preceded by
 //! the Relation message, laid out back to back in one buffer as a replication read buffer
 //! would hold them. The borrowed benchmark decodes every message and visits every column;
-//! the owned one also converts each message to its owned form.
+//! the owned one also converts each message to its owned form. The `read_again` group is what
+//! a consumer that keeps the message bytes (the stream's `Change`) pays to read the tuples a
+//! second time: decoding the message again, or re-attaching the `TupleLayout` kept from the
+//! first decoding; `by_position` reads every column by index (`TupleData::column`).
 
 use std::hint::black_box;
 use std::ops::Range;
@@ -12,7 +15,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pg_walstream_codec::pgoutput::{
     Begin, Column, Commit, Insert, Message, OldTuple, OwnedColumn, OwnedMessage, OwnedTupleData,
-    PgOutputDecoder, ProtocolVersion, Relation, RelationColumn, ReplicaIdentity, Update,
+    PgOutputDecoder, ProtocolVersion, Relation, RelationColumn, ReplicaIdentity, TupleData,
+    TupleLayout, Update, decode_message,
 };
 use pg_walstream_codec::{Lsn, Oid, PgTimestamp, Xid};
 
@@ -155,6 +159,77 @@ fn decode_borrowed(s: &Stream) -> usize {
     acc
 }
 
+/// The layouts of every DML message's tuples, from one decoding.
+fn layouts(s: &Stream) -> Vec<(Range<usize>, Vec<TupleLayout>)> {
+    let mut decoder = PgOutputDecoder::new(ProtocolVersion::V4);
+    let mut out = Vec::new();
+    for r in &s.messages {
+        let bytes = &s.buf[r.clone()];
+        let tuples: Vec<TupleLayout> = match decoder.decode(bytes).expect("valid stream") {
+            Message::Insert(i) => vec![i.new.layout_in(bytes).unwrap()],
+            Message::Update(u) => u
+                .old
+                .iter()
+                .map(|o| *o.tuple())
+                .chain([u.new])
+                .map(|t| t.layout_in(bytes).unwrap())
+                .collect(),
+            _ => continue,
+        };
+        out.push((r.clone(), tuples));
+    }
+    out
+}
+
+fn visit_all(t: &TupleData<'_>) -> usize {
+    t.columns().map(visit).sum()
+}
+
+/// Reads every DML tuple again by decoding its message again (the stream before layouts).
+fn read_again_decoding(s: &Stream, kept: &[(Range<usize>, Vec<TupleLayout>)]) -> usize {
+    let mut acc = 0;
+    for (r, _) in kept {
+        match decode_message(&s.buf[r.clone()], ProtocolVersion::V4, false).expect("valid") {
+            Message::Insert(i) => acc += visit_all(&i.new),
+            Message::Update(u) => {
+                acc += u.old.map_or(0, |o| visit_all(o.tuple()));
+                acc += visit_all(&u.new);
+            }
+            _ => {}
+        }
+    }
+    acc
+}
+
+/// Reads every DML tuple again from its kept layout.
+fn read_again_layout(s: &Stream, kept: &[(Range<usize>, Vec<TupleLayout>)]) -> usize {
+    let mut acc = 0;
+    for (r, tuples) in kept {
+        let bytes = &s.buf[r.clone()];
+        for layout in tuples {
+            acc += layout.tuple_in(bytes).map_or(0, |t| visit_all(&t));
+        }
+    }
+    acc
+}
+
+/// Reads every column of every DML tuple by position.
+fn read_by_position(s: &Stream, kept: &[(Range<usize>, Vec<TupleLayout>)]) -> usize {
+    let mut acc = 0;
+    for (r, tuples) in kept {
+        let bytes = &s.buf[r.clone()];
+        for layout in tuples {
+            if let Some(t) = layout.tuple_in(bytes) {
+                acc += (0..t.len())
+                    .filter_map(|i| t.column(i))
+                    .map(visit)
+                    .sum::<usize>();
+            }
+        }
+    }
+    acc
+}
+
 fn decode_owned(s: &Stream) -> usize {
     let mut decoder = PgOutputDecoder::new(ProtocolVersion::V4);
     let mut acc = 0usize;
@@ -202,6 +277,21 @@ fn benches(c: &mut Criterion) {
         group.throughput(Throughput::Elements(s.messages.len() as u64));
         group.bench_function(&s.name, |b| {
             b.iter(|| black_box(decode_borrowed(black_box(s))));
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("read_again");
+    for s in &streams {
+        let kept = layouts(s);
+        group.throughput(Throughput::Elements(kept.len() as u64));
+        group.bench_function(format!("{}/decoding", s.name), |b| {
+            b.iter(|| black_box(read_again_decoding(black_box(s), &kept)));
+        });
+        group.bench_function(format!("{}/layout", s.name), |b| {
+            b.iter(|| black_box(read_again_layout(black_box(s), &kept)));
+        });
+        group.bench_function(format!("{}/by_position", s.name), |b| {
+            b.iter(|| black_box(read_by_position(black_box(s), &kept)));
         });
     }
     group.finish();

@@ -107,6 +107,27 @@ fn check_message(source: &Bytes, decoded: Message<'_>) {
     let mut columns = 0usize;
     let mut count = |t: &pgoutput::TupleData<'_>| {
         assert_eq!(t.columns().count(), t.len());
+        // Reading by position (through the offsets kept while validating) agrees with
+        // walking the columns, and so does the tuple re-attached from its layout.
+        let layout = t
+            .layout_in(source)
+            .expect("a decoded tuple lies inside its message");
+        let again = layout
+            .tuple_in(source)
+            .expect("the layout fits its message");
+        assert_eq!(&again, t);
+        for (i, column) in t.columns().enumerate() {
+            assert_eq!(t.column(i), Some(column));
+            assert_eq!(again.column(i), Some(column));
+        }
+        assert_eq!(t.column(t.len()), None);
+        // A layout applied to bytes too short for it is refused, never a panic.
+        let short = &source[..source.len() / 2];
+        if let Some(other) = layout.tuple_in(short) {
+            let walked = other.columns().count();
+            let by_position = (0..=other.len()).filter_map(|i| other.column(i)).count();
+            assert!(walked <= other.len() && by_position <= other.len());
+        }
         columns += t.len();
     };
     match &decoded {

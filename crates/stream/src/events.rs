@@ -6,7 +6,7 @@ use bytes::Bytes;
 use pg_walstream_codec::pgoutput::{
     Begin, BeginPrepare, Commit, CommitPrepared, LogicalMessage, Message, OldTuple, Origin,
     OwnedTupleData, Prepare, ProtocolVersion, RollbackPrepared, StreamAbort, StreamCommit,
-    StreamStart, Truncate, TupleData, decode_message,
+    StreamStart, Truncate, TupleData, TupleLayout, decode_message,
 };
 use pg_walstream_codec::replication::XLogData;
 use pg_walstream_codec::{Lsn, PgTimestamp, Xid};
@@ -106,7 +106,8 @@ pub struct Reconnected {
 }
 
 /// An Insert, Update or Delete: the (sub)transaction xid, the relation, and the rows, read
-/// from the received bytes without copying.
+/// from the received bytes without copying — nor decoding them again: the column offsets
+/// found when the message was validated are kept with it.
 #[derive(Debug, Clone)]
 pub struct Change {
     xid: Option<Xid>,
@@ -114,6 +115,39 @@ pub struct Change {
     data: Bytes,
     version: ProtocolVersion,
     in_stream: bool,
+    layout: Option<ChangeLayout>,
+}
+
+/// Where the tuples of a change's message lie and where their columns start, taken from the
+/// decoding that validated the message (see the codec's [`TupleLayout`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ChangeLayout {
+    new: Option<TupleLayout>,
+    old: Option<OldTuple<TupleLayout>>,
+}
+
+impl ChangeLayout {
+    /// The layout of an Insert, Update or Delete decoded from `data`; `None` for other
+    /// messages and for a tuple that does not lie inside `data` (the change then decodes its
+    /// bytes again when read).
+    pub(crate) fn of(message: &Message<'_>, data: &[u8]) -> Option<ChangeLayout> {
+        let (new, old) = match message {
+            Message::Insert(i) => (Some(&i.new), None),
+            Message::Update(u) => (Some(&u.new), u.old.as_ref()),
+            Message::Delete(d) => (None, Some(&d.old)),
+            _ => return None,
+        };
+        let new = match new {
+            Some(tuple) => Some(tuple.layout_in(data)?),
+            None => None,
+        };
+        let old = match old {
+            Some(OldTuple::Key(tuple)) => Some(OldTuple::Key(tuple.layout_in(data)?)),
+            Some(OldTuple::Full(tuple)) => Some(OldTuple::Full(tuple.layout_in(data)?)),
+            None => None,
+        };
+        Some(ChangeLayout { new, old })
+    }
 }
 
 /// The old and new rows of a change in owned form (values share the received buffer).
@@ -289,6 +323,7 @@ impl Change {
         data: Bytes,
         version: ProtocolVersion,
         in_stream: bool,
+        layout: Option<ChangeLayout>,
     ) -> Self {
         Change {
             xid,
@@ -296,7 +331,13 @@ impl Change {
             data,
             version,
             in_stream,
+            layout,
         }
+    }
+
+    /// The tuple layout kept from validation, for a change rebuilt over a copy of its bytes.
+    pub(crate) fn layout(&self) -> Option<ChangeLayout> {
+        self.layout.clone()
     }
 
     /// The (sub)transaction xid, inside a streamed block.
@@ -315,8 +356,19 @@ impl Change {
         self.tuples().0
     }
 
-    /// The new tuple and the old one, from one decoding of the message.
+    /// The new tuple and the old one, from the layout kept when the message was validated
+    /// (or, without one, from decoding the message again).
     pub(crate) fn tuples(&self) -> (Option<TupleData<'_>>, Option<OldTuple<TupleData<'_>>>) {
+        if let Some(layout) = &self.layout {
+            let data = &self.data[..];
+            let new = layout.new.and_then(|l| l.tuple_in(data));
+            let old = match &layout.old {
+                Some(OldTuple::Key(l)) => l.tuple_in(data).map(OldTuple::Key),
+                Some(OldTuple::Full(l)) => l.tuple_in(data).map(OldTuple::Full),
+                None => None,
+            };
+            return (new, old);
+        }
         match redecode(&self.data, self.version, self.in_stream) {
             Message::Insert(i) => (Some(i.new), None),
             Message::Update(u) => (Some(u.new), u.old),
@@ -349,5 +401,99 @@ impl Change {
     /// The pgoutput message bytes.
     pub fn raw(&self) -> &Bytes {
         &self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relation_cache::RelationCache;
+    use pg_walstream_codec::Oid;
+    use pg_walstream_codec::pgoutput::{
+        Column, OwnedColumn, OwnedMessage, Relation, RelationColumn, ReplicaIdentity, Update,
+    };
+
+    fn relation() -> Arc<RelationInfo> {
+        let mut wire = Vec::new();
+        OwnedMessage::Relation(Relation {
+            xid: None,
+            oid: Oid(16_384),
+            namespace: "public".into(),
+            name: "t".into(),
+            replica_identity: ReplicaIdentity::Full,
+            columns: ["id", "v"]
+                .map(|name| RelationColumn {
+                    flags: 0,
+                    name: name.into(),
+                    type_oid: Oid(25),
+                    type_modifier: -1,
+                })
+                .into(),
+        })
+        .encode(&mut wire)
+        .unwrap();
+        let Message::Relation(r) = decode_message(&wire, ProtocolVersion::V1, false).unwrap()
+        else {
+            panic!()
+        };
+        let mut cache = RelationCache::new();
+        Arc::clone(cache.update(&r).relation())
+    }
+
+    fn tuple(values: [&'static [u8]; 2]) -> OwnedTupleData {
+        OwnedTupleData {
+            columns: values
+                .map(|v| OwnedColumn::Text(Bytes::from_static(v)))
+                .into(),
+        }
+    }
+
+    /// A change reads its tuples from the layout kept at validation, not by decoding its
+    /// message again: given a stream state in which the bytes would not even decode (a
+    /// streamed block under protocol v1), it still reads them; without a layout it decodes.
+    #[test]
+    fn tuples_come_from_the_kept_layout() {
+        let mut wire = Vec::new();
+        OwnedMessage::Update(Update {
+            xid: None,
+            relation: Oid(16_384),
+            old: Some(OldTuple::Full(tuple([b"1", b"old"]))),
+            new: tuple([b"1", b"new"]),
+        })
+        .encode(&mut wire)
+        .unwrap();
+        let data = Bytes::from(wire);
+        let message = decode_message(&data, ProtocolVersion::V1, false).unwrap();
+        let layout = ChangeLayout::of(&message, &data);
+        assert!(layout.is_some());
+        assert!(decode_message(&data, ProtocolVersion::V1, true).is_err());
+        let kept = Change::new(
+            None,
+            relation(),
+            data.clone(),
+            ProtocolVersion::V1,
+            true,
+            layout,
+        );
+        let decoded = Change::new(None, relation(), data, ProtocolVersion::V1, false, None);
+        for change in [&kept, &decoded] {
+            let (new, old) = change.tuples();
+            assert_eq!(new.unwrap().column(1), Some(Column::Text(b"new")));
+            let Some(OldTuple::Full(old)) = old else {
+                panic!("the old row is kept as a full row")
+            };
+            assert_eq!(old.column(1), Some(Column::Text(b"old")));
+            let row = change.new_row().unwrap();
+            assert_eq!(row.get("v"), Some(Column::Text(b"new")));
+            assert_eq!(row.get_index(2), None);
+        }
+        assert_eq!(kept.to_owned_tuples(), decoded.to_owned_tuples());
+    }
+
+    /// Only DML messages have a layout.
+    #[test]
+    fn other_messages_have_no_layout() {
+        let message = decode_message(b"E", ProtocolVersion::V2, true).unwrap();
+        assert!(ChangeLayout::of(&message, b"E").is_none());
     }
 }

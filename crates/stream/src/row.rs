@@ -8,7 +8,8 @@ use crate::relation::RelationInfo;
 /// A row of a change — its new tuple, old key or old row — read by column name, borrowed
 /// from the received bytes together with the relation's description. Reading neither
 /// copies nor allocates; [`get`](Self::get) finds the column through the relation's name
-/// index (built once per Relation message), then walks the tuple to it.
+/// index (built once per Relation message), then reads it at the offset kept when the message
+/// was validated ([`TupleData::column`]), without walking the tuple.
 ///
 /// Each column keeps pgoutput's states ([`Column::Null`], [`Column::UnchangedToast`],
 /// [`Column::Text`], [`Column::Binary`]). A row of an old *key* (`K`) holds the replica
@@ -78,9 +79,9 @@ impl<'a> Row<'a> {
         if self.key_only && !self.relation.columns().get(index)?.is_key() {
             return None;
         }
-        let value = self.tuple.columns().nth(index)?;
+        let value = self.tuple.column(index)?;
         match (value, self.merge, self.old_full) {
-            (Column::UnchangedToast, true, Some(old)) => old.columns().nth(index),
+            (Column::UnchangedToast, true, Some(old)) => old.column(index),
             _ => Some(value),
         }
     }

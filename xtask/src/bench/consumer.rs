@@ -44,6 +44,12 @@ impl Consumer {
         matches!(self, Consumer::OursNative | Consumer::OursLibpq)
     }
 
+    /// Whether it can connect over a unix-domain socket: upstream 0.9.0's rustls backend is
+    /// TCP-only (its conninfo parser turns an empty or socket host into `localhost`).
+    pub(crate) fn supports_unix(self) -> bool {
+        self != Consumer::Upstream
+    }
+
     /// Parses a `--consumers` entry.
     pub(crate) fn parse(text: &str) -> Result<Consumer, String> {
         Consumer::ALL
@@ -101,8 +107,16 @@ pub(crate) struct Sample {
     pub(crate) sys_s: f64,
     /// Peak RSS, KiB.
     pub(crate) maxrss_kb: f64,
-    /// Voluntary context switches.
+    /// Voluntary context switches of the consumer (all its threads: getrusage of the child).
     pub(crate) nvcsw: f64,
+    /// Involuntary context switches of the consumer (all its threads).
+    pub(crate) nivcsw: f64,
+    /// System calls of the consumer (all threads), from `strace -c -f` under
+    /// `--profile strace`; `None` otherwise.
+    pub(crate) syscalls: Option<f64>,
+    /// The walsender's voluntary and involuntary context switches while serving it (from
+    /// /proc/PID/status, sampled every 10 ms; the last sample).
+    pub(crate) walsender_switches: Option<(f64, f64)>,
     /// CPU of the walsender serving it, s (from /proc, sampled every 10 ms).
     pub(crate) walsender_cpu_s: Option<f64>,
     /// 1-minute load average when the run started.
@@ -215,21 +229,31 @@ pub(crate) fn command(
     Ok(command)
 }
 
+/// What was last read from /proc about the walsender serving a consumer.
+#[derive(Debug, Clone, Copy)]
+struct Walsender {
+    pid: u32,
+    cpu_s: f64,
+    switches: Option<(f64, f64)>,
+}
+
 /// A consumer process that has been started.
 pub(crate) struct Running {
     child: std::process::Child,
     consumer: Consumer,
     slot: String,
-    walsender: Option<(u32, f64)>,
+    walsender: Option<Walsender>,
+    strace_output: Option<PathBuf>,
 }
 
 impl Running {
-    /// Starts `command` (from [`command`]).
+    /// Starts `consumer` for `spec`.
     pub(crate) fn start(
-        mut command: Command,
+        tools: &Tools,
         consumer: Consumer,
-        slot: &str,
+        spec: &RunSpec<'_>,
     ) -> Result<Running, String> {
+        let mut command = command(tools, consumer, spec)?;
         // Its own process group, so a kill reaches the consumer under bench-measure too.
         command
             .stdout(Stdio::piped())
@@ -245,8 +269,9 @@ impl Running {
         Ok(Running {
             child,
             consumer,
-            slot: slot.to_owned(),
+            slot: spec.slot.to_owned(),
             walsender: None,
+            strace_output: strace_output(&spec.wrap),
         })
     }
 
@@ -262,13 +287,21 @@ impl Running {
             if let Ok(Some(row)) = row
                 && let Ok(Some(pid)) = row.try_get::<_, Option<i32>>(0)
             {
-                self.walsender = Some((pid as u32, 0.0));
+                self.walsender = Some(Walsender {
+                    pid: pid as u32,
+                    cpu_s: 0.0,
+                    switches: None,
+                });
             }
         }
-        if let Some((pid, last)) = self.walsender
-            && let Some(cpu) = proc_cpu_seconds(pid, ticks)
-        {
-            self.walsender = Some((pid, cpu.max(last)));
+        if let Some(walsender) = &mut self.walsender {
+            // Once the walsender has exited /proc has nothing: keep the last reading.
+            if let Some(cpu) = proc_cpu_seconds(walsender.pid, ticks) {
+                walsender.cpu_s = cpu.max(walsender.cpu_s);
+            }
+            if let Some(switches) = proc_context_switches(walsender.pid) {
+                walsender.switches = Some(switches);
+            }
         }
     }
 
@@ -316,7 +349,14 @@ impl Running {
             sys_s: number("sys_s"),
             maxrss_kb: number("maxrss_kb"),
             nvcsw: number("nvcsw"),
-            walsender_cpu_s: self.walsender.map(|(_, cpu)| cpu),
+            nivcsw: number("nivcsw"),
+            syscalls: self
+                .strace_output
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .and_then(|text| strace_total_calls(&text)),
+            walsender_switches: self.walsender.and_then(|w| w.switches),
+            walsender_cpu_s: self.walsender.map(|w| w.cpu_s),
             load_1m: f64::NAN,
             report: json
                 .get("consumer")
@@ -337,6 +377,40 @@ pub(crate) fn proc_cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
+/// `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of `pid` (its main thread;
+/// a walsender has no other), from /proc/PID/status.
+pub(crate) fn proc_context_switches(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+    };
+    Some((
+        field("voluntary_ctxt_switches:")?,
+        field("nonvoluntary_ctxt_switches:")?,
+    ))
+}
+
+/// The `-o FILE` of a `strace -c` profiler command (see `Context::profiler`).
+fn strace_output(wrap: &[String]) -> Option<PathBuf> {
+    if wrap.first().map(String::as_str) != Some("strace") {
+        return None;
+    }
+    let at = wrap.iter().position(|w| w == "-o")?;
+    wrap.get(at + 1).map(PathBuf::from)
+}
+
+/// The number of calls on the `total` line of a `strace -c` summary.
+pub(crate) fn strace_total_calls(summary: &str) -> Option<f64> {
+    let line = summary
+        .lines()
+        .rev()
+        .find(|line| line.split_whitespace().last() == Some("total"))?;
+    // `% time, seconds, usecs/call, calls, [errors,] total`.
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Clock ticks per second for /proc times (`getconf CLK_TCK`, 100 when unknown).
 pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
@@ -355,6 +429,34 @@ mod tests {
     fn own_process_cpu_is_readable() {
         let cpu = proc_cpu_seconds(std::process::id(), clock_ticks());
         assert!(cpu.is_some_and(|s| s >= 0.0), "{cpu:?}");
+    }
+
+    #[test]
+    fn own_context_switches_are_readable() {
+        let (voluntary, involuntary) = proc_context_switches(std::process::id()).unwrap();
+        assert!(voluntary >= 0.0 && involuntary >= 0.0);
+    }
+
+    #[test]
+    fn strace_summary_total_is_parsed() {
+        let summary = "% time     seconds  usecs/call     calls    errors syscall\n\
+            ------ ----------- ----------- --------- --------- ----------------\n \
+            60.00    0.000300           3       100           recvfrom\n \
+            40.00    0.000200           2       101         7 epoll_wait\n\
+            ------ ----------- ----------- --------- --------- ----------------\n\
+            100.00    0.000500           2       201         7 total\n";
+        assert_eq!(strace_total_calls(summary), Some(201.0));
+        let no_errors = "100.00    0.000500           2       42           total\n";
+        assert_eq!(strace_total_calls(no_errors), Some(42.0));
+        assert_eq!(strace_total_calls("nothing"), None);
+        let wrap: Vec<String> = ["strace", "-f", "-c", "-o", "/x/s.txt"]
+            .map(String::from)
+            .into();
+        assert_eq!(strace_output(&wrap), Some(PathBuf::from("/x/s.txt")));
+        assert_eq!(
+            strace_output(&["perf".into(), "-o".into(), "p".into()]),
+            None
+        );
     }
 
     #[test]

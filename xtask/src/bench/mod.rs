@@ -287,11 +287,18 @@ struct Db {
 }
 
 impl Context<'_> {
-    fn conninfo(&self, db: &str) -> String {
-        format!(
-            "{} sslmode=disable",
-            self.server.conninfo(AuthUser::Trust, db)
-        )
+    /// The consumers' connection string: TCP to 127.0.0.1, or with `unix` the server's
+    /// unix-domain socket (a later `host` overrides the earlier one).
+    fn conninfo(&self, db: &str, unix: bool) -> String {
+        let tcp = self.server.conninfo(AuthUser::Trust, db);
+        if unix {
+            format!(
+                "{tcp} host={} sslmode=disable",
+                self.server.socket_dir().display()
+            )
+        } else {
+            format!("{tcp} sslmode=disable")
+        }
     }
 
     /// The profiler command for one run (empty without `--profile`).
@@ -436,11 +443,7 @@ impl Context<'_> {
         spec: &RunSpec<'_>,
         admin: &tokio_postgres::Client,
     ) -> Result<Sample, String> {
-        let mut running = Running::start(
-            consumer::command(self.tools, consumer, spec)?,
-            consumer,
-            spec.slot,
-        )?;
+        let mut running = Running::start(self.tools, consumer, spec)?;
         let deadline = Instant::now() + Duration::from_secs(self.args.timeout);
         while !running.finished()? {
             running.sample(admin, self.ticks).await;
@@ -497,7 +500,7 @@ impl Context<'_> {
             "xtask: bench: {}: written in {wrote:.1} s, up to {insert_lsn}",
             scenario.name
         );
-        let conninfo = self.conninfo(&db.name);
+        let conninfo = self.conninfo(&db.name, scenario.unix);
         // Warm-up (WAL into the page cache) that also finds the last commit's end LSN.
         let slot = Self::copy_slot(&db.admin, &template).await?;
         let spec = RunSpec {
@@ -519,9 +522,21 @@ impl Context<'_> {
             "xtask: bench: {}: warm-up {:.2} s; last commit ends at {end}",
             scenario.name, warm.wall_s
         );
+        let consumers: Vec<Consumer> = self
+            .consumers
+            .iter()
+            .copied()
+            .filter(|c| !scenario.unix || c.supports_unix())
+            .collect();
+        if consumers.len() < self.consumers.len() {
+            eprintln!(
+                "xtask: bench: {}: upstream is skipped (its rustls backend connects over TCP only)",
+                scenario.name
+            );
+        }
         let mut cells: Vec<Cell> = Vec::new();
         for format in &self.args.formats {
-            for &consumer in self.consumers {
+            for &consumer in &consumers {
                 cells.push(Cell {
                     scenario: scenario.name.to_owned(),
                     format: format.clone(),
@@ -535,9 +550,9 @@ impl Context<'_> {
         for run in 0..self.args.runs {
             for format in &self.args.formats {
                 // Rotate the order so no consumer always runs first or last.
-                let n = self.consumers.len();
+                let n = consumers.len();
                 for i in 0..n {
-                    let consumer = self.consumers[(i + run) % n];
+                    let consumer = consumers[(i + run) % n];
                     let slot = Self::copy_slot(&db.admin, &template).await?;
                     let spec = RunSpec {
                         conninfo: &conninfo,
@@ -605,6 +620,7 @@ impl Context<'_> {
             batch: 100,
             writers: 4,
             scale: 10,
+            unix: false,
         };
         let events = scenario.events(self.args.rows);
         let format = self
@@ -627,7 +643,7 @@ impl Context<'_> {
             .collect();
         for run in 0..self.args.runs {
             let db = self.database(&scenario).await?;
-            let conninfo = self.conninfo(&db.name);
+            let conninfo = self.conninfo(&db.name, false);
             let mut slots = Vec::new();
             for _ in self.consumers {
                 let slot = unique_name("live");
@@ -651,11 +667,7 @@ impl Context<'_> {
                     until_dml: Some(events),
                     wrap: self.profiler(scenario.name, &format, consumer, run),
                 };
-                let mut process = Running::start(
-                    consumer::command(self.tools, consumer, &spec)?,
-                    consumer,
-                    slot,
-                )?;
+                let mut process = Running::start(self.tools, consumer, &spec)?;
                 // Wait until its walsender is streaming before the writers start.
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !process.has_walsender()

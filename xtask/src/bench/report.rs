@@ -90,6 +90,27 @@ fn rss_mb(s: &Sample, _: u64) -> Option<f64> {
 fn walsender(s: &Sample, _: u64) -> Option<f64> {
     s.walsender_cpu_s
 }
+fn walsender_per_million(s: &Sample, events: u64) -> Option<f64> {
+    (events > 0).then(|| s.walsender_cpu_s.map(|cpu| cpu * 1e6 / events as f64))?
+}
+fn per_thousand(count: f64, events: u64) -> Option<f64> {
+    (events > 0).then(|| count * 1000.0 / events as f64)
+}
+fn voluntary_per_k(s: &Sample, events: u64) -> Option<f64> {
+    per_thousand(s.nvcsw, events)
+}
+fn involuntary_per_k(s: &Sample, events: u64) -> Option<f64> {
+    per_thousand(s.nivcsw, events)
+}
+fn syscalls_per_k(s: &Sample, events: u64) -> Option<f64> {
+    per_thousand(s.syscalls?, events)
+}
+fn walsender_voluntary_per_k(s: &Sample, events: u64) -> Option<f64> {
+    per_thousand(s.walsender_switches?.0, events)
+}
+fn walsender_involuntary_per_k(s: &Sample, events: u64) -> Option<f64> {
+    per_thousand(s.walsender_switches?.1, events)
+}
 fn p50_ms(s: &Sample, _: u64) -> Option<f64> {
     s.reported("latency_p50_us").map(|us| us / 1000.0)
 }
@@ -111,6 +132,14 @@ impl Cell {
     fn show(&self, metric: Metric, decimals: usize) -> String {
         self.spread(metric)
             .map_or_else(|| "–".to_owned(), |s| s.show(decimals))
+    }
+
+    /// The medians of two metrics, `a / b` (e.g. voluntary / involuntary switches).
+    fn show_pair(&self, a: Metric, b: Metric, decimals: usize) -> String {
+        match (self.spread(a), self.spread(b)) {
+            (Some(a), Some(b)) => format!("{:.d$} / {:.d$}", a.median, b.median, d = decimals),
+            _ => "–".to_owned(),
+        }
     }
 }
 
@@ -140,12 +169,14 @@ pub(crate) fn markdown(cells: &[Cell]) -> String {
     let mut out = String::new();
     out.push_str(
         "| Scenario | Format | Consumer | DML events | Wall s | DML events/s | CPU s / M DML | \
-         Peak RSS MB | Walsender CPU s |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
+         Peak RSS MB | Walsender CPU s | Walsender CPU s / M DML | Ctx switches / 1k DML \
+         (vol / invol) | Syscalls / 1k DML | Walsender ctx switches / 1k DML (vol / invol) |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for cell in cells {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |{}",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{}",
             cell.scenario,
             cell.format,
             cell.consumer.name(),
@@ -155,14 +186,19 @@ pub(crate) fn markdown(cells: &[Cell]) -> String {
             cell.show(cpu_per_million, 2),
             cell.show(rss_mb, 1),
             cell.show(walsender, 2),
+            cell.show(walsender_per_million, 2),
+            cell.show_pair(voluntary_per_k, involuntary_per_k, 2),
+            cell.show(syscalls_per_k, 1),
+            cell.show_pair(walsender_voluntary_per_k, walsender_involuntary_per_k, 2),
             failures(cell)
         );
     }
     out.push_str(
         "\nRatios, run by run (median (min–max); CPU < 1 and throughput > 1 favour ours):\n\n\
          | Scenario | Format | Ours | CPU/M ours÷upstream | CPU/M ours÷pg_recvlogical | \
-         Throughput ours÷upstream | Throughput ours÷pg_recvlogical | RSS ours÷upstream |\n\
-         |---|---|---|---:|---:|---:|---:|---:|\n",
+         Throughput ours÷upstream | Throughput ours÷pg_recvlogical | RSS ours÷upstream | \
+         Walsender CPU/M ours÷upstream | Walsender CPU/M ours÷pg_recvlogical |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for ours in cells.iter().filter(|c| c.consumer.is_ours()) {
         let upstream = find(cells, ours, Consumer::Upstream);
@@ -174,7 +210,7 @@ pub(crate) fn markdown(cells: &[Cell]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             ours.scenario,
             ours.format,
             ours.consumer.name(),
@@ -183,6 +219,8 @@ pub(crate) fn markdown(cells: &[Cell]) -> String {
             show(upstream, rate),
             show(recv, rate),
             show(upstream, rss_mb),
+            show(upstream, walsender_per_million),
+            show(recv, walsender_per_million),
         );
     }
     out
@@ -236,7 +274,11 @@ pub(crate) fn to_json(cells: &[Cell], meta: Value) -> Value {
                         json!({
                             "wall_s": s.wall_s, "user_s": s.user_s, "sys_s": s.sys_s,
                             "maxrss_kb": s.maxrss_kb, "voluntary_context_switches": s.nvcsw,
-                            "walsender_cpu_s": s.walsender_cpu_s, "load_1m": s.load_1m,
+                            "involuntary_context_switches": s.nivcsw, "syscalls": s.syscalls,
+                            "walsender_cpu_s": s.walsender_cpu_s,
+                            "walsender_context_switches": s.walsender_switches
+                                .map(|(v, i)| json!({"voluntary": v, "involuntary": i})),
+                            "load_1m": s.load_1m,
                             "consumer": s.report,
                         })
                     })
@@ -252,6 +294,12 @@ pub(crate) fn to_json(cells: &[Cell], meta: Value) -> Value {
                 "cpu_s_per_million_dml": spread(cpu_per_million),
                 "peak_rss_mb": spread(rss_mb),
                 "walsender_cpu_s": spread(walsender),
+                "walsender_cpu_s_per_million_dml": spread(walsender_per_million),
+                "voluntary_context_switches_per_1k_dml": spread(voluntary_per_k),
+                "involuntary_context_switches_per_1k_dml": spread(involuntary_per_k),
+                "syscalls_per_1k_dml": spread(syscalls_per_k),
+                "walsender_voluntary_context_switches_per_1k_dml": spread(walsender_voluntary_per_k),
+                "walsender_involuntary_context_switches_per_1k_dml": spread(walsender_involuntary_per_k),
                 "latency_p50_ms": spread(p50_ms),
                 "latency_p99_ms": spread(p99_ms),
                 "errors": cell.errors,
@@ -270,6 +318,7 @@ pub(crate) fn to_json(cells: &[Cell], meta: Value) -> Value {
                             "cpu_per_million_dml": ratio(cpu_per_million),
                             "throughput": ratio(rate),
                             "peak_rss": ratio(rss_mb),
+                            "walsender_cpu_per_million_dml": ratio(walsender_per_million),
                         }),
                     );
                 }
@@ -330,5 +379,42 @@ mod tests {
             table.contains("| S | text | ours-native | 0.38 (0.25–0.50) |"),
             "{table}"
         );
+    }
+
+    fn close(spread: Option<Spread>, expected: f64) {
+        let median = spread.expect("a figure").median;
+        assert!((median - expected).abs() < 1e-9, "{median} != {expected}");
+    }
+
+    #[test]
+    fn per_event_figures_scale_by_events() {
+        let mut ours = cell(Consumer::OursNative, &[10.0], &[1.0]);
+        let sample = ours.samples[0].as_mut().unwrap();
+        sample.nvcsw = 500.0;
+        sample.nivcsw = 20.0;
+        sample.syscalls = Some(3_000.0);
+        sample.walsender_cpu_s = Some(4.0);
+        sample.walsender_switches = Some((1_000.0, 10.0));
+        let mut up = cell(Consumer::Upstream, &[10.0], &[2.0]);
+        up.samples[0].as_mut().unwrap().walsender_cpu_s = Some(2.0);
+        // 1,000,000 events: 500 switches are 0.5 per 1,000; 4 s of walsender is 4 s per M.
+        close(ours.spread(voluntary_per_k), 0.5);
+        close(ours.spread(syscalls_per_k), 3.0);
+        close(ours.spread(walsender_per_million), 4.0);
+        assert_eq!(
+            ours.show_pair(walsender_voluntary_per_k, walsender_involuntary_per_k, 2),
+            "1.00 / 0.01"
+        );
+        assert!(
+            up.spread(syscalls_per_k).is_none(),
+            "no strace, no syscall figure"
+        );
+        close(paired(&ours, &up, walsender_per_million), 2.0);
+        let table = markdown(&[ours, up]);
+        assert!(
+            table.contains("| 0.50 / 0.02 | 3.0 (3.0–3.0) | 1.00 / 0.01 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 2.00 (2.00–2.00) | – |"), "{table}");
     }
 }

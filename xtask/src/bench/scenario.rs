@@ -31,16 +31,19 @@ pub(crate) struct Scenario {
     pub(crate) writers: u64,
     /// Divisor of `--rows`: the scenario writes `rows / scale` DML events.
     pub(crate) scale: u64,
+    /// Consumers connect over the server's unix-domain socket instead of TCP.
+    pub(crate) unix: bool,
 }
 
 /// Every scenario, in report order.
-pub(crate) const SCENARIOS: [Scenario; 7] = [
+pub(crate) const SCENARIOS: [Scenario; 8] = [
     Scenario {
         name: "Baseline",
         shape: Shape::Narrow { payload: 100 },
         batch: 8_000,
         writers: 1,
         scale: 1,
+        unix: false,
     },
     Scenario {
         name: "Batch-100",
@@ -48,6 +51,7 @@ pub(crate) const SCENARIOS: [Scenario; 7] = [
         batch: 100,
         writers: 1,
         scale: 1,
+        unix: false,
     },
     Scenario {
         name: "Batch-5000",
@@ -55,6 +59,7 @@ pub(crate) const SCENARIOS: [Scenario; 7] = [
         batch: 5_000,
         writers: 1,
         scale: 1,
+        unix: false,
     },
     Scenario {
         name: "4-Writers",
@@ -62,6 +67,7 @@ pub(crate) const SCENARIOS: [Scenario; 7] = [
         batch: 8_000,
         writers: 4,
         scale: 1,
+        unix: false,
     },
     Scenario {
         name: "Wide-20col",
@@ -69,6 +75,7 @@ pub(crate) const SCENARIOS: [Scenario; 7] = [
         batch: 8_000,
         writers: 1,
         scale: 5,
+        unix: false,
     },
     Scenario {
         name: "Payload-2KB",
@@ -76,6 +83,7 @@ pub(crate) const SCENARIOS: [Scenario; 7] = [
         batch: 8_000,
         writers: 1,
         scale: 10,
+        unix: false,
     },
     Scenario {
         name: "Mixed-DML",
@@ -83,6 +91,16 @@ pub(crate) const SCENARIOS: [Scenario; 7] = [
         batch: 8_000,
         writers: 1,
         scale: 1,
+        unix: false,
+    },
+    // Baseline again, over the unix-domain socket: what TCP's loopback costs both sides.
+    Scenario {
+        name: "Baseline-unix",
+        shape: Shape::Narrow { payload: 100 },
+        batch: 8_000,
+        writers: 1,
+        scale: 1,
+        unix: true,
     },
 ];
 
@@ -269,5 +287,8 @@ mod tests {
             "Wide-20col"
         );
         assert!(select(&["nope".into()]).is_err());
+        let unix = select(&["baseline-unix".into()]).unwrap();
+        assert!(unix[0].unix && !SCENARIOS[0].unix);
+        assert_eq!(unix[0].events(1_000_000), SCENARIOS[0].events(1_000_000));
     }
 }

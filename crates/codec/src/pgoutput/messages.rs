@@ -147,7 +147,7 @@ pub struct Insert<T> {
 }
 
 /// The old row of an Update or Delete.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OldTuple<T> {
     /// `K`: only the replica identity (key) columns were sent. The tuple still has one
     /// column per relation column, but the non-key ones are NULL placeholders meaning "not

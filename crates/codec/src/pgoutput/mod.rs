@@ -27,6 +27,7 @@
 
 mod decoder;
 mod encode;
+mod layout;
 mod lists;
 mod messages;
 mod owned;
@@ -39,6 +40,7 @@ use bytes::Bytes;
 
 pub use decoder::{PgOutputDecoder, decode_message};
 pub use encode::{EncodeError, OidSequence, RelationColumnList};
+pub use layout::{INDEX_ANCHORS, TupleLayout};
 pub use lists::{OidList, RelationColumnIter, RelationColumns};
 pub use messages::{
     AbortInfo, Begin, BeginPrepare, Commit, CommitPrepared, Delete, Insert, LogicalMessage,

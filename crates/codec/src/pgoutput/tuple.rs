@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
+use super::layout::ColumnIndex;
 use super::messages::RelationColumn;
 use crate::error::DecodeError;
 use crate::reader::Reader;
@@ -108,10 +109,13 @@ impl<'a> Column<'a> {
     }
 }
 
-/// A borrowed, already validated TupleData: iterate its columns with [`TupleData::columns`].
+/// A borrowed, already validated TupleData: iterate its columns with [`TupleData::columns`],
+/// or read one by position with [`TupleData::column`].
 ///
-/// Decoding checks the whole structure once; iterating afterwards neither fails nor
-/// allocates.
+/// Decoding checks the whole structure once and keeps where the columns start (inline, see
+/// [`INDEX_ANCHORS`](super::INDEX_ANCHORS)); iterating or reading by position afterwards
+/// neither fails, re-validates nor allocates. [`TupleData::layout_in`] detaches it from its
+/// bytes, to read it again later without decoding the message again.
 ///
 /// ```
 /// use pg_walstream_codec::pgoutput::{Column, decode_message, Message, ProtocolVersion};
@@ -123,14 +127,56 @@ impl<'a> Column<'a> {
 /// };
 /// let cols: Vec<Column<'_>> = insert.new.columns().collect();
 /// assert_eq!(cols, [Column::Null, Column::Text(b"hi")]);
+/// assert_eq!(insert.new.column(1), Some(Column::Text(b"hi")));
+/// assert_eq!(insert.new.column(2), None);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy)]
 pub struct TupleData<'a> {
     count: u16,
     raw: &'a [u8],
+    index: ColumnIndex,
+}
+
+// Equality and hashing are of the columns; the index only says where they start.
+impl PartialEq for TupleData<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count && self.raw == other.raw
+    }
+}
+
+impl Eq for TupleData<'_> {}
+
+impl core::hash::Hash for TupleData<'_> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.count.hash(state);
+        self.raw.hash(state);
+    }
 }
 
 impl<'a> TupleData<'a> {
+    /// A tuple from parts that were validated together (see [`read_tuple`] and
+    /// [`TupleLayout`](super::TupleLayout)).
+    pub(crate) fn from_parts(count: u16, raw: &'a [u8], index: ColumnIndex) -> Self {
+        TupleData { count, raw, index }
+    }
+
+    pub(crate) fn count(&self) -> u16 {
+        self.count
+    }
+
+    pub(crate) fn index(&self) -> ColumnIndex {
+        self.index
+    }
+
+    /// The column at `index` (table order), or `None` past the end. Uses the column offsets
+    /// kept when the tuple was validated: a tuple of up to
+    /// [`INDEX_ANCHORS`](super::INDEX_ANCHORS) columns is read without walking, a wider one
+    /// walks fewer than its anchor stride from the nearest kept offset. Allocation-free.
+    #[inline]
+    pub fn column(&self, index: usize) -> Option<Column<'a>> {
+        self.index.column(self.raw, self.count, index)
+    }
+
     /// Number of columns.
     pub fn len(&self) -> usize {
         usize::from(self.count)
@@ -251,6 +297,7 @@ where
 }
 
 /// Reads and validates a TupleData (column count, then each column).
+#[inline]
 pub(crate) fn read_tuple<'a>(r: &mut Reader<'a>) -> Result<TupleData<'a>, DecodeError> {
     let count = r.u16("tuple column count")?;
     let start_len = r.remaining();
@@ -263,9 +310,9 @@ pub(crate) fn read_tuple<'a>(r: &mut Reader<'a>) -> Result<TupleData<'a>, Decode
             expected: "tuple column count",
         });
     }
-    if let Some(used) = scan_columns(r.peek(), count) {
+    if let Some((used, index)) = ColumnIndex::scan(r.peek(), count) {
         let raw = r.take(used, 0, "tuple columns")?;
-        return Ok(TupleData { count, raw });
+        return Ok(TupleData { count, raw, index });
     }
     // Malformed: walk again field by field to report exactly what is wrong and where.
     let mut probe = r.clone();
@@ -283,27 +330,11 @@ pub(crate) fn read_tuple<'a>(r: &mut Reader<'a>) -> Result<TupleData<'a>, Decode
     }
     let used = start_len - probe.remaining();
     let raw = r.take(used, 0, "tuple columns")?;
-    Ok(TupleData { count, raw })
-}
-
-/// The length of `count` well-formed columns at the start of `raw`, or `None` if they are
-/// not well-formed (the hot path of decoding: plain slice operations, no error building).
-#[inline]
-fn scan_columns(raw: &[u8], count: u16) -> Option<usize> {
-    let mut rest = raw;
-    for _ in 0..count {
-        let (&kind, tail) = rest.split_first()?;
-        rest = match kind {
-            COLUMN_NULL | COLUMN_UNCHANGED_TOAST => tail,
-            COLUMN_TEXT | COLUMN_BINARY => {
-                let (len, tail) = tail.split_first_chunk::<4>()?;
-                let len = usize::try_from(i32::from_be_bytes(*len)).ok()?;
-                tail.get(len..)?
-            }
-            _ => return None,
-        };
-    }
-    Some(raw.len() - rest.len())
+    Ok(TupleData {
+        count,
+        raw,
+        index: ColumnIndex::unindexed(),
+    })
 }
 
 /// Iterator over the columns of a [`TupleData`]; allocation-free.
@@ -311,6 +342,13 @@ fn scan_columns(raw: &[u8], count: u16) -> Option<usize> {
 pub struct Columns<'a> {
     rest: &'a [u8],
     remaining: u16,
+}
+
+impl<'a> Columns<'a> {
+    /// The `remaining` validated columns at the start of `rest`.
+    pub(crate) fn new(rest: &'a [u8], remaining: u16) -> Self {
+        Columns { rest, remaining }
+    }
 }
 
 impl<'a> Iterator for Columns<'a> {

@@ -4,6 +4,7 @@ mod alloc_free;
 mod corpus;
 mod fidelity;
 mod framing;
+mod layout;
 mod malformed;
 mod roundtrip;
 mod strategies;

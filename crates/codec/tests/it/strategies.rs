@@ -41,7 +41,7 @@ fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
 }
 
-fn column() -> impl Strategy<Value = OwnedColumn> {
+pub(crate) fn column() -> impl Strategy<Value = OwnedColumn> {
     prop_oneof![
         Just(OwnedColumn::Null),
         Just(OwnedColumn::UnchangedToast),

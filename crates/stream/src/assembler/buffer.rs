@@ -44,6 +44,8 @@ pub(crate) fn owned(event: Event, in_stream: bool) -> Event {
             data.clone(),
             REBUILD_VERSION,
             in_stream,
+            // The copy has the same bytes: the offsets still hold.
+            change.layout(),
         )
     };
     let kind = match event.into_kind() {
@@ -335,6 +337,8 @@ impl Iterator for Events {
                         data.clone(),
                         REBUILD_VERSION,
                         spill.in_stream,
+                        // Read back from the spill file: decoded again when read.
+                        None,
                     );
                     let kind = match kind {
                         ChangeKind::Insert => EventKind::Insert(change),

@@ -18,7 +18,7 @@ use pg_walstream_codec::replication::{
 use pg_walstream_codec::{Lsn, Oid, PgTimestamp};
 
 use crate::error::{Error, Result};
-use crate::events::{Change, Event, EventKind};
+use crate::events::{Change, ChangeLayout, Event, EventKind};
 use crate::feedback::Feedback;
 use crate::relation::RelationInfo;
 use crate::relation_cache::{RelationCache, check_column_counts};
@@ -456,6 +456,8 @@ impl LogicalCore {
     ) -> Result<EventKind> {
         let lsn = xlog.wal_start;
         check_column_counts(&self.relations, &message, lsn)?;
+        // Keep where the tuples' columns are, so reading them does not decode them again.
+        let layout = ChangeLayout::of(&message, &xlog.data);
         let change = |core: &Self, xid, oid| -> Result<Change> {
             Ok(Change::new(
                 xid,
@@ -463,6 +465,7 @@ impl LogicalCore {
                 xlog.data.clone(),
                 version,
                 in_stream,
+                layout.clone(),
             ))
         };
         Ok(match message {
