@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pg_walstream_codec::Lsn;
 use pg_walstream_codec::pgoutput::ProtocolVersion;
@@ -16,13 +16,14 @@ use pg_walstream_transport::{Backend, Connection, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
-use crate::budget::ByteBudget;
+use crate::batch::EventBatch;
 use crate::config::{ConfigError, LogicalConfig};
 use crate::core::{CoreOptions, LogicalCore};
 use crate::driver::Outlet;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::feedback::Feedback;
+use crate::handoff::{Budget, Handoff, Items};
 use crate::metrics::StreamMetrics;
 use crate::reconnect::{self, ConnectionRedial, Reconnector};
 use crate::replay::ReplayFilter;
@@ -48,16 +49,23 @@ pub struct PreparedStream<T> {
     backend: Option<Backend>,
     /// Whether `start` may reconnect (the library made the connection).
     reconnect: bool,
+    /// The server's `wal_sender_timeout`, which bounds read coalescing.
+    sender_timeout: Option<Duration>,
 }
 
 /// A running logical replication stream: a [`futures_core::Stream`] of [`Event`]s, also
-/// readable with [`next_event`](Self::next_event) or as undecoded frames with
-/// [`next_frame`](Self::next_frame).
+/// readable with [`next_event`](Self::next_event), as undecoded frames with
+/// [`next_frame`](Self::next_frame), or a read's worth at a time with
+/// [`next_batch`](Self::next_batch).
 ///
 /// The connection is driven by a background task (spawned on the current tokio runtime), so
-/// status updates go out on time even while the application is busy; at most
-/// [`channel_capacity`](crate::LogicalConfigBuilder::channel_capacity) events wait for the
-/// application, after which reading from the server pauses.
+/// status updates go out on time even while the application is busy. The task hands events
+/// over in batches (one per read from the server: one channel operation and at most one
+/// wake-up each); at most
+/// [`channel_capacity`](crate::LogicalConfigBuilder::channel_capacity) events and
+/// [`channel_bytes`](crate::LogicalConfigBuilder::channel_bytes) bytes of messages wait in
+/// the channel — besides the batch being consumed — after which reading from the server
+/// pauses.
 ///
 /// # Stopping
 ///
@@ -75,7 +83,12 @@ pub struct PreparedStream<T> {
 /// [`stop`](Self::stop) to be sure.
 #[derive(Debug)]
 pub struct LogicalStream {
-    events: mpsc::Receiver<Result<Event>>,
+    events: mpsc::UnboundedReceiver<Handoff>,
+    /// The batch being consumed by [`next_event`](Self::next_event).
+    current: Items,
+    /// Its events and bytes, released from the budget once it is used up (so the budget
+    /// bounds what the application has not taken yet).
+    current_cost: (usize, usize),
     stop: StopHandle,
     stopping: bool,
     /// The first error met while winding down after a stop request.
@@ -84,7 +97,7 @@ pub struct LogicalStream {
     /// Drops replays of transactions reported after a reconnect's dial.
     replay: ReplayFilter,
     feedback: Feedback,
-    budget: ByteBudget,
+    budget: Budget,
     info: StreamInfo,
 }
 
@@ -166,6 +179,37 @@ impl LogicalStream {
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
+    /// The events of the next read from the server at once — the same items, in the same
+    /// order, that [`next_event`](Self::next_event) would return one by one (the two may be
+    /// mixed: a batch starts with what `next_event` has not returned yet); `None` once the
+    /// stream ended. A batch is never empty; an error that ends the stream comes last in its
+    /// batch.
+    ///
+    /// ```no_run
+    /// # async fn run(mut stream: pg_walstream_stream::LogicalStream) -> Result<(), pg_walstream_stream::Error> {
+    /// while let Some(batch) = stream.next_batch().await {
+    ///     let mut last_ack = None;
+    ///     for event in batch {
+    ///         let event = event?;
+    ///         // ... apply the event, then:
+    ///         last_ack = event.ack_lsn().or(last_ack);
+    ///     }
+    ///     if let Some(lsn) = last_ack {
+    ///         stream.feedback().processed(lsn);
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next_batch(&mut self) -> Option<EventBatch> {
+        std::future::poll_fn(|cx| self.poll_batch(cx)).await
+    }
+
+    /// Polls for the next batch (see [`next_batch`](Self::next_batch)).
+    pub fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<EventBatch>> {
+        self.poll_batch(cx)
+    }
+
     /// The next frame as the server sent it, with its acknowledgement position — for
     /// capturing or forwarding pgoutput bytes. It is the same frame [`next_event`](Self::next_event)
     /// would have given, and was decoded once like it: the stream must validate every frame
@@ -234,13 +278,22 @@ impl LogicalStream {
     /// After a stop request: discards what is left in the channel (keeping the first error),
     /// then waits for the driver task.
     fn poll_stopping(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
+        if let Some(error) = self.current.drain(..).find_map(Result::err) {
+            self.stop_error.get_or_insert(error);
+        }
+        let (events, bytes) = std::mem::take(&mut self.current_cost);
+        if events > 0 {
+            self.budget.release(events, bytes);
+        }
         loop {
             match self.events.poll_recv(cx) {
-                Poll::Ready(Some(Ok(event))) => {
-                    self.budget.release(event.xlog_data().data.len());
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    self.stop_error.get_or_insert(error);
+                Poll::Ready(Some(handoff)) => {
+                    self.budget.release(handoff.items.len(), handoff.bytes);
+                    let mut items = handoff.items;
+                    if let Some(error) = items.drain(..).find_map(Result::err) {
+                        self.stop_error.get_or_insert(error);
+                    }
+                    self.budget.recycle(items);
                 }
                 Poll::Ready(None) => break,
                 Poll::Pending => return Poll::Pending,
@@ -256,50 +309,113 @@ impl LogicalStream {
         Poll::Ready(self.stop_error.take().or(outcome).map(Err))
     }
 
-    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
-        if self.task.is_done() {
-            return Poll::Ready(None);
-        }
+    /// Whether the application stopped: then what is left is discarded (see
+    /// [`poll_stopping`](Self::poll_stopping)).
+    fn check_stop(&mut self) -> bool {
         if !self.stopping && self.stop.is_stop_requested() {
             self.stopping = true;
             self.stop.signal_driver();
         }
-        if self.stopping {
+        self.stopping
+    }
+
+    /// The next batch from the channel.
+    fn poll_handoff(&mut self, cx: &mut Context<'_>) -> Poll<Option<Handoff>> {
+        match self.events.poll_recv(cx) {
+            Poll::Ready(Some(handoff)) => Poll::Ready(Some(handoff)),
+            Poll::Pending => {
+                self.stop.register(cx.waker());
+                // A stop request between the first check and the registration.
+                if self.stop.is_stop_requested() {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(None) => {
+                // Asking past the last event (after a stop LSN) means the application is done
+                // with everything it received: stop now, so the final status update carries
+                // what it reported.
+                self.stop.signal_driver();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    /// Whether the replay filter lets `item` through (errors always pass).
+    fn admits(replay: &mut ReplayFilter, feedback: &Feedback, item: &Result<Event>) -> bool {
+        match item {
+            Ok(event) => replay.admits(event.kind(), || feedback.processed_lsn()),
+            Err(_) => true,
+        }
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
+        if self.task.is_done() {
+            return Poll::Ready(None);
+        }
+        if self.check_stop() {
             return self.poll_stopping(cx);
         }
         loop {
-            return match self.events.poll_recv(cx) {
-                Poll::Ready(Some(item)) => {
-                    if let Ok(event) = &item {
-                        self.budget.release(event.xlog_data().data.len());
-                        let feedback = &self.feedback;
-                        if !self
-                            .replay
-                            .admits(event.kind(), || feedback.processed_lsn())
-                        {
-                            continue;
-                        }
+            while let Some(item) = self.current.pop_front() {
+                if Self::admits(&mut self.replay, &self.feedback, &item) {
+                    return Poll::Ready(Some(item));
+                }
+            }
+            // Used up: its room goes back to the driver before waiting for the next batch.
+            let (events, bytes) = std::mem::take(&mut self.current_cost);
+            if events > 0 {
+                self.budget.release(events, bytes);
+            }
+            match self.poll_handoff(cx) {
+                Poll::Ready(Some(handoff)) => {
+                    self.current_cost = (handoff.items.len(), handoff.bytes);
+                    let done = std::mem::replace(&mut self.current, handoff.items);
+                    self.budget.recycle(done);
+                }
+                Poll::Pending => return Poll::Pending,
+                // The task ends: cleanly, with an error after the last event (past the stop
+                // LSN), or (panic, runtime shutdown) without a word.
+                Poll::Ready(None) => return self.task.poll_end(cx, |late| late),
+            }
+        }
+    }
+
+    fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<EventBatch>> {
+        let single = |item: Option<Result<Event>>| {
+            item.map(|item| EventBatch::new(std::iter::once(item).collect(), None))
+        };
+        if self.task.is_done() {
+            return Poll::Ready(None);
+        }
+        if self.check_stop() {
+            return self.poll_stopping(cx).map(single);
+        }
+        loop {
+            // Handed over: what the application holds is its own (the budget bounds the
+            // channel), or it could wait for a batch while holding the room for it.
+            let (events, bytes) = std::mem::take(&mut self.current_cost);
+            if events > 0 {
+                self.budget.release(events, bytes);
+            }
+            let mut items = if self.current.is_empty() {
+                match self.poll_handoff(cx) {
+                    Poll::Ready(Some(handoff)) => {
+                        self.budget.release(handoff.items.len(), handoff.bytes);
+                        handoff.items
                     }
-                    Poll::Ready(Some(item))
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => return self.task.poll_end(cx, |late| late).map(single),
                 }
-                Poll::Pending => {
-                    self.stop.register(cx.waker());
-                    // A stop request between the first check and the registration.
-                    if self.stop.is_stop_requested() {
-                        cx.waker().wake_by_ref();
-                    }
-                    Poll::Pending
-                }
-                Poll::Ready(None) => {
-                    // Asking past the last event (after a stop LSN) means the application is done
-                    // with everything it received: stop now, so the final status update carries
-                    // what it reported.
-                    self.stop.signal_driver();
-                    // The task ends: cleanly, with an error after the last event (past the stop
-                    // LSN), or (panic, runtime shutdown) without a word.
-                    self.task.poll_end(cx, |late| late)
-                }
+            } else {
+                std::mem::replace(&mut self.current, self.budget.spare())
             };
+            let (replay, feedback) = (&mut self.replay, &self.feedback);
+            items.retain(|item| Self::admits(replay, feedback, item));
+            if !items.is_empty() {
+                return Poll::Ready(Some(EventBatch::new(items, Some(self.budget.clone()))));
+            }
+            self.budget.recycle(items);
         }
     }
 }
@@ -388,6 +504,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
         let server = ServerVersion::of(&transport)?;
         let proto = config.negotiate(server)?;
         let system = identify_system(&mut transport).await?;
+        let sender_timeout = sender_timeout(&mut transport).await?;
         let mut created = None;
         if let Some(options) = config.create_slot {
             let mut create =
@@ -428,6 +545,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
             created,
             backend: None,
             reconnect: false,
+            sender_timeout,
         })
     }
 
@@ -493,6 +611,10 @@ impl<T: Transport + 'static> PreparedStream<T> {
         options.read_timeout = self.config.read_timeout;
         options.stop_at = self.config.stop_at;
         options.floor = self.floor;
+        options.coalesce = self
+            .config
+            .read_coalescing
+            .within_sender_timeout(self.sender_timeout);
         let core = LogicalCore::new(options, feedback.clone(), Instant::now());
         let info = StreamInfo {
             system: self.system,
@@ -513,6 +635,17 @@ impl<T: Transport + 'static> PreparedStream<T> {
     }
 }
 
+/// The server's `wal_sender_timeout` (`SHOW` works on replication connections since
+/// PostgreSQL 10); `None` if the answer is not a duration.
+async fn sender_timeout<T: Transport>(transport: &mut T) -> Result<Option<Duration>> {
+    let sets = transport.simple_query("SHOW wal_sender_timeout").await?;
+    let text = sets
+        .first()
+        .and_then(|set| set.rows().first())
+        .and_then(|row| row.get_str(0).ok().flatten());
+    Ok(text.and_then(crate::core::parse_setting_duration))
+}
+
 /// [`Error::NoRuntime`] unless called within a tokio runtime (whose task the stream runs on).
 fn require_runtime() -> Result<()> {
     tokio::runtime::Handle::try_current()
@@ -525,7 +658,7 @@ fn require_runtime() -> Result<()> {
 pub(crate) struct ChannelLimits {
     /// Events.
     pub(crate) events: usize,
-    /// Bytes of pgoutput messages (see [`ByteBudget`]).
+    /// Bytes of pgoutput messages (see [`Budget`]).
     pub(crate) bytes: usize,
     /// The slot (for metrics and tracing).
     pub(crate) slot: String,
@@ -541,8 +674,9 @@ impl LogicalStream {
         reconnector: Option<Reconnector<T>>,
     ) -> LogicalStream {
         let feedback = core.feedback().clone();
-        let (tx, rx) = mpsc::channel(limits.events.max(1));
-        let budget = ByteBudget::new(limits.bytes);
+        // Unbounded in batches: the budget bounds it in events and bytes.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Budget::new(limits.events, limits.bytes);
         let slot = limits.slot.as_str();
         let (stop_tx, stop_rx) = oneshot::channel();
         let metrics = StreamMetrics::new(slot);
@@ -552,6 +686,8 @@ impl LogicalStream {
             tokio::spawn(reconnect::run(transport, core, outlet, reconnector).instrument(span));
         LogicalStream {
             events: rx,
+            current: Items::new(),
+            current_cost: (0, 0),
             stop: StopHandle::new(stop_tx),
             stopping: false,
             stop_error: None,

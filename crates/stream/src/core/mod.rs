@@ -23,7 +23,8 @@ use crate::feedback::Feedback;
 use crate::relation::RelationInfo;
 use crate::relation_cache::{RelationCache, check_column_counts};
 
-pub use timers::ReadTimeout;
+pub(crate) use timers::parse_setting_duration;
+pub use timers::{ReadCoalescing, ReadTimeout};
 
 use ack::AckTracker;
 use timers::Timers;
@@ -43,11 +44,14 @@ pub struct CoreOptions {
     /// Position already confirmed for the slot (its `confirmed_flush_lsn`, or the start LSN):
     /// status updates never report less.
     pub floor: Lsn,
+    /// How long a driver waits after a small read before reading again (see
+    /// [`LogicalCore::read_pause`]).
+    pub coalesce: ReadCoalescing,
 }
 
 impl CoreOptions {
-    /// Options with a 10 s status interval, an automatic read deadline, no stop LSN and no
-    /// floor.
+    /// Options with a 10 s status interval, an automatic read deadline, no stop LSN, no
+    /// floor and the default read coalescing.
     pub fn new(version: ProtocolVersion) -> Self {
         CoreOptions {
             version,
@@ -55,6 +59,7 @@ impl CoreOptions {
             read_timeout: ReadTimeout::Auto,
             stop_at: None,
             floor: Lsn::INVALID,
+            coalesce: ReadCoalescing::default(),
         }
     }
 }
@@ -233,6 +238,26 @@ impl LogicalCore {
                 self.on_xlog_data(x);
             }
         }
+    }
+
+    /// After a read at `now` that brought `read_bytes` bytes: until when a driver should wait
+    /// before reading again, so that more messages accumulate and the next read carries many
+    /// ([`CoreOptions::coalesce`]); `None` to read at once — when coalescing is off, the read
+    /// was large, or the stream is winding down. Never later than
+    /// [`poll_timeout`](Self::poll_timeout): a status update, liveness ping or read deadline
+    /// due earlier ends the wait, so a reply the server asked for is never held back past
+    /// the stream's own deadlines (a reply to a keepalive already read goes out before the
+    /// wait: [`transmit_due`](Self::transmit_due) is true at once).
+    pub fn read_pause(&self, now: Instant, read_bytes: usize) -> Option<Instant> {
+        let coalesce = self.options.coalesce;
+        if coalesce.budget.is_zero()
+            || read_bytes >= coalesce.below
+            || self.phase != Phase::Streaming
+        {
+            return None;
+        }
+        let until = timers::later(now, coalesce.budget);
+        Some(self.poll_timeout().map_or(until, |at| at.min(until)))
     }
 
     /// Checks the read deadline at `now`.

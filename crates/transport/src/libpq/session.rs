@@ -80,8 +80,8 @@ impl LibpqConnection {
         let params = connection_params(config, ffi::library_version(), &options)?;
         check_process_environment(config, &params, &options)?;
         let attempt = Self::connect_params(params);
-        match config.connect_timeout {
-            None => attempt.await,
+        let connection = match config.connect_timeout {
+            None => attempt.await?,
             Some(timeout) => {
                 let total = timeout * u32::try_from(config.hosts.len()).unwrap_or(1).max(1);
                 tokio::time::timeout(total, attempt).await.map_err(|_| {
@@ -94,9 +94,16 @@ impl LibpqConnection {
                             .join(","),
                         timeout: total,
                     }
-                })?
+                })??
             }
+        };
+        if let Some(size) = config.recv_buffer_size {
+            // The registered descriptor is a duplicate of libpq's: same socket.
+            socket2::SockRef::from(connection.socket()?.get_ref())
+                .set_recv_buffer_size(size)
+                .map_err(TransportError::io)?;
         }
+        Ok(connection)
     }
 
     /// `PQconnectStartParams` and each `PQconnectPoll` run on tokio's blocking pool: they may
@@ -484,6 +491,42 @@ impl LibpqConnection {
                     let message = self.conn.error_message();
                     return Err(self.broken(message));
                 }
+            }
+        }
+    }
+
+    /// The next CopyData payload if libpq already holds it (no read from the socket, no
+    /// waiting); `None` when it holds nothing complete or the COPY is ending (then
+    /// [`read_copy_data`](Self::read_copy_data) takes over).
+    ///
+    /// # Errors
+    /// A broken connection.
+    pub fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        if self.pending_error.is_some()
+            || !matches!(
+                self.state,
+                State::Copy {
+                    server_done: false,
+                    ended: false,
+                    ..
+                }
+            )
+        {
+            return Ok(None);
+        }
+        match self.conn.get_copy_data() {
+            CopyData::Data(data) => Ok(Some(data)),
+            CopyData::WouldBlock => Ok(None),
+            CopyData::Done => {
+                // libpq has moved past the COPY: the next read collects its result.
+                if let State::Copy { ended, .. } = &mut self.state {
+                    *ended = true;
+                }
+                Ok(None)
+            }
+            CopyData::Error => {
+                let message = self.conn.error_message();
+                Err(self.broken(message))
             }
         }
     }

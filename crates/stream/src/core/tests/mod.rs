@@ -9,6 +9,7 @@ use pg_walstream_codec::pgoutput::{
     StreamStart,
 };
 
+mod coalesce;
 mod review;
 use pg_walstream_codec::replication::{PrimaryKeepalive, StandbyStatusUpdate, XLogData};
 use pg_walstream_codec::{Lsn, Oid, PgTimestamp, Xid};
