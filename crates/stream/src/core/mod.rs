@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use pg_walstream_codec::pgoutput::{Message, OwnedMessage, PgOutputDecoder, ProtocolVersion};
+use pg_walstream_codec::pgoutput::{
+    Message, OldTuple, OwnedMessage, PgOutputDecoder, ProtocolVersion,
+};
 use pg_walstream_codec::replication::{
     BackendMessage, PrimaryKeepalive, StandbyStatusUpdate, XLogData,
 };
@@ -480,11 +482,14 @@ impl LogicalCore {
         in_stream: bool,
     ) -> Result<EventKind> {
         let lsn = xlog.wal_start;
-        check_column_counts(&self.relations, &message, lsn)?;
-        let change = |core: &Self, xid, oid| -> Result<Change> {
+        // One relation lookup per change: it resolves the relation and checks the tuples'
+        // column counts against it.
+        let change = |core: &Self, xid, oid, tuples| -> Result<Change> {
+            let relation = core.relation(oid, lsn)?;
+            check_column_counts(&relation, tuples, lsn)?;
             Ok(Change::new(
                 xid,
-                core.relation(oid, lsn)?,
+                relation,
                 xlog.data.clone(),
                 version,
                 in_stream,
@@ -495,9 +500,17 @@ impl LogicalCore {
             Message::Commit(c) => EventKind::Commit(c),
             Message::Relation(r) => EventKind::Relation(self.relations.update(&r)),
             Message::Type(t) => EventKind::Type(self.relations.update_type(&t)),
-            Message::Insert(i) => EventKind::Insert(change(self, i.xid, i.relation)?),
-            Message::Update(u) => EventKind::Update(change(self, u.xid, u.relation)?),
-            Message::Delete(d) => EventKind::Delete(change(self, d.xid, d.relation)?),
+            Message::Insert(i) => {
+                EventKind::Insert(change(self, i.xid, i.relation, [None, Some(&i.new)])?)
+            }
+            Message::Update(u) => {
+                let old = u.old.as_ref().map(OldTuple::tuple);
+                EventKind::Update(change(self, u.xid, u.relation, [old, Some(&u.new)])?)
+            }
+            Message::Delete(d) => {
+                let old = Some(d.old.tuple());
+                EventKind::Delete(change(self, d.xid, d.relation, [old, None])?)
+            }
             Message::Truncate(t) => {
                 let relations = t
                     .relations
