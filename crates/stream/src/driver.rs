@@ -80,6 +80,14 @@ fn deliver(
     let mut bytes = 0;
     let mut errors = 0;
     let mut outcome = Delivery::Drained;
+    // Usually everything pending fits: the core's queue becomes the batch, no event moves.
+    if let Some(total) = core.take_all_events(&mut items, events_left, bytes_left, reconnect) {
+        bytes = total;
+        if let Some(Err(error)) = items.back() {
+            metrics.on_error(error);
+            errors = 1;
+        }
+    }
     while core.has_pending_events() {
         if events_left == 0 || bytes_left == 0 {
             outcome = Delivery::OverBudget;

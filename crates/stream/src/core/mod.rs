@@ -225,7 +225,7 @@ impl LogicalCore {
         if self.phase == Phase::Finished {
             return;
         }
-        let silence = self.timers.on_received(now);
+        let before = self.timers.on_received(now);
         match BackendMessage::parse(frame) {
             Err(source) => self.fail(Error::Decode {
                 after: self.tracker.received(),
@@ -233,7 +233,7 @@ impl LogicalCore {
             }),
             Ok(BackendMessage::PrimaryKeepalive(k)) => {
                 self.feedback.record_server(k.wal_end, k.send_time);
-                self.on_keepalive(silence, k);
+                self.on_keepalive(now.saturating_duration_since(before), k);
             }
             Ok(BackendMessage::XLogData(x)) => {
                 self.feedback.record_server(x.wal_end, x.send_time);
@@ -308,6 +308,35 @@ impl LogicalCore {
     /// The item [`poll_event`](Self::poll_event) would return next, without taking it.
     pub fn peek_event(&self) -> Option<&Result<Event>> {
         self.events.front()
+    }
+
+    /// Moves every pending item into `into` (empty) at once, without moving the events one
+    /// by one, if they fit in `events` events and `bytes` bytes (the last one may cross the
+    /// byte bound) and none is a transient error while `reconnect` holds; returns whether it
+    /// did.
+    pub(crate) fn take_all_events(
+        &mut self,
+        into: &mut VecDeque<Result<Event>>,
+        events: usize,
+        bytes: usize,
+        reconnect: bool,
+    ) -> Option<usize> {
+        if self.events.len() > events || !into.is_empty() {
+            return None;
+        }
+        // An error is always the last item (the stream ends with it).
+        if reconnect && matches!(self.events.back(), Some(Err(error)) if error.is_transient()) {
+            return None;
+        }
+        let mut total = 0;
+        for item in &self.events {
+            if total >= bytes {
+                return None;
+            }
+            total += crate::handoff::item_bytes(item);
+        }
+        std::mem::swap(&mut self.events, into);
+        Some(total)
     }
 
     /// Puts `event` before everything pending (a driver's own event, such as a reconnect

@@ -173,12 +173,13 @@ impl Timers {
             .resolve(self.silences[..self.silences_len].iter().max().copied())
     }
 
-    /// A frame arrived at `now`; returns how long the server had been silent before it.
-    pub(crate) fn on_received(&mut self, now: Instant) -> Duration {
-        let silence = now.saturating_duration_since(self.last_received);
-        self.last_received = self.last_received.max(now);
+    /// A frame arrived at `now`; returns when the frame before it had (the silence it ended
+    /// is computed only for keepalives: most frames of a batch share one `now`).
+    pub(crate) fn on_received(&mut self, now: Instant) -> Instant {
+        let before = self.last_received;
+        self.last_received = before.max(now);
         self.ping_sent = false;
-        silence
+        before
     }
 
     /// The frame that ended `silence` was a keepalive.

@@ -10,6 +10,7 @@ use pg_walstream_codec::pgoutput::{
 };
 
 mod coalesce;
+mod handoff;
 mod review;
 use pg_walstream_codec::replication::{PrimaryKeepalive, StandbyStatusUpdate, XLogData};
 use pg_walstream_codec::{Lsn, Oid, PgTimestamp, Xid};
