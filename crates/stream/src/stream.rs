@@ -454,12 +454,8 @@ impl<T: Transport + 'static> PreparedStream<T> {
 /// The server's `wal_sender_timeout` (`SHOW` works on replication connections since
 /// PostgreSQL 10); `None` if the answer is not a duration.
 async fn sender_timeout<T: Transport>(transport: &mut T) -> Result<Option<Duration>> {
-    let sets = transport.simple_query("SHOW wal_sender_timeout").await?;
-    let text = sets
-        .first()
-        .and_then(|set| set.rows().first())
-        .and_then(|row| row.get_str(0).ok().flatten());
-    Ok(text.and_then(crate::core::parse_setting_duration))
+    let text = pg_walstream_slot::show(transport, "wal_sender_timeout").await?;
+    Ok(crate::core::parse_setting_duration(&text))
 }
 
 /// [`Error::NoRuntime`] unless called within a tokio runtime (whose task the stream runs on).
