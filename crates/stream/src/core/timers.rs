@@ -63,10 +63,11 @@ pub struct ReadCoalescing {
 impl ReadCoalescing {
     /// The default budget: 1 ms.
     pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1);
-    /// The default threshold: 8 KiB (libpq reads at most 8–16 KiB at a time, the native
-    /// backend at least 32 KiB, so a read that filled the buffer is never followed by a
-    /// wait).
-    pub const DEFAULT_BELOW: usize = 8 * 1024;
+    /// The default threshold: 4 KiB. libpq reads into at least 8 KiB of free buffer at a
+    /// time and the native backend into at least 32 KiB, so a read that found more waiting
+    /// than it could take — its complete frames at least 8 KiB less one partial frame — is
+    /// never followed by a wait.
+    pub const DEFAULT_BELOW: usize = 4 * 1024;
     /// The largest budget a configuration accepts.
     pub const MAX_BUDGET: Duration = Duration::from_secs(1);
 
