@@ -561,6 +561,22 @@ impl LibpqConnection {
         }
     }
 
+    /// Whether [`try_read_copy_data`](Self::try_read_copy_data) saw the COPY end and its
+    /// result has not been read yet. Writes are then dropped: libpq may have left COPY mode
+    /// (a lost connection, a walsender's CommandComplete) and would refuse them with "no
+    /// COPY in progress", and the next [`read_copy_data`](Self::read_copy_data) reports how
+    /// the stream ended — as when the end was read before any write.
+    fn copy_ending(&self) -> bool {
+        matches!(
+            self.state,
+            State::Copy {
+                ended: true,
+                server_done: false,
+                ..
+            }
+        )
+    }
+
     fn check_can_write(&self) -> Result<()> {
         match self.state {
             State::Copy {
@@ -580,6 +596,9 @@ impl LibpqConnection {
     /// When no CopyBoth stream is open for writing; libpq errors.
     pub fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         self.check_can_write()?;
+        if self.copy_ending() {
+            return Ok(());
+        }
         if self.unqueued.is_empty()
             && self
                 .conn
@@ -599,6 +618,10 @@ impl LibpqConnection {
     /// # Errors
     /// libpq and I/O errors.
     pub async fn flush(&mut self) -> Result<()> {
+        if self.copy_ending() {
+            self.unqueued.clear();
+            return Ok(());
+        }
         while let Some(data) = self.unqueued.first().cloned() {
             if self
                 .conn
@@ -619,6 +642,9 @@ impl LibpqConnection {
     /// When no CopyBoth stream is open for writing; libpq and I/O errors.
     pub async fn send_copy_done(&mut self) -> Result<()> {
         self.check_can_write()?;
+        if self.copy_ending() {
+            return Ok(());
+        }
         self.flush().await?;
         self.end_copy().await
     }
