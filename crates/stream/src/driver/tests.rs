@@ -426,30 +426,8 @@ async fn failure_after_the_stop_lsn_reaches_the_application_and_ends_the_task() 
 #[tokio::test]
 async fn byte_budget_bounds_what_waits_for_the_application() {
     // 200 inserts of about 1 KiB each, a budget of 8 KiB and room for 1000 events.
-    let base = 0x10_0000u64;
     let rows = 200u64;
-    let mut script = vec![frame(
-        base,
-        &OwnedMessage::Begin(Begin {
-            final_lsn: Lsn(base + 16 * (rows + 2)),
-            commit_time: PgTimestamp(1),
-            xid: Xid(7),
-        }),
-    )];
-    let (relation, _) = big_transaction(0);
-    script.push(relation.into_iter().nth(1).unwrap());
-    for i in 0..rows {
-        script.push(frame(
-            base + 32 + 16 * i,
-            &OwnedMessage::Insert(Insert {
-                xid: None,
-                relation: Oid(1),
-                new: OwnedTupleData {
-                    columns: vec![OwnedColumn::Text(Bytes::from(vec![b'x'; 1024]))],
-                },
-            }),
-        ));
-    }
+    let script = inserts(rows, 1024);
     let mut options = CoreOptions::new(ProtocolVersion::V4);
     options.read_timeout = ReadTimeout::Disabled;
     options.status_interval = Duration::from_millis(20);
