@@ -9,7 +9,7 @@ use pg_walstream_slot::{ServerVersion, SlotName};
 use pg_walstream_transport::Backend;
 use pg_walstream_transport::conninfo::{Config, ConnInfoError};
 
-use crate::core::ReadTimeout;
+use crate::core::{ReadCoalescing, ReadTimeout};
 use crate::retry::RetryPolicy;
 
 pub(crate) mod checks;
@@ -184,6 +184,7 @@ pub struct LogicalConfig {
     pub(crate) create_slot: Option<CreateSlotOptions>,
     pub(crate) channel_capacity: usize,
     pub(crate) channel_bytes: usize,
+    pub(crate) read_coalescing: ReadCoalescing,
     pub(crate) retry: RetryPolicy,
 }
 
@@ -208,6 +209,8 @@ pub struct LogicalConfigBuilder {
     create_slot: Option<CreateSlotOptions>,
     channel_capacity: usize,
     channel_bytes: usize,
+    read_coalescing: ReadCoalescing,
+    recv_buffer_size: Option<usize>,
     retry: RetryPolicy,
 }
 
@@ -235,6 +238,8 @@ impl LogicalConfig {
             create_slot: None,
             channel_capacity: 1024,
             channel_bytes: DEFAULT_CHANNEL_BYTES,
+            read_coalescing: ReadCoalescing::default(),
+            recv_buffer_size: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -534,6 +539,28 @@ impl LogicalConfigBuilder {
         self
     }
 
+    /// How long the stream may wait after a small read from the server before reading again,
+    /// so that the next read carries many messages (fewer wake-ups and syscalls here and in
+    /// the walsender): default [`ReadCoalescing::DEFAULT_BUDGET`] (1 ms), at most
+    /// [`ReadCoalescing::MAX_BUDGET`]; zero turns it off (every read follows the previous one
+    /// at once). It adds at most `budget` to a message's delivery latency, and never delays
+    /// a status update, a liveness ping or the read deadline past when they are due; a reply
+    /// the server asked for goes out as soon as its keepalive is read. Reads of at least
+    /// [`ReadCoalescing::DEFAULT_BELOW`] bytes are never followed by a wait.
+    pub fn read_coalescing(mut self, budget: Duration) -> Self {
+        self.read_coalescing = ReadCoalescing::new(budget);
+        self
+    }
+
+    /// The connection's socket receive buffer (`SO_RCVBUF`) in bytes, on either backend
+    /// (see [`Config::recv_buffer_size`]); default: the operating system's, which Linux
+    /// tunes automatically (setting it turns that off). Applies to connections the stream
+    /// makes ([`LogicalStream::connect`](crate::LogicalStream::connect)) and its reconnects.
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.recv_buffer_size = Some(bytes);
+        self
+    }
+
     /// Validates what can be checked without a server.
     ///
     /// # Errors
@@ -549,7 +576,12 @@ impl LogicalConfigBuilder {
         let connection = match self.conninfo {
             None => None,
             Some(Err(error)) => return Err(ConfigError::ConnInfo(error)),
-            Some(Ok(config)) => Some((config, self.backend)),
+            Some(Ok(mut config)) => {
+                if self.recv_buffer_size.is_some() {
+                    config.recv_buffer_size = self.recv_buffer_size;
+                }
+                Some((config, self.backend))
+            }
         };
         let slot = SlotName::new(self.slot.unwrap_or_default()).map_err(ConfigError::SlotName)?;
         if self.publications.is_empty() {
@@ -576,6 +608,13 @@ impl LogicalConfigBuilder {
         checks::read_timeout(self.read_timeout)?;
         checks::at_least_one("channel capacity", self.channel_capacity)?;
         checks::at_least_one("channel bytes", self.channel_bytes)?;
+        checks::at_least_one("receive buffer size", self.recv_buffer_size.unwrap_or(1))?;
+        if self.read_coalescing.budget > ReadCoalescing::MAX_BUDGET {
+            return Err(ConfigError::InvalidValue {
+                what: "read coalescing budget",
+                reason: "must be at most 1 second",
+            });
+        }
         Ok(LogicalConfig {
             connection,
             slot,
@@ -593,6 +632,7 @@ impl LogicalConfigBuilder {
             create_slot: self.create_slot,
             channel_capacity: self.channel_capacity,
             channel_bytes: self.channel_bytes,
+            read_coalescing: self.read_coalescing,
             retry: self.retry,
         })
     }

@@ -1,23 +1,30 @@
 //! The task that moves bytes and time between a [`Transport`] and a [`LogicalCore`].
 //!
 //! It owns the connection, so status updates go out on their timer whether or not the
-//! application is polling: events go into a bounded channel, and while the channel is full the
-//! task stops reading the socket (backpressure, bounded memory) but keeps its timer running.
-//! One `Sleep` is reset per wait; no future is boxed per frame.
+//! application is polling. It works in batches: one read from the server — the frame the
+//! transport waited for and every complete frame already buffered behind it, as many as the
+//! channel has room for — is fed to the core with one clock reading, and the events it yields
+//! go to the application as one [`Handoff`] (one channel operation, at most one wake-up).
+//! While the channel holds its budget in events or bytes the task stops reading the socket
+//! (backpressure, bounded memory) but keeps its timer running.
+//!
+//! After a small read the task waits up to the core's coalescing budget before reading again
+//! ([`LogicalCore::read_pause`]), so the next read carries many messages instead of a few;
+//! the wait never passes the core's next timer (status update, liveness ping, read deadline).
+//! One `Sleep` serves every timer and is re-armed only when the deadline moves earlier or the
+//! sleep has fired; no future is boxed per frame.
 
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use pg_walstream_codec::PgTimestamp;
 use pg_walstream_transport::Transport;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::budget::ByteBudget;
 use crate::core::LogicalCore;
 use crate::error::{Error, Result};
-use crate::events::Event;
+use crate::handoff::{Budget, Handoff, Items, item_bytes};
 use crate::metrics::StreamMetrics;
 
 /// How long to sleep when the core has no timer.
@@ -33,9 +40,7 @@ fn wall_clock() -> PgTimestamp {
 enum Delivery {
     /// Everything pending was sent.
     Drained,
-    /// The channel holds its capacity in events.
-    Full,
-    /// The channel holds its budget in bytes.
+    /// The channel holds its budget in events or bytes.
     OverBudget,
     /// The application dropped the stream.
     Closed,
@@ -43,65 +48,105 @@ enum Delivery {
     Failed,
 }
 
-/// The bytes an event keeps in the channel (its pgoutput message).
-fn event_bytes(item: &Result<Event>) -> usize {
-    item.as_ref()
-        .map_or(0, |event| event.xlog_data().data.len())
+/// Whether the core's next item is a transient error to reconnect for.
+fn failing(core: &LogicalCore, reconnect: bool) -> bool {
+    reconnect && matches!(core.peek_event(), Some(Err(error)) if error.is_transient())
 }
 
-/// Moves one event from the core into the channel through `permit`.
-fn send_one(
-    core: &mut LogicalCore,
-    permit: mpsc::Permit<'_, Result<Event>>,
-    budget: &ByteBudget,
-    metrics: &mut StreamMetrics,
-) {
-    if let Some(item) = core.poll_event() {
-        metrics.on_event(&item);
-        budget.take(event_bytes(&item));
-        permit.send(item);
-    }
-}
-
+/// Moves what the core has pending into the channel as one batch, as far as the budget
+/// allows.
 fn deliver(
     core: &mut LogicalCore,
-    tx: &mpsc::Sender<Result<Event>>,
-    budget: &ByteBudget,
+    tx: &mpsc::UnboundedSender<Handoff>,
+    budget: &Budget,
     metrics: &mut StreamMetrics,
     reconnect: bool,
 ) -> Delivery {
-    while core.has_pending_events() {
-        if reconnect
-            && let Some(Err(error)) = core.peek_event()
-            && error.is_transient()
-        {
-            return Delivery::Failed;
-        }
-        if budget.is_exhausted() {
-            // Nobody will release bytes once the application dropped the stream.
-            return if tx.is_closed() {
-                Delivery::Closed
-            } else {
-                Delivery::OverBudget
-            };
-        }
-        match tx.try_reserve() {
-            Ok(permit) => send_one(core, permit, budget, metrics),
-            Err(TrySendError::Full(())) => return Delivery::Full,
-            Err(TrySendError::Closed(())) => return Delivery::Closed,
+    if !core.has_pending_events() {
+        return Delivery::Drained;
+    }
+    if failing(core, reconnect) {
+        return Delivery::Failed;
+    }
+    let Some((mut events_left, mut bytes_left)) = budget.room() else {
+        // Nobody will release room once the application dropped the stream.
+        return if tx.is_closed() {
+            Delivery::Closed
+        } else {
+            Delivery::OverBudget
+        };
+    };
+    let mut items: Items = budget.spare();
+    let mut bytes = 0;
+    let mut errors = 0;
+    let mut outcome = Delivery::Drained;
+    // Usually everything pending fits: the core's queue becomes the batch, no event moves.
+    if let Some(total) = core.take_all_events(&mut items, events_left, bytes_left, reconnect) {
+        bytes = total;
+        if let Some(Err(error)) = items.back() {
+            metrics.on_error(error);
+            errors = 1;
         }
     }
-    Delivery::Drained
+    while core.has_pending_events() {
+        if events_left == 0 || bytes_left == 0 {
+            outcome = Delivery::OverBudget;
+            break;
+        }
+        if failing(core, reconnect) {
+            outcome = Delivery::Failed;
+            break;
+        }
+        let Some(item) = core.poll_event() else { break };
+        if let Err(error) = &item {
+            metrics.on_error(error);
+            errors += 1;
+        }
+        let len = item_bytes(&item);
+        bytes += len;
+        bytes_left = bytes_left.saturating_sub(len);
+        events_left -= 1;
+        items.push_back(item);
+    }
+    metrics.on_events(items.len() - errors);
+    budget.take(items.len(), bytes);
+    if tx.send(Handoff { items, bytes }).is_err() {
+        return Delivery::Closed;
+    }
+    outcome
 }
 
-/// A permit on the channel (only polled while backpressured, so the sender is there).
-async fn reserve(
-    tx: Option<&mpsc::Sender<Result<Event>>>,
-) -> std::result::Result<mpsc::Permit<'_, Result<Event>>, mpsc::error::SendError<()>> {
-    match tx {
-        Some(sender) => sender.reserve().await,
-        None => Err(mpsc::error::SendError(())),
+/// Feeds `first` and the frames buffered behind it to the core, all received at `now`; reads
+/// no more frames than the channel has room for (so the core holds about one batch beyond
+/// the budget). Returns the bytes read.
+fn read_batch<T: Transport>(
+    transport: &mut T,
+    core: &mut LogicalCore,
+    budget: &Budget,
+    metrics: &mut StreamMetrics,
+    now: std::time::Instant,
+    first: &Bytes,
+) -> usize {
+    let (max_frames, max_bytes) = budget.room().unwrap_or((1, 1));
+    let mut frames = 1;
+    let mut bytes = first.len();
+    core.handle_copy_data(now, first);
+    while frames < max_frames && bytes < max_bytes && !core.is_stopping() {
+        match transport.try_read_copy_data() {
+            Ok(Some(frame)) => {
+                frames += 1;
+                bytes += frame.len();
+                core.handle_copy_data(now, &frame);
+            }
+            Ok(None) => break,
+            Err(error) => {
+                core.handle_error(Error::Transport(error));
+                break;
+            }
+        }
     }
+    metrics.on_frames(frames, bytes);
+    bytes
 }
 
 /// Writes due status updates and, when the core asks for it, CopyDone.
@@ -129,13 +174,13 @@ async fn transmit<T: Transport>(
     Ok(())
 }
 
-/// The application's side of a stream as the driver sees it — the event channel and its byte
+/// The application's side of a stream as the driver sees it — the event channel and its
 /// budget, the stop signal, the metrics — kept across reconnects.
 pub(crate) struct Outlet {
     /// Dropped (ending the application's event stream) once the stop LSN is reached and every
     /// event was handed over; the connection stays until the application stops or drops.
-    tx: Option<mpsc::Sender<Result<Event>>>,
-    budget: ByteBudget,
+    tx: Option<mpsc::UnboundedSender<Handoff>>,
+    budget: Budget,
     stop: oneshot::Receiver<()>,
     stop_seen: bool,
     pub(crate) metrics: StreamMetrics,
@@ -145,8 +190,8 @@ pub(crate) struct Outlet {
 
 impl Outlet {
     pub(crate) fn new(
-        tx: mpsc::Sender<Result<Event>>,
-        budget: ByteBudget,
+        tx: mpsc::UnboundedSender<Handoff>,
+        budget: Budget,
         stop: oneshot::Receiver<()>,
         metrics: StreamMetrics,
     ) -> Self {
@@ -174,15 +219,21 @@ impl Outlet {
         }
     }
 
-    /// Hands `error` to the application, waiting for room in the channel; returns it when the
-    /// channel can no longer carry it (the task then returns it).
-    pub(crate) async fn deliver_error(&mut self, error: Error) -> Option<Error> {
-        let item = Err(error);
-        self.metrics.on_event(&item);
-        match &self.tx {
-            Some(tx) => tx.send(item).await.err().and_then(|e| e.0.err()),
-            None => item.err(),
-        }
+    /// Hands `error` to the application (past the budget: it is the last item); returns it
+    /// when the channel can no longer carry it (the task then returns it).
+    pub(crate) fn deliver_error(&mut self, error: Error) -> Option<Error> {
+        self.metrics.on_error(&error);
+        let mut items = self.budget.spare();
+        items.push_back(Err(error));
+        let handoff = Handoff { items, bytes: 0 };
+        let Some(tx) = &self.tx else {
+            return handoff.items.into_iter().next().and_then(Result::err);
+        };
+        self.budget.take(1, 0);
+        tx.send(handoff)
+            .err()
+            .and_then(|e| e.0.items.into_iter().next())
+            .and_then(Result::err)
     }
 
     /// The error to return from the task, if one could not be delivered.
@@ -214,10 +265,13 @@ pub(crate) async fn drive<T: Transport>(
     let mut buf = BytesMut::with_capacity(64);
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
-    let mut armed = None;
+    // When the sleep fires; `None` once it has fired.
+    let mut armed: Option<std::time::Instant> = None;
+    // Until when reading waits for data to accumulate (read coalescing).
+    let mut pause: Option<std::time::Instant> = None;
     let feedback = core.feedback().clone();
+    let mut now = Instant::now().into_std();
     let end = loop {
-        let now = Instant::now().into_std();
         if core.transmit_due(now) || core.wants_copy_done() {
             let sent = transmit(transport, core, &mut buf, &mut outlet.metrics, now).await;
             if let Err(error) = sent {
@@ -245,7 +299,7 @@ pub(crate) async fn drive<T: Transport>(
         };
         let backpressured = match delivery {
             Delivery::Drained => false,
-            Delivery::Full | Delivery::OverBudget => true,
+            Delivery::OverBudget => true,
             Delivery::Failed => match core.poll_event() {
                 Some(Err(error)) => break SessionEnd::Failed(error),
                 _ => unreachable!("deliver saw an error first in the queue"),
@@ -265,41 +319,52 @@ pub(crate) async fn drive<T: Transport>(
         }
         core.set_reading(now, !backpressured);
         outlet.metrics.on_wait(backpressured, core.received_lsn());
-        // Finished cores (waiting only to hand over their error) have no timer. The one
-        // timer is re-armed only when the deadline moves.
-        let at = core.poll_timeout().unwrap_or(now + IDLE_WAIT);
-        if armed != Some(at) {
+        // Finished cores (waiting only to hand over their error) have no timer.
+        let mut at = core.poll_timeout().unwrap_or(now + IDLE_WAIT);
+        if let Some(until) = pause {
+            at = at.min(until);
+        }
+        // A later deadline keeps the armed sleep: it fires early, finds nothing due and is
+        // re-armed then — cheaper than moving the timer after every read.
+        if armed.is_none_or(|fires| at < fires) {
             sleep.as_mut().reset(at.into());
             armed = Some(at);
         }
+        let reading = !backpressured && pause.is_none();
         let stop_seen = outlet.stop_seen;
         tokio::select! {
             biased;
             _ = &mut outlet.stop, if !stop_seen => {
                 outlet.stop_seen = true;
                 core.request_stop();
+                now = Instant::now().into_std();
             }
-            () = &mut sleep => core.handle_timeout(Instant::now().into_std()),
+            () = &mut sleep => {
+                armed = None;
+                now = Instant::now().into_std();
+                if pause.is_some_and(|until| now >= until) {
+                    pause = None;
+                }
+                core.handle_timeout(now);
+            }
             // The status update itself goes out at the top of the loop.
-            () = feedback.status_requested() => {}
-            permit = reserve(outlet.tx.as_ref()), if delivery == Delivery::Full => {
-                if let Ok(permit) = permit {
-                    send_one(core, permit, &outlet.budget, &mut outlet.metrics);
-                } else {
-                    core.request_stop();
-                    while core.poll_event().is_some() {}
+            () = feedback.status_requested() => now = Instant::now().into_std(),
+            // Delivery resumes at the top of the loop.
+            () = outlet.budget.released(), if delivery == Delivery::OverBudget => {
+                now = Instant::now().into_std();
+            }
+            frame = transport.read_copy_data(), if reading => {
+                now = Instant::now().into_std();
+                match frame {
+                    Ok(Some(frame)) => {
+                        let m = &mut outlet.metrics;
+                        let read = read_batch(transport, core, &outlet.budget, m, now, &frame);
+                        pause = core.read_pause(now, read);
+                    }
+                    Ok(None) => core.handle_server_end(),
+                    Err(error) => core.handle_error(Error::Transport(error)),
                 }
             }
-            // Delivery resumes at the top of the loop.
-            () = outlet.budget.released(), if delivery == Delivery::OverBudget => {}
-            frame = transport.read_copy_data(), if !backpressured => match frame {
-                Ok(Some(frame)) => {
-                    outlet.metrics.on_frame(frame.len());
-                    core.handle_copy_data(Instant::now().into_std(), &frame);
-                }
-                Ok(None) => core.handle_server_end(),
-                Err(error) => core.handle_error(Error::Transport(error)),
-            },
         }
     };
     tracing::debug!(

@@ -109,7 +109,7 @@
 //! skipped: an undecodable frame, a change for a relation never described, or a protocol
 //! violation ends the stream with an [`Error`].
 pub mod assembler;
-mod budget;
+mod batch;
 #[cfg(test)]
 mod captured;
 mod config;
@@ -118,6 +118,7 @@ mod driver;
 mod error;
 mod events;
 mod feedback;
+mod handoff;
 mod key;
 mod metrics;
 mod ordered_ack;
@@ -137,11 +138,12 @@ mod task;
 pub mod testing;
 pub mod wal_writer;
 
+pub use batch::EventBatch;
 pub use config::{
     ConfigError, CreateSlotOptions, DEFAULT_CHANNEL_BYTES, LogicalConfig, LogicalConfigBuilder,
     MAX_INTERVAL, OriginFilter, Streaming, max_protocol,
 };
-pub use core::{CoreOptions, LogicalCore, ReadTimeout};
+pub use core::{CoreOptions, LogicalCore, ReadCoalescing, ReadTimeout};
 pub use error::{Error, Result};
 pub use events::{Change, Event, EventKind, OwnedTuples, Reconnected};
 pub use feedback::{Feedback, ForeignEvent};

@@ -21,8 +21,7 @@ use metrics::{Counter, Gauge, counter, gauge};
 use pg_walstream_codec::Lsn;
 use pg_walstream_codec::replication::StandbyStatusUpdate;
 
-use crate::error::Result;
-use crate::events::Event;
+use crate::error::Error;
 
 /// The metric handles of one stream.
 pub(crate) struct StreamMetrics {
@@ -57,23 +56,25 @@ impl StreamMetrics {
         }
     }
 
-    pub(crate) fn on_event(&mut self, item: &Result<Event>) {
-        match item {
-            Ok(_) => self.events.increment(1),
-            Err(error) => {
-                tracing::warn!(%error, "replication stream failed");
-                self.errors.increment(1);
-            }
-        }
+    /// A batch of `events` events was handed over.
+    pub(crate) fn on_events(&mut self, events: usize) {
+        self.events.increment(events as u64);
+    }
+
+    /// The stream failed with `error`.
+    pub(crate) fn on_error(&mut self, error: &Error) {
+        tracing::warn!(%error, "replication stream failed");
+        self.errors.increment(1);
     }
 
     pub(crate) fn on_reconnect(&mut self) {
         self.reconnects.increment(1);
     }
 
-    pub(crate) fn on_frame(&mut self, len: usize) {
-        self.frames.increment(1);
-        self.bytes.increment(len as u64);
+    /// One read of `frames` frames, `bytes` bytes in all.
+    pub(crate) fn on_frames(&mut self, frames: usize, bytes: usize) {
+        self.frames.increment(frames as u64);
+        self.bytes.increment(bytes as u64);
     }
 
     pub(crate) fn on_status(&mut self, update: &StandbyStatusUpdate) {
@@ -118,9 +119,8 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         let mut m = metrics::with_local_recorder(&recorder, || StreamMetrics::new("s1"));
-        m.on_frame(100);
-        m.on_frame(50);
-        m.on_event(&Err(Error::ServerEnded));
+        m.on_frames(2, 150);
+        m.on_error(&Error::ServerEnded);
         m.on_status(&StandbyStatusUpdate {
             write: Lsn(0x300),
             flush: Lsn(0x100),

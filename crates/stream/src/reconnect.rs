@@ -166,11 +166,11 @@ pub(crate) async fn run<T: Transport>(
                 // Close the broken connection first, so the server sees it go.
                 drop(transport);
                 let Some(reconnector) = reconnector.as_mut() else {
-                    return outlet.deliver_error(error).await;
+                    return outlet.deliver_error(error);
                 };
                 match reconnector.reconnect(error, &mut outlet).await {
                     Ok(next) => session = next,
-                    Err(Some(error)) => return outlet.deliver_error(error).await,
+                    Err(Some(error)) => return outlet.deliver_error(error),
                     Err(None) => return None,
                 }
             }

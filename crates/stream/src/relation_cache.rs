@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use pg_walstream_codec::pgoutput::{Message, OldTuple, Relation, RelationColumns, TupleData, Type};
+use pg_walstream_codec::pgoutput::{Relation, RelationColumns, TupleData, Type};
 use pg_walstream_codec::{Lsn, Oid};
 
 use crate::error::Error;
@@ -98,43 +98,29 @@ impl RelationCache {
     }
 }
 
-/// Checks that every tuple of an Insert, Update or Delete has exactly as many columns as
-/// the Relation message of its relation describes. pgoutput sends every published column of
-/// the relation in each tuple (NULL for the non-key columns of an old key), so any other
-/// count is a protocol violation: reading such a tuple would pair values with the wrong
-/// columns. A change of an undescribed relation passes here; resolving it fails later with
-/// [`Error::UnknownRelation`].
+/// Checks that each of `tuples` (the old and new tuple of an Insert, Update or Delete) has
+/// exactly as many columns as `relation`'s Relation message describes. pgoutput sends every
+/// published column of the relation in each tuple (NULL for the non-key columns of an old
+/// key), so any other count is a protocol violation: reading such a tuple would pair values
+/// with the wrong columns.
 ///
 /// # Errors
 /// [`Error::ColumnCount`] for the first tuple whose count differs.
 pub(crate) fn check_column_counts(
-    relations: &RelationCache,
-    message: &Message<'_>,
+    relation: &RelationInfo,
+    tuples: [Option<&TupleData<'_>>; 2],
     lsn: Lsn,
 ) -> Result<(), Error> {
-    let (oid, old, new) = match message {
-        Message::Insert(i) => (i.relation, None, Some(&i.new)),
-        Message::Update(u) => (
-            u.relation,
-            u.old.as_ref().map(OldTuple::tuple),
-            Some(&u.new),
-        ),
-        Message::Delete(d) => (d.relation, Some(d.old.tuple()), None),
-        _ => return Ok(()),
-    };
-    let Some(relation) = relations.get(oid) else {
-        return Ok(());
-    };
     let expected = relation.columns().len();
-    let wrong = old
+    let wrong = tuples
         .into_iter()
-        .chain(new)
+        .flatten()
         .map(TupleData::len)
         .find(|&got| got != expected);
     match wrong {
         Some(got) => Err(Error::ColumnCount {
             lsn,
-            oid,
+            oid: relation.oid(),
             got,
             expected,
         }),

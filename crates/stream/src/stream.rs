@@ -1,8 +1,6 @@
 //! Starting a stream and the application-facing handle.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pg_walstream_codec::Lsn;
 use pg_walstream_codec::pgoutput::ProtocolVersion;
@@ -16,18 +14,20 @@ use pg_walstream_transport::{Backend, Connection, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
-use crate::budget::ByteBudget;
 use crate::config::{ConfigError, LogicalConfig};
 use crate::core::{CoreOptions, LogicalCore};
 use crate::driver::Outlet;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::feedback::Feedback;
+use crate::handoff::{Budget, Handoff, Items};
 use crate::metrics::StreamMetrics;
 use crate::reconnect::{self, ConnectionRedial, Reconnector};
 use crate::replay::ReplayFilter;
 use crate::stop::StopHandle;
 use crate::task::DriverTask;
+
+mod receive;
 
 /// A connection that ran IDENTIFY_SYSTEM, negotiated the protocol version and found (or
 /// created) the slot, but has not started streaming yet: the moment to use an exported
@@ -48,16 +48,23 @@ pub struct PreparedStream<T> {
     backend: Option<Backend>,
     /// Whether `start` may reconnect (the library made the connection).
     reconnect: bool,
+    /// The server's `wal_sender_timeout`, which bounds read coalescing.
+    sender_timeout: Option<Duration>,
 }
 
 /// A running logical replication stream: a [`futures_core::Stream`] of [`Event`]s, also
-/// readable with [`next_event`](Self::next_event) or as undecoded frames with
-/// [`next_frame`](Self::next_frame).
+/// readable with [`next_event`](Self::next_event), as undecoded frames with
+/// [`next_frame`](Self::next_frame), or a read's worth at a time with
+/// [`next_batch`](Self::next_batch).
 ///
 /// The connection is driven by a background task (spawned on the current tokio runtime), so
-/// status updates go out on time even while the application is busy; at most
-/// [`channel_capacity`](crate::LogicalConfigBuilder::channel_capacity) events wait for the
-/// application, after which reading from the server pauses.
+/// status updates go out on time even while the application is busy. The task hands events
+/// over in batches (one per read from the server: one channel operation and at most one
+/// wake-up each); at most
+/// [`channel_capacity`](crate::LogicalConfigBuilder::channel_capacity) events and
+/// [`channel_bytes`](crate::LogicalConfigBuilder::channel_bytes) bytes of messages wait in
+/// the channel — besides the batch being consumed — after which reading from the server
+/// pauses.
 ///
 /// # Stopping
 ///
@@ -75,7 +82,12 @@ pub struct PreparedStream<T> {
 /// [`stop`](Self::stop) to be sure.
 #[derive(Debug)]
 pub struct LogicalStream {
-    events: mpsc::Receiver<Result<Event>>,
+    events: mpsc::UnboundedReceiver<Handoff>,
+    /// The batch being consumed by [`next_event`](Self::next_event).
+    current: Items,
+    /// Its events and bytes, released from the budget once it is used up (so the budget
+    /// bounds what the application has not taken yet).
+    current_cost: (usize, usize),
     stop: StopHandle,
     stopping: bool,
     /// The first error met while winding down after a stop request.
@@ -84,7 +96,7 @@ pub struct LogicalStream {
     /// Drops replays of transactions reported after a reconnect's dial.
     replay: ReplayFilter,
     feedback: Feedback,
-    budget: ByteBudget,
+    budget: Budget,
     info: StreamInfo,
 }
 
@@ -230,86 +242,6 @@ impl LogicalStream {
         }
         outcome
     }
-
-    /// After a stop request: discards what is left in the channel (keeping the first error),
-    /// then waits for the driver task.
-    fn poll_stopping(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
-        loop {
-            match self.events.poll_recv(cx) {
-                Poll::Ready(Some(Ok(event))) => {
-                    self.budget.release(event.xlog_data().data.len());
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    self.stop_error.get_or_insert(error);
-                }
-                Poll::Ready(None) => break,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        let Poll::Ready(outcome) = self.task.poll_end::<Event>(cx, |late| late) else {
-            return Poll::Pending;
-        };
-        let outcome = match outcome {
-            Some(Err(error)) => Some(error),
-            _ => None,
-        };
-        Poll::Ready(self.stop_error.take().or(outcome).map(Err))
-    }
-
-    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
-        if self.task.is_done() {
-            return Poll::Ready(None);
-        }
-        if !self.stopping && self.stop.is_stop_requested() {
-            self.stopping = true;
-            self.stop.signal_driver();
-        }
-        if self.stopping {
-            return self.poll_stopping(cx);
-        }
-        loop {
-            return match self.events.poll_recv(cx) {
-                Poll::Ready(Some(item)) => {
-                    if let Ok(event) = &item {
-                        self.budget.release(event.xlog_data().data.len());
-                        let feedback = &self.feedback;
-                        if !self
-                            .replay
-                            .admits(event.kind(), || feedback.processed_lsn())
-                        {
-                            continue;
-                        }
-                    }
-                    Poll::Ready(Some(item))
-                }
-                Poll::Pending => {
-                    self.stop.register(cx.waker());
-                    // A stop request between the first check and the registration.
-                    if self.stop.is_stop_requested() {
-                        cx.waker().wake_by_ref();
-                    }
-                    Poll::Pending
-                }
-                Poll::Ready(None) => {
-                    // Asking past the last event (after a stop LSN) means the application is done
-                    // with everything it received: stop now, so the final status update carries
-                    // what it reported.
-                    self.stop.signal_driver();
-                    // The task ends: cleanly, with an error after the last event (past the stop
-                    // LSN), or (panic, runtime shutdown) without a word.
-                    self.task.poll_end(cx, |late| late)
-                }
-            };
-        }
-    }
-}
-
-impl futures_core::Stream for LogicalStream {
-    type Item = Result<Event>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_item(cx)
-    }
 }
 
 impl PreparedStream<Connection> {
@@ -388,6 +320,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
         let server = ServerVersion::of(&transport)?;
         let proto = config.negotiate(server)?;
         let system = identify_system(&mut transport).await?;
+        let sender_timeout = sender_timeout(&mut transport).await?;
         let mut created = None;
         if let Some(options) = config.create_slot {
             let mut create =
@@ -428,6 +361,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
             created,
             backend: None,
             reconnect: false,
+            sender_timeout,
         })
     }
 
@@ -493,6 +427,10 @@ impl<T: Transport + 'static> PreparedStream<T> {
         options.read_timeout = self.config.read_timeout;
         options.stop_at = self.config.stop_at;
         options.floor = self.floor;
+        options.coalesce = self
+            .config
+            .read_coalescing
+            .within_sender_timeout(self.sender_timeout);
         let core = LogicalCore::new(options, feedback.clone(), Instant::now());
         let info = StreamInfo {
             system: self.system,
@@ -513,6 +451,13 @@ impl<T: Transport + 'static> PreparedStream<T> {
     }
 }
 
+/// The server's `wal_sender_timeout` (`SHOW` works on replication connections since
+/// PostgreSQL 10); `None` if the answer is not a duration.
+async fn sender_timeout<T: Transport>(transport: &mut T) -> Result<Option<Duration>> {
+    let text = pg_walstream_slot::show(transport, "wal_sender_timeout").await?;
+    Ok(crate::core::parse_setting_duration(&text))
+}
+
 /// [`Error::NoRuntime`] unless called within a tokio runtime (whose task the stream runs on).
 fn require_runtime() -> Result<()> {
     tokio::runtime::Handle::try_current()
@@ -525,7 +470,7 @@ fn require_runtime() -> Result<()> {
 pub(crate) struct ChannelLimits {
     /// Events.
     pub(crate) events: usize,
-    /// Bytes of pgoutput messages (see [`ByteBudget`]).
+    /// Bytes of pgoutput messages (see [`Budget`]).
     pub(crate) bytes: usize,
     /// The slot (for metrics and tracing).
     pub(crate) slot: String,
@@ -541,8 +486,9 @@ impl LogicalStream {
         reconnector: Option<Reconnector<T>>,
     ) -> LogicalStream {
         let feedback = core.feedback().clone();
-        let (tx, rx) = mpsc::channel(limits.events.max(1));
-        let budget = ByteBudget::new(limits.bytes);
+        // Unbounded in batches: the budget bounds it in events and bytes.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Budget::new(limits.events, limits.bytes);
         let slot = limits.slot.as_str();
         let (stop_tx, stop_rx) = oneshot::channel();
         let metrics = StreamMetrics::new(slot);
@@ -552,6 +498,8 @@ impl LogicalStream {
             tokio::spawn(reconnect::run(transport, core, outlet, reconnector).instrument(span));
         LogicalStream {
             events: rx,
+            current: Items::new(),
+            current_cost: (0, 0),
             stop: StopHandle::new(stop_tx),
             stopping: false,
             stop_error: None,

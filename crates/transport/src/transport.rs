@@ -62,6 +62,18 @@ pub trait Transport: Send {
     /// A server error ending the stream, state, protocol and I/O errors.
     fn read_copy_data(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 
+    /// The next CopyData payload if it can be had without waiting — already received and
+    /// buffered — or `Ok(None)` (also when the next message is something else, which
+    /// [`read_copy_data`](Self::read_copy_data) then handles). Lets a caller drain a read's
+    /// worth of frames in one go. The default buffers nothing.
+    ///
+    /// # Errors
+    /// As [`read_copy_data`](Self::read_copy_data); after an error, `read_copy_data` reports
+    /// the state.
+    fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        Ok(None)
+    }
+
     /// Queues one CopyData message; [`flush`](Self::flush) sends all queued messages at once.
     ///
     /// # Errors
@@ -242,6 +254,11 @@ impl Transport for Connection {
         dispatch!(self, c => c.read_copy_data().await)
     }
 
+    #[inline]
+    fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        dispatch!(self, c => c.try_read_copy_data())
+    }
+
     fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         dispatch!(self, c => c.write_copy_data(data))
     }
@@ -295,6 +312,11 @@ impl Transport for NativeConnection {
     #[inline]
     async fn read_copy_data(&mut self) -> Result<Option<Bytes>> {
         NativeConnection::read_copy_data(self).await
+    }
+
+    #[inline]
+    fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        NativeConnection::try_read_copy_data(self)
     }
 
     fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {

@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use pg_walstream_codec::pgoutput::{Message, OwnedMessage, PgOutputDecoder, ProtocolVersion};
+use pg_walstream_codec::pgoutput::{
+    Message, OldTuple, OwnedMessage, PgOutputDecoder, ProtocolVersion,
+};
 use pg_walstream_codec::replication::{
     BackendMessage, PrimaryKeepalive, StandbyStatusUpdate, XLogData,
 };
@@ -23,7 +25,8 @@ use crate::feedback::Feedback;
 use crate::relation::RelationInfo;
 use crate::relation_cache::{RelationCache, check_column_counts};
 
-pub use timers::ReadTimeout;
+pub(crate) use timers::parse_setting_duration;
+pub use timers::{ReadCoalescing, ReadTimeout};
 
 use ack::AckTracker;
 use timers::Timers;
@@ -43,11 +46,14 @@ pub struct CoreOptions {
     /// Position already confirmed for the slot (its `confirmed_flush_lsn`, or the start LSN):
     /// status updates never report less.
     pub floor: Lsn,
+    /// How long a driver waits after a small read before reading again (see
+    /// [`LogicalCore::read_pause`]).
+    pub coalesce: ReadCoalescing,
 }
 
 impl CoreOptions {
-    /// Options with a 10 s status interval, an automatic read deadline, no stop LSN and no
-    /// floor.
+    /// Options with a 10 s status interval, an automatic read deadline, no stop LSN, no
+    /// floor and the default read coalescing.
     pub fn new(version: ProtocolVersion) -> Self {
         CoreOptions {
             version,
@@ -55,6 +61,7 @@ impl CoreOptions {
             read_timeout: ReadTimeout::Auto,
             stop_at: None,
             floor: Lsn::INVALID,
+            coalesce: ReadCoalescing::default(),
         }
     }
 }
@@ -218,7 +225,7 @@ impl LogicalCore {
         if self.phase == Phase::Finished {
             return;
         }
-        let silence = self.timers.on_received(now);
+        let before = self.timers.on_received(now);
         match BackendMessage::parse(frame) {
             Err(source) => self.fail(Error::Decode {
                 after: self.tracker.received(),
@@ -226,13 +233,33 @@ impl LogicalCore {
             }),
             Ok(BackendMessage::PrimaryKeepalive(k)) => {
                 self.feedback.record_server(k.wal_end, k.send_time);
-                self.on_keepalive(silence, k);
+                self.on_keepalive(now.saturating_duration_since(before), k);
             }
             Ok(BackendMessage::XLogData(x)) => {
                 self.feedback.record_server(x.wal_end, x.send_time);
                 self.on_xlog_data(x);
             }
         }
+    }
+
+    /// After a read at `now` that brought `read_bytes` bytes: until when a driver should wait
+    /// before reading again, so that more messages accumulate and the next read carries many
+    /// ([`CoreOptions::coalesce`]); `None` to read at once — when coalescing is off, the read
+    /// was large, or the stream is winding down. Never later than
+    /// [`poll_timeout`](Self::poll_timeout): a status update, liveness ping or read deadline
+    /// due earlier ends the wait, so a reply the server asked for is never held back past
+    /// the stream's own deadlines (a reply to a keepalive already read goes out before the
+    /// wait: [`transmit_due`](Self::transmit_due) is true at once).
+    pub fn read_pause(&self, now: Instant, read_bytes: usize) -> Option<Instant> {
+        let coalesce = self.options.coalesce;
+        if coalesce.budget.is_zero()
+            || read_bytes >= coalesce.below
+            || self.phase != Phase::Streaming
+        {
+            return None;
+        }
+        let until = timers::later(now, coalesce.budget);
+        Some(self.poll_timeout().map_or(until, |at| at.min(until)))
     }
 
     /// Checks the read deadline at `now`.
@@ -281,6 +308,35 @@ impl LogicalCore {
     /// The item [`poll_event`](Self::poll_event) would return next, without taking it.
     pub fn peek_event(&self) -> Option<&Result<Event>> {
         self.events.front()
+    }
+
+    /// Moves every pending item into `into` (empty) at once, without moving the events one
+    /// by one, if they fit in `events` events and `bytes` bytes (the last one may cross the
+    /// byte bound) and none is a transient error while `reconnect` holds; returns whether it
+    /// did.
+    pub(crate) fn take_all_events(
+        &mut self,
+        into: &mut VecDeque<Result<Event>>,
+        events: usize,
+        bytes: usize,
+        reconnect: bool,
+    ) -> Option<usize> {
+        if self.events.len() > events || !into.is_empty() {
+            return None;
+        }
+        // An error is always the last item (the stream ends with it).
+        if reconnect && matches!(self.events.back(), Some(Err(error)) if error.is_transient()) {
+            return None;
+        }
+        let mut total = 0;
+        for item in &self.events {
+            if total >= bytes {
+                return None;
+            }
+            total += crate::handoff::item_bytes(item);
+        }
+        std::mem::swap(&mut self.events, into);
+        Some(total)
     }
 
     /// Puts `event` before everything pending (a driver's own event, such as a reconnect
@@ -455,13 +511,16 @@ impl LogicalCore {
         in_stream: bool,
     ) -> Result<EventKind> {
         let lsn = xlog.wal_start;
-        check_column_counts(&self.relations, &message, lsn)?;
         // Keep where the tuples' columns are, so reading them does not decode them again.
         let layout = ChangeLayout::of(&message, &xlog.data);
-        let change = |core: &Self, xid, oid| -> Result<Change> {
+        // One relation lookup per change: it resolves the relation and checks the tuples'
+        // column counts against it.
+        let change = |core: &Self, xid, oid, tuples| -> Result<Change> {
+            let relation = core.relation(oid, lsn)?;
+            check_column_counts(&relation, tuples, lsn)?;
             Ok(Change::new(
                 xid,
-                core.relation(oid, lsn)?,
+                relation,
                 xlog.data.clone(),
                 version,
                 in_stream,
@@ -473,9 +532,17 @@ impl LogicalCore {
             Message::Commit(c) => EventKind::Commit(c),
             Message::Relation(r) => EventKind::Relation(self.relations.update(&r)),
             Message::Type(t) => EventKind::Type(self.relations.update_type(&t)),
-            Message::Insert(i) => EventKind::Insert(change(self, i.xid, i.relation)?),
-            Message::Update(u) => EventKind::Update(change(self, u.xid, u.relation)?),
-            Message::Delete(d) => EventKind::Delete(change(self, d.xid, d.relation)?),
+            Message::Insert(i) => {
+                EventKind::Insert(change(self, i.xid, i.relation, [None, Some(&i.new)])?)
+            }
+            Message::Update(u) => {
+                let old = u.old.as_ref().map(OldTuple::tuple);
+                EventKind::Update(change(self, u.xid, u.relation, [old, Some(&u.new)])?)
+            }
+            Message::Delete(d) => {
+                let old = Some(d.old.tuple());
+                EventKind::Delete(change(self, d.xid, d.relation, [old, None])?)
+            }
             Message::Truncate(t) => {
                 let relations = t
                     .relations

@@ -44,6 +44,90 @@ impl ReadTimeout {
     }
 }
 
+/// Read coalescing: after a read that brought fewer than [`below`](Self::below) bytes, the
+/// driver waits up to [`budget`](Self::budget) before reading again, so the next read carries
+/// what arrived meanwhile — hundreds of messages instead of a few. Fewer reads mean fewer
+/// wake-ups and syscalls here, and a walsender whose sends find our window less often empty.
+/// The wait is cut short by the stream's next timer (status update, liveness ping, read
+/// deadline); it adds at most `budget` to the delivery latency of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadCoalescing {
+    /// The longest wait; zero turns coalescing off (read again at once, as soon as data
+    /// arrives).
+    pub budget: Duration,
+    /// Reads of at least this many bytes are followed by the next read at once.
+    pub below: usize,
+}
+
+impl ReadCoalescing {
+    /// The default budget: 1 ms.
+    pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1);
+    /// The default threshold: 4 KiB. libpq reads into at least 8 KiB of free buffer at a
+    /// time and the native backend into at least 32 KiB, so a read that found more waiting
+    /// than it could take — its complete frames at least 8 KiB less one partial frame — is
+    /// never followed by a wait.
+    pub const DEFAULT_BELOW: usize = 4 * 1024;
+    /// The largest budget a configuration accepts.
+    pub const MAX_BUDGET: Duration = Duration::from_secs(1);
+
+    /// Coalescing with `budget` (zero: off) and the default threshold.
+    pub const fn new(budget: Duration) -> Self {
+        ReadCoalescing {
+            budget,
+            below: Self::DEFAULT_BELOW,
+        }
+    }
+
+    /// No coalescing.
+    pub const fn off() -> Self {
+        Self::new(Duration::ZERO)
+    }
+
+    /// The budget cut to a tenth of the server's `wal_sender_timeout` (when it has one): a
+    /// keepalive asking for a reply comes half-way through that timeout, so a wait this short
+    /// can never hold the reply back long enough for the walsender to give up on us.
+    #[must_use]
+    pub fn within_sender_timeout(self, sender_timeout: Option<Duration>) -> Self {
+        match sender_timeout {
+            Some(timeout) if !timeout.is_zero() => ReadCoalescing {
+                budget: self.budget.min(timeout / 10),
+                ..self
+            },
+            _ => self,
+        }
+    }
+}
+
+/// A time setting as `SHOW` prints it (`60s`, `1min`, `500ms`, `0`; a bare number is in
+/// milliseconds, the unit of `wal_sender_timeout`); `None` when it is not one.
+pub(crate) fn parse_setting_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let micros_per_unit = match unit.trim() {
+        "us" => 1,
+        "" | "ms" => 1_000,
+        "s" => 1_000_000,
+        "min" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        _ => return None,
+    };
+    number
+        .checked_mul(micros_per_unit)
+        .map(Duration::from_micros)
+}
+
+impl Default for ReadCoalescing {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_BUDGET)
+    }
+}
+
 /// An instant `after` past `now`, saturating instead of panicking on absurd durations (the
 /// builder rejects them; a core built directly must not panic either).
 pub(crate) fn later(now: Instant, after: Duration) -> Instant {
@@ -90,12 +174,13 @@ impl Timers {
             .resolve(self.silences[..self.silences_len].iter().max().copied())
     }
 
-    /// A frame arrived at `now`; returns how long the server had been silent before it.
-    pub(crate) fn on_received(&mut self, now: Instant) -> Duration {
-        let silence = now.saturating_duration_since(self.last_received);
-        self.last_received = self.last_received.max(now);
+    /// A frame arrived at `now`; returns when the frame before it had (the silence it ended
+    /// is computed only for keepalives: most frames of a batch share one `now`).
+    pub(crate) fn on_received(&mut self, now: Instant) -> Instant {
+        let before = self.last_received;
+        self.last_received = before.max(now);
         self.ping_sent = false;
-        silence
+        before
     }
 
     /// The frame that ended `silence` was a keepalive.
@@ -169,5 +254,40 @@ impl Timers {
             at = at.min(t);
         }
         Some(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{ReadCoalescing, parse_setting_duration};
+
+    #[test]
+    fn settings_as_show_prints_them() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_setting_duration("60s"), Some(ms(60_000)));
+        assert_eq!(parse_setting_duration("1min"), Some(ms(60_000)));
+        assert_eq!(parse_setting_duration("1500ms"), Some(ms(1500)));
+        assert_eq!(parse_setting_duration("2h"), Some(ms(7_200_000)));
+        assert_eq!(parse_setting_duration("1d"), Some(ms(86_400_000)));
+        assert_eq!(parse_setting_duration("250"), Some(ms(250)));
+        assert_eq!(parse_setting_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "s", "-1s", "1 fortnight", "99999999999999999999d"] {
+            assert_eq!(parse_setting_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_budget_stays_within_a_tenth_of_the_sender_timeout() {
+        let ms = Duration::from_millis;
+        let big = ReadCoalescing::new(ReadCoalescing::MAX_BUDGET);
+        assert_eq!(big.within_sender_timeout(Some(ms(1000))).budget, ms(100));
+        assert_eq!(big.within_sender_timeout(Some(ms(60_000))).budget, ms(1000));
+        // Disabled or unknown timeouts leave it alone.
+        assert_eq!(big.within_sender_timeout(Some(Duration::ZERO)), big);
+        assert_eq!(big.within_sender_timeout(None), big);
+        let default = ReadCoalescing::default();
+        assert_eq!(default.within_sender_timeout(Some(ms(1000))), default);
     }
 }

@@ -94,6 +94,22 @@ impl Transport for MockTransport {
             None => std::future::pending().await,
         }
     }
+    fn try_read_copy_data(&mut self) -> pg_walstream_transport::Result<Option<Bytes>> {
+        if self.observed.copy_done.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        match self.script.try_recv() {
+            Ok(Script::Frame(frame)) => {
+                self.observed.frames_read.fetch_add(1, Ordering::AcqRel);
+                Ok(Some(frame))
+            }
+            Ok(Script::Fail) => {
+                self.observed.failures_read.fetch_add(1, Ordering::AcqRel);
+                Err(TransportError::Closed)
+            }
+            Err(_) => Ok(None),
+        }
+    }
     fn write_copy_data(&mut self, data: &[u8]) -> pg_walstream_transport::Result<()> {
         self.queued.push(data.to_vec());
         Ok(())
@@ -410,30 +426,8 @@ async fn failure_after_the_stop_lsn_reaches_the_application_and_ends_the_task() 
 #[tokio::test]
 async fn byte_budget_bounds_what_waits_for_the_application() {
     // 200 inserts of about 1 KiB each, a budget of 8 KiB and room for 1000 events.
-    let base = 0x10_0000u64;
     let rows = 200u64;
-    let mut script = vec![frame(
-        base,
-        &OwnedMessage::Begin(Begin {
-            final_lsn: Lsn(base + 16 * (rows + 2)),
-            commit_time: PgTimestamp(1),
-            xid: Xid(7),
-        }),
-    )];
-    let (relation, _) = big_transaction(0);
-    script.push(relation.into_iter().nth(1).unwrap());
-    for i in 0..rows {
-        script.push(frame(
-            base + 32 + 16 * i,
-            &OwnedMessage::Insert(Insert {
-                xid: None,
-                relation: Oid(1),
-                new: OwnedTupleData {
-                    columns: vec![OwnedColumn::Text(Bytes::from(vec![b'x'; 1024]))],
-                },
-            }),
-        ));
-    }
+    let script = inserts(rows, 1024);
     let mut options = CoreOptions::new(ProtocolVersion::V4);
     options.read_timeout = ReadTimeout::Disabled;
     options.status_interval = Duration::from_millis(20);
@@ -525,4 +519,122 @@ async fn a_silent_server_fails_at_the_fixed_read_deadline() {
         .expect_err("a read timeout");
     assert!(matches!(error, Error::ReadTimeout { .. }), "{error:?}");
     drop(server);
+}
+
+/// Inserts of `len`-byte values after a Begin and the Relation, as one scripted read.
+fn inserts(rows: u64, len: usize) -> Vec<Script> {
+    let base = 0x20_0000u64;
+    let mut script = vec![frame(
+        base,
+        &OwnedMessage::Begin(Begin {
+            final_lsn: Lsn(base + 16 * (rows + 2)),
+            commit_time: PgTimestamp(1),
+            xid: Xid(8),
+        }),
+    )];
+    let (relation, _) = big_transaction(0);
+    script.push(relation.into_iter().nth(1).unwrap());
+    for i in 0..rows {
+        script.push(frame(
+            base + 32 + 16 * i,
+            &OwnedMessage::Insert(Insert {
+                xid: None,
+                relation: Oid(1),
+                new: OwnedTupleData {
+                    columns: vec![OwnedColumn::Text(Bytes::from(vec![b'y'; len]))],
+                },
+            }),
+        ));
+    }
+    script
+}
+
+#[tokio::test]
+async fn what_one_read_brings_is_handed_over_as_one_batch() {
+    let (mut stream, server, _observed) = start(1000, Duration::from_secs(10));
+    let script = inserts(100, 8);
+    let total = script.len();
+    // All frames are buffered before the driver first runs (current-thread runtime): its
+    // first read drains them, and the application gets them in one batch.
+    for s in script {
+        server.send(s).unwrap();
+    }
+    let batch = stream.next_batch().await.unwrap();
+    assert_eq!(batch.len(), total);
+    let kinds: Vec<_> = batch.map(|e| e.unwrap().into_kind()).collect();
+    assert!(matches!(kinds[0], EventKind::Begin(_)));
+    assert!(matches!(kinds[1], EventKind::Relation(_)));
+    assert!(kinds[2..].iter().all(|k| matches!(k, EventKind::Insert(_))));
+    stream.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn batches_stay_within_the_event_and_byte_bounds() {
+    // Room for 10 events: no batch holds more, and every event still arrives, in order.
+    let (mut stream, server, _observed) = start(10, Duration::from_secs(10));
+    for s in inserts(95, 8) {
+        server.send(s).unwrap();
+    }
+    let mut seen = 0;
+    while seen < 97 {
+        let batch = stream.next_batch().await.unwrap();
+        assert!(
+            !batch.is_empty() && batch.len() <= 10,
+            "{} events",
+            batch.len()
+        );
+        seen += batch.len();
+    }
+    assert_eq!(seen, 97);
+    stream.stop().await.unwrap();
+
+    // 4 KiB of messages with 1 KiB rows: at most 4 rows and one more (the event that crosses
+    // the budget is admitted) per batch.
+    let mut options = CoreOptions::new(ProtocolVersion::V4);
+    options.read_timeout = ReadTimeout::Disabled;
+    let limits = ChannelLimits {
+        events: 1000,
+        bytes: 4 * 1024,
+        slot: "mock".into(),
+    };
+    let (mut stream, server, _observed) = start_with(limits, options);
+    for s in inserts(60, 1024) {
+        server.send(s).unwrap();
+    }
+    let mut rows = 0;
+    while rows < 60 {
+        let batch = stream.next_batch().await.unwrap();
+        let bytes: usize = batch
+            .iter()
+            .map(|e| e.as_ref().unwrap().xlog_data().data.len())
+            .sum();
+        let largest = batch
+            .iter()
+            .map(|e| e.as_ref().unwrap().xlog_data().data.len())
+            .max()
+            .unwrap();
+        assert!(bytes < 4 * 1024 + largest, "a batch of {bytes} bytes");
+        rows += batch
+            .filter(|e| matches!(e.as_ref().unwrap().kind(), EventKind::Insert(_)))
+            .count();
+    }
+    stream.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn next_event_and_next_batch_mix_without_losing_or_repeating() {
+    let (mut stream, server, _observed) = start(1000, Duration::from_secs(10));
+    let script = inserts(20, 8);
+    let total = script.len();
+    for s in script {
+        server.send(s).unwrap();
+    }
+    let first = stream.next_event().await.unwrap().unwrap();
+    assert!(matches!(first.kind(), EventKind::Begin(_)));
+    // The rest of the read comes as the next batch, starting after the event taken.
+    let rest = stream.next_batch().await.unwrap();
+    assert_eq!(rest.len(), total - 1);
+    let kinds: Vec<_> = rest.map(|e| e.unwrap().into_kind()).collect();
+    assert!(matches!(kinds[0], EventKind::Relation(_)));
+    stream.stop().await.unwrap();
 }

@@ -3,6 +3,7 @@
 mod alloc_free;
 mod assembler;
 mod assembler_large;
+mod batches;
 mod chaos;
 mod columns;
 mod crash_report;

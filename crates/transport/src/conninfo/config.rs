@@ -95,6 +95,12 @@ pub struct Config {
     /// allow a server with a higher `scram_iterations`. Only the native backend enforces it:
     /// libpq has no such limit.
     pub max_scram_iterations: u32,
+    /// The socket's receive buffer (`SO_RCVBUF`) in bytes; `None` (the default) keeps the
+    /// operating system's, which Linux tunes automatically. Not a libpq setting: both
+    /// backends set it on their socket (the native one before connecting, so the TCP window
+    /// scale fits it; libpq's once connected). The kernel may round or cap it
+    /// (`net.core.rmem_max`).
+    pub recv_buffer_size: Option<usize>,
     /// Problems that were tolerated, e.g. an ignored password file.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -376,6 +382,7 @@ fn build<E: Environment + ?Sized>(
         passfile,
         session_settings: libpq_env::session_settings(env),
         max_scram_iterations: DEFAULT_MAX_SCRAM_ITERATIONS,
+        recv_buffer_size: None,
         warnings,
         user,
     })

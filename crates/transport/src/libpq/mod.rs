@@ -51,6 +51,11 @@ impl Transport for LibpqConnection {
         LibpqConnection::read_copy_data(self).await
     }
 
+    #[inline]
+    fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        LibpqConnection::try_read_copy_data(self)
+    }
+
     fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         LibpqConnection::write_copy_data(self, data)
     }

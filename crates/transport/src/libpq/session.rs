@@ -86,8 +86,8 @@ impl LibpqConnection {
         let params = connection_params(config, ffi::library_version(), &options)?;
         check_process_environment(config, &params, &options)?;
         let attempt = Self::connect_params(params);
-        match config.connect_timeout {
-            None => attempt.await,
+        let connection = match config.connect_timeout {
+            None => attempt.await?,
             Some(timeout) => {
                 let total = timeout * u32::try_from(config.hosts.len()).unwrap_or(1).max(1);
                 tokio::time::timeout(total, attempt).await.map_err(|_| {
@@ -100,9 +100,16 @@ impl LibpqConnection {
                             .join(","),
                         timeout: total,
                     }
-                })?
+                })??
             }
+        };
+        if let Some(size) = config.recv_buffer_size {
+            // The registered descriptor is a duplicate of libpq's: same socket.
+            socket2::SockRef::from(connection.socket()?.get_ref())
+                .set_recv_buffer_size(size)
+                .map_err(TransportError::io)?;
         }
+        Ok(connection)
     }
 
     /// `PQconnectStartParams` and each `PQconnectPoll` run on tokio's blocking pool: they may
@@ -512,6 +519,42 @@ impl LibpqConnection {
         }
     }
 
+    /// The next CopyData payload if libpq already holds it (no read from the socket, no
+    /// waiting); `None` when it holds nothing complete or the COPY is ending (then
+    /// [`read_copy_data`](Self::read_copy_data) takes over).
+    ///
+    /// # Errors
+    /// A broken connection.
+    pub fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        if self.pending_error.is_some()
+            || !matches!(
+                self.state,
+                State::Copy {
+                    server_done: false,
+                    ended: false,
+                    ..
+                }
+            )
+        {
+            return Ok(None);
+        }
+        match self.conn.get_copy_data() {
+            CopyData::Data(data) => Ok(Some(data)),
+            CopyData::WouldBlock => Ok(None),
+            CopyData::Done => {
+                // libpq has moved past the COPY: the next read collects its result.
+                if let State::Copy { ended, .. } = &mut self.state {
+                    *ended = true;
+                }
+                Ok(None)
+            }
+            CopyData::Error => {
+                let message = self.conn.error_message();
+                Err(self.broken(message))
+            }
+        }
+    }
+
     /// The server ended the COPY: an error surfaces now; otherwise the following result is
     /// kept for `next_response`.
     /// Cancel-safe: until the result is read, `ended` makes the next call come back here.
@@ -542,6 +585,22 @@ impl LibpqConnection {
         }
     }
 
+    /// Whether [`try_read_copy_data`](Self::try_read_copy_data) saw the COPY end and its
+    /// result has not been read yet. Writes are then dropped: libpq may have left COPY mode
+    /// (a lost connection, a walsender's CommandComplete) and would refuse them with "no
+    /// COPY in progress", and the next [`read_copy_data`](Self::read_copy_data) reports how
+    /// the stream ended — as when the end was read before any write.
+    fn copy_ending(&self) -> bool {
+        matches!(
+            self.state,
+            State::Copy {
+                ended: true,
+                server_done: false,
+                ..
+            }
+        )
+    }
+
     fn check_can_write(&self) -> Result<()> {
         match self.state {
             State::Copy {
@@ -559,7 +618,7 @@ impl LibpqConnection {
     /// When no CopyBoth or CopyIn stream is open for writing; libpq errors.
     pub fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         self.check_can_write()?;
-        if self.copy_in_failed {
+        if self.copy_in_failed || self.copy_ending() {
             return Ok(());
         }
         if self.unqueued.is_empty() && self.put_copy_data(data)? {
@@ -601,6 +660,10 @@ impl LibpqConnection {
     /// # Errors
     /// libpq and I/O errors.
     pub async fn flush(&mut self) -> Result<()> {
+        if self.copy_ending() {
+            self.unqueued.clear();
+            return Ok(());
+        }
         while let Some(data) = self.unqueued.first().cloned() {
             if self.put_copy_data(&data)? {
                 if !self.unqueued.is_empty() {
@@ -620,6 +683,9 @@ impl LibpqConnection {
     /// When no CopyBoth or CopyIn stream is open for writing; libpq and I/O errors.
     pub async fn send_copy_done(&mut self) -> Result<()> {
         self.check_can_write()?;
+        if self.copy_ending() {
+            return Ok(());
+        }
         self.flush().await?;
         if self.copy_in_failed {
             self.copy_in_failed = false;

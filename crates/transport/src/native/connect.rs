@@ -74,6 +74,8 @@ pub(crate) struct NativeOptions {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) keepalive: Keepalive,
     pub(crate) max_frame: usize,
+    /// `SO_RCVBUF` for the socket (see [`Config::recv_buffer_size`](crate::conninfo::Config::recv_buffer_size)).
+    pub(crate) recv_buffer_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,9 +231,11 @@ async fn attempt(
     auth: &AuthConfig,
 ) -> Result<NativeConnection, Attempt> {
     let socket = match address {
-        Address::Tcp { addr, .. } => socket::connect_tcp(*addr, options.keepalive).await?,
+        Address::Tcp { addr, .. } => {
+            socket::connect_tcp(*addr, options.keepalive, options.recv_buffer_size).await?
+        }
         #[cfg(unix)]
-        Address::Unix(path) => socket::connect_unix(path).await?,
+        Address::Unix(path) => socket::connect_unix(path, options.recv_buffer_size).await?,
     };
     // When `prefer` falls back to plain on the same socket, no second plain try follows.
     let mut retry_allowed = true;

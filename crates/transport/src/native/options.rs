@@ -84,6 +84,7 @@ impl NativeOptions {
                 count: config.keepalives_count,
             },
             max_frame: DEFAULT_MAX_FRAME_LEN,
+            recv_buffer_size: config.recv_buffer_size,
         })
     }
 }

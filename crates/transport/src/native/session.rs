@@ -360,6 +360,29 @@ impl NativeConnection {
         }
     }
 
+    /// The next CopyData payload if one is already buffered (no I/O, no waiting); `None`
+    /// when nothing complete is buffered or the next message is not CopyData (then
+    /// [`read_copy_data`](Self::read_copy_data) handles it).
+    ///
+    /// # Errors
+    /// Protocol errors (a message longer than the limit).
+    pub fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
+        if self.pending_error.is_some()
+            || !matches!(
+                self.state,
+                State::Copy {
+                    server_done: false,
+                    ..
+                }
+            )
+        {
+            return Ok(None);
+        }
+        self.io.try_copy_data().inspect_err(|_| {
+            self.state = State::Broken;
+        })
+    }
+
     fn check_can_write(&self) -> Result<()> {
         match self.state {
             State::Copy {

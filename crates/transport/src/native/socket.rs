@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::net::TcpStream;
+use tokio::net::TcpSocket;
 
 use super::stream::Socket;
 use crate::error::{Result, TransportError};
@@ -36,14 +36,28 @@ impl Default for Keepalive {
     }
 }
 
-/// Connects TCP with `TCP_NODELAY` and keepalives, as libpq does.
-pub(crate) async fn connect_tcp(addr: SocketAddr, keepalive: Keepalive) -> Result<Socket> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| TransportError::Connect {
-            address: addr.to_string(),
-            source,
-        })?;
+/// Connects TCP with `TCP_NODELAY` and keepalives, as libpq does, and with a receive buffer
+/// of `recv_buffer` bytes when given (set before connecting, so the window scale fits it).
+pub(crate) async fn connect_tcp(
+    addr: SocketAddr,
+    keepalive: Keepalive,
+    recv_buffer: Option<usize>,
+) -> Result<Socket> {
+    let connect = async {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(u32::try_from(size).unwrap_or(u32::MAX))?;
+        }
+        socket.connect(addr).await
+    };
+    let stream = connect.await.map_err(|source| TransportError::Connect {
+        address: addr.to_string(),
+        source,
+    })?;
     let configure = || -> std::io::Result<()> {
         stream.set_nodelay(true)?;
         let sock = SockRef::from(&stream);
@@ -78,15 +92,20 @@ pub(crate) async fn connect_tcp(addr: SocketAddr, keepalive: Keepalive) -> Resul
     Ok(Socket::Tcp(stream))
 }
 
-/// Connects to a unix-domain socket path (`<dir>/.s.PGSQL.<port>`).
+/// Connects to a unix-domain socket path (`<dir>/.s.PGSQL.<port>`), with a receive buffer
+/// of `recv_buffer` bytes when given.
 #[cfg(unix)]
-pub(crate) async fn connect_unix(path: &Path) -> Result<Socket> {
-    let stream = tokio::net::UnixStream::connect(path)
-        .await
-        .map_err(|source| TransportError::Connect {
-            address: path.display().to_string(),
-            source,
-        })?;
+pub(crate) async fn connect_unix(path: &Path, recv_buffer: Option<usize>) -> Result<Socket> {
+    let error = |source| TransportError::Connect {
+        address: path.display().to_string(),
+        source,
+    };
+    let stream = tokio::net::UnixStream::connect(path).await.map_err(error)?;
+    if let Some(size) = recv_buffer {
+        SockRef::from(&stream)
+            .set_recv_buffer_size(size)
+            .map_err(error)?;
+    }
     Ok(Socket::Unix(stream))
 }
 
@@ -110,7 +129,7 @@ mod tests {
             interval: Some(Duration::from_secs(7)),
             count: Some(4),
         };
-        let Socket::Tcp(stream) = connect_tcp(addr, settings).await.expect("connect") else {
+        let Socket::Tcp(stream) = connect_tcp(addr, settings, None).await.expect("connect") else {
             panic!("expected TCP")
         };
         let sock = SockRef::from(&stream);
@@ -132,10 +151,18 @@ mod tests {
             enabled: false,
             ..Keepalive::default()
         };
-        let Socket::Tcp(stream) = connect_tcp(addr, off).await.expect("connect") else {
+        let Socket::Tcp(stream) = connect_tcp(addr, off, Some(64 * 1024))
+            .await
+            .expect("connect")
+        else {
             panic!("expected TCP")
         };
         assert!(!SockRef::from(&stream).keepalive().expect("keepalive"));
+        // SO_RCVBUF as asked (Linux reports twice the value, for its bookkeeping).
+        let rcvbuf = SockRef::from(&stream)
+            .recv_buffer_size()
+            .expect("SO_RCVBUF");
+        assert!(rcvbuf >= 64 * 1024, "SO_RCVBUF {rcvbuf}");
     }
 
     #[tokio::test]
@@ -144,7 +171,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("address")
         };
-        let err = connect_tcp(addr, Keepalive::default())
+        let err = connect_tcp(addr, Keepalive::default(), None)
             .await
             .expect_err("nothing listens");
         assert!(err.to_string().contains(&addr.to_string()), "{err}");

@@ -9,6 +9,8 @@ use pg_walstream_codec::pgoutput::{
     StreamStart,
 };
 
+mod coalesce;
+mod handoff;
 mod review;
 use pg_walstream_codec::replication::{PrimaryKeepalive, StandbyStatusUpdate, XLogData};
 use pg_walstream_codec::{Lsn, Oid, PgTimestamp, Xid};

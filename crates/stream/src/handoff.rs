@@ -1,0 +1,169 @@
+//! The hand-off between the driver task and the application: events travel in batches — one
+//! channel operation and at most one wake-up per read from the server, not per event — and
+//! the channel is bounded in events and in bytes of pgoutput messages by [`Budget`], so large
+//! rows cannot pile up behind a count-only bound. Batch buffers are recycled through a small
+//! pool, so a steady stream allocates none.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::error::Result;
+use crate::events::Event;
+
+/// The items of one batch, in order.
+pub(crate) type Items = VecDeque<Result<Event>>;
+
+/// How many empty batch buffers the pool keeps.
+const SPARE_BUFFERS: usize = 4;
+/// The capacity a fresh batch buffer starts with.
+const INITIAL_BATCH: usize = 256;
+
+/// One batch in the channel: the events of one read and the bytes of their messages.
+#[derive(Debug)]
+pub(crate) struct Handoff {
+    pub(crate) items: Items,
+    pub(crate) bytes: usize,
+}
+
+/// The bytes an item keeps in the channel (its pgoutput message; an error keeps none).
+pub(crate) fn item_bytes(item: &Result<Event>) -> usize {
+    item.as_ref()
+        .map_or(0, |event| event.xlog_data().data.len())
+}
+
+/// Events and message bytes delivered to the channel and not yet taken by the application,
+/// with their limits, and the pool of batch buffers. Shared by the driver (which adds) and the
+/// stream handle (which releases a batch when it takes it from the channel).
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    shared: Arc<Shared>,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    events: AtomicUsize,
+    bytes: AtomicUsize,
+    released: Notify,
+    spare: Mutex<Vec<Items>>,
+}
+
+impl Budget {
+    /// A budget of `max_events` events and `max_bytes` bytes (each at least 1).
+    pub(crate) fn new(max_events: usize, max_bytes: usize) -> Self {
+        Budget {
+            shared: Arc::default(),
+            max_events: max_events.max(1),
+            max_bytes: max_bytes.max(1),
+        }
+    }
+
+    /// What may still enter the channel: `(events, bytes)`, `None` when either limit is
+    /// reached. Below the byte limit one more event is always admitted, however large, so the
+    /// channel exceeds it by at most one event.
+    pub(crate) fn room(&self) -> Option<(usize, usize)> {
+        let events = self.shared.events.load(Ordering::Acquire);
+        let bytes = self.shared.bytes.load(Ordering::Acquire);
+        (events < self.max_events && bytes < self.max_bytes)
+            .then(|| (self.max_events - events, self.max_bytes - bytes))
+    }
+
+    /// A batch of `events` events and `bytes` bytes entered the channel.
+    pub(crate) fn take(&self, events: usize, bytes: usize) {
+        self.shared.events.fetch_add(events, Ordering::AcqRel);
+        self.shared.bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// The application took a batch of `events` events and `bytes` bytes; wakes the driver
+    /// when that brings the channel below both limits from at or above one of them.
+    pub(crate) fn release(&self, events: usize, bytes: usize) {
+        let events_before = self.shared.events.fetch_sub(events, Ordering::AcqRel);
+        let bytes_before = self.shared.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let full_before = events_before >= self.max_events || bytes_before >= self.max_bytes;
+        let full_after =
+            events_before - events >= self.max_events || bytes_before - bytes >= self.max_bytes;
+        if full_before && !full_after {
+            // A permit is stored if the driver is not waiting yet: no lost wake-up.
+            self.shared.released.notify_one();
+        }
+    }
+
+    /// Resolves after a [`release`](Self::release) made room.
+    pub(crate) async fn released(&self) {
+        self.shared.released.notified().await;
+    }
+
+    /// An empty batch buffer: a recycled one if the pool has one.
+    pub(crate) fn spare(&self) -> Items {
+        self.shared
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_else(|| VecDeque::with_capacity(INITIAL_BATCH))
+    }
+
+    /// Returns a batch buffer to the pool (emptied; dropped when the pool is full).
+    pub(crate) fn recycle(&self, mut items: Items) {
+        if items.capacity() == 0 {
+            return;
+        }
+        items.clear();
+        if let Ok(mut pool) = self.shared.spare.lock()
+            && pool.len() < SPARE_BUFFERS
+        {
+            pool.push(items);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[tokio::test]
+    async fn bounded_in_bytes_and_woken_below_the_limit() {
+        let budget = Budget::new(1000, 100);
+        assert_eq!(budget.room(), Some((1000, 100)));
+        budget.take(1, 60);
+        assert_eq!(budget.room(), Some((999, 40)));
+        budget.take(1, 60);
+        assert_eq!(budget.room(), None, "120 bytes reach the limit");
+        budget.release(1, 10);
+        assert_eq!(budget.room(), None, "110 bytes are still in the channel");
+        budget.release(1, 60);
+        assert_eq!(budget.room(), Some((1000, 50)));
+        // The crossing stored a wake-up for a driver that was not waiting yet.
+        tokio::time::timeout(std::time::Duration::from_secs(5), budget.released())
+            .await
+            .expect("the release below the limit wakes the driver");
+    }
+
+    #[tokio::test]
+    async fn bounded_in_events() {
+        let budget = Budget::new(3, 1 << 20);
+        budget.take(3, 30);
+        assert_eq!(budget.room(), None);
+        budget.release(2, 20);
+        assert_eq!(budget.room(), Some((2, (1 << 20) - 10)));
+        tokio::time::timeout(std::time::Duration::from_secs(5), budget.released())
+            .await
+            .expect("room in events wakes the driver");
+    }
+
+    #[test]
+    fn buffers_are_recycled() {
+        let budget = Budget::new(10, 10);
+        let mut items = budget.spare();
+        items.push_back(Err(crate::Error::ServerEnded));
+        let capacity = items.capacity();
+        budget.recycle(items);
+        let again = budget.spare();
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), capacity, "the pooled buffer comes back");
+    }
+}

@@ -1,0 +1,203 @@
+//! Batched hand-off and read coalescing against real servers: `next_batch` delivers what
+//! `next_event` does, with coalescing off too; batches respect the byte and event bounds; a
+//! long coalescing budget never makes the walsender give up waiting for our reply.
+
+use std::time::Duration;
+
+use pg_walstream_codec::Lsn;
+use pg_walstream_stream::{EventKind, LogicalStream, ReadCoalescing, RetryPolicy};
+use pg_walstream_testkit::{TestServer, servers, unique_name};
+
+use crate::support::{Fixture, collect};
+
+/// What identifies an event across slots: its position and its message bytes.
+type Seen = (Lsn, Vec<u8>);
+
+fn seen(event: &pg_walstream_stream::Event) -> Seen {
+    (event.xlog_data().wal_start, event.xlog_data().data.to_vec())
+}
+
+/// Events through `next_batch` until `commits` Commits arrived; checks each batch against
+/// the bounds.
+async fn by_batches(
+    stream: &mut LogicalStream,
+    commits: usize,
+    max_events: usize,
+    max_bytes: usize,
+    ctx: &str,
+) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let mut seen_commits = 0;
+    while seen_commits < commits {
+        let batch = tokio::time::timeout(Duration::from_secs(60), stream.next_batch())
+            .await
+            .unwrap_or_else(|_| panic!("{ctx}: timed out after {seen_commits} commits"))
+            .unwrap_or_else(|| panic!("{ctx}: stream ended"));
+        assert!(!batch.is_empty(), "{ctx}: empty batch");
+        assert!(batch.len() <= max_events, "{ctx}: {} events", batch.len());
+        let sizes: Vec<usize> = batch
+            .iter()
+            .map(|e| e.as_ref().map_or(0, |e| e.xlog_data().data.len()))
+            .collect();
+        let bytes: usize = sizes.iter().sum();
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        // The event that crosses the byte budget is admitted, no further one.
+        assert!(
+            bytes < max_bytes + largest,
+            "{ctx}: a batch of {bytes} bytes, budget {max_bytes}"
+        );
+        for event in batch {
+            let event = event.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            if matches!(event.kind(), EventKind::Commit(_)) {
+                seen_commits += 1;
+            }
+            out.push(seen(&event));
+        }
+    }
+    out
+}
+
+const WORKLOAD: [&str; 4] = [
+    "INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 3000) g",
+    "UPDATE t SET v = 'u' WHERE id % 7 = 0",
+    "INSERT INTO t SELECT g, repeat('w', 3000) FROM generate_series(3001, 3200) g",
+    "DELETE FROM t WHERE id % 3 = 0",
+];
+
+#[tokio::test]
+async fn next_batch_delivers_what_next_event_does_with_coalescing_on_and_off() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "batches",
+            "CREATE TABLE t (id int PRIMARY KEY, v text)",
+            "FOR TABLE t",
+        )
+        .await;
+        // Three slots see the same transactions: per event (default budget), per batch
+        // (default budget) and per event with coalescing off.
+        let mut per_event = fx.start(fx.config()).await;
+        let mut batched = fx
+            .start(
+                fx.config()
+                    .slot(&unique_name("batch"))
+                    .channel_bytes(64 * 1024),
+            )
+            .await;
+        let mut uncoalesced = fx
+            .start(
+                fx.config()
+                    .slot(&unique_name("nocoal"))
+                    .read_coalescing(Duration::ZERO),
+            )
+            .await;
+        fx.exec(&WORKLOAD).await;
+        let ctx = format!("PG {v}");
+        let expected: Vec<Seen> = collect(&mut per_event, WORKLOAD.len(), v)
+            .await
+            .iter()
+            .map(seen)
+            .collect();
+        assert!(expected.len() > 4000, "{ctx}: {} events", expected.len());
+        let got = by_batches(&mut batched, WORKLOAD.len(), 1024, 64 * 1024, &ctx).await;
+        assert_eq!(got.len(), expected.len(), "{ctx}: batches");
+        assert!(got == expected, "{ctx}: batches differ from events");
+        let plain: Vec<Seen> = collect(&mut uncoalesced, WORKLOAD.len(), v)
+            .await
+            .iter()
+            .map(seen)
+            .collect();
+        assert!(plain == expected, "{ctx}: budget 0 differs");
+        for stream in [per_event, batched, uncoalesced] {
+            stream
+                .stop()
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}: stop: {e}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn batches_respect_small_event_and_byte_bounds() {
+    for server in servers() {
+        let v = server.version();
+        let fx = Fixture::new(
+            server,
+            "bounds",
+            "CREATE TABLE t (id int PRIMARY KEY, v text)",
+            "FOR TABLE t",
+        )
+        .await;
+        let mut stream = fx
+            .start(fx.config().channel_capacity(16).channel_bytes(8 * 1024))
+            .await;
+        fx.exec(&WORKLOAD).await;
+        let got = by_batches(
+            &mut stream,
+            WORKLOAD.len(),
+            16,
+            8 * 1024,
+            &format!("PG {v}"),
+        )
+        .await;
+        // 3000 + 3000/7 + 200 + 3200/3 rows, and a Begin and a Commit per statement (and the
+        // Relation messages, not counted: the server may repeat one after an invalidation).
+        let rows = 3000 + 3000 / 7 + 200 + 3200 / 3;
+        let counted = got
+            .iter()
+            .filter(|(_, data)| data.first() != Some(&b'R'))
+            .count();
+        assert_eq!(counted, rows + 2 * WORKLOAD.len(), "PG {v}");
+        stream.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_coalescing_budget_never_delays_a_reply_past_the_senders_timeout() {
+    for version in servers().iter().map(TestServer::version) {
+        // The walsender asks for a reply after 0.5 s without one and gives up after 1 s;
+        // our status interval is far longer, so only replies to its keepalives keep us.
+        let server = TestServer::builder(version)
+            .setting("wal_sender_timeout", "1s")
+            .start()
+            .expect("private server");
+        let fx = Fixture::new(
+            &server,
+            "keepalive",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let mut stream = fx
+            .start(
+                fx.config()
+                    .read_coalescing(ReadCoalescing::MAX_BUDGET)
+                    .status_interval(Duration::from_secs(600))
+                    .retry(RetryPolicy::never()),
+            )
+            .await;
+        let pid_query = "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1";
+        let pid = |row: tokio_postgres::Row| row.get::<_, Option<i32>>(0);
+        let before = pid(fx.admin.query_one(pid_query, &[&fx.slot]).await.unwrap());
+        assert!(before.is_some(), "PG {version}: slot not active");
+        // A trickle of small transactions for several sender timeouts: every read is small,
+        // so each is followed by a coalescing wait.
+        let commits = 40;
+        for id in 0..commits {
+            fx.exec(&[&format!("INSERT INTO t VALUES ({id})")]).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let events = collect(&mut stream, commits, version).await;
+        let inserts = events
+            .iter()
+            .filter(|e| matches!(e.kind(), EventKind::Insert(_)))
+            .count();
+        assert_eq!(inserts, commits, "PG {version}");
+        // Still the same walsender: it never timed us out (with no retry, a timeout would
+        // also have ended the stream with an error above).
+        let after = pid(fx.admin.query_one(pid_query, &[&fx.slot]).await.unwrap());
+        assert_eq!(after, before, "PG {version}: the walsender was replaced");
+        stream.stop().await.unwrap();
+    }
+}
