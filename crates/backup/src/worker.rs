@@ -1,5 +1,7 @@
 //! A thread that consumes one archive's bytes through a blocking [`std::io::Read`], fed from
-//! async code through a bounded channel (backpressure: at most [`QUEUED_CHUNKS`] chunks wait).
+//! async code through a bounded channel. Chunks travel in batches of about [`BATCH_BYTES`]
+//! (one channel operation and at most one thread wake-up per batch, not per 32 KiB chunk);
+//! backpressure: at most [`QUEUED_BATCHES`] batches wait.
 
 use std::io::{self, Read};
 
@@ -8,13 +10,18 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{BackupError, Result};
 
-/// Chunks (≤ 32 KiB each from the server) queued ahead of the worker.
-pub(crate) const QUEUED_CHUNKS: usize = 64;
+/// Bytes of chunks (≤ 32 KiB each from the server) gathered before they go to the worker.
+pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+
+/// Batches queued ahead of the worker (with [`BATCH_BYTES`]: about 2 MiB).
+pub(crate) const QUEUED_BATCHES: usize = 8;
 
 /// The reading end: yields the chunks in order, then end of file when the sender is done.
 #[derive(Debug)]
 pub(crate) struct ChunkReader {
-    receiver: mpsc::Receiver<Bytes>,
+    receiver: mpsc::Receiver<Vec<Bytes>>,
+    /// The rest of the batch being read.
+    batch: std::vec::IntoIter<Bytes>,
     current: Bytes,
 }
 
@@ -24,14 +31,19 @@ impl ChunkReader {
         if !self.current.is_empty() {
             return Some(std::mem::take(&mut self.current));
         }
-        self.receiver.blocking_recv()
+        loop {
+            if let Some(chunk) = self.batch.next() {
+                return Some(chunk);
+            }
+            self.batch = self.receiver.blocking_recv()?.into_iter();
+        }
     }
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
-            match self.receiver.blocking_recv() {
+            match self.next_chunk() {
                 Some(chunk) => self.current = chunk,
                 None => return Ok(0),
             }
@@ -46,7 +58,10 @@ impl Read for ChunkReader {
 /// A running worker thread.
 #[derive(Debug)]
 pub(crate) struct Worker {
-    sender: Option<mpsc::Sender<Bytes>>,
+    sender: Option<mpsc::Sender<Vec<Bytes>>>,
+    /// Chunks gathered for the next batch, and their size.
+    pending: Vec<Bytes>,
+    pending_bytes: usize,
     done: oneshot::Receiver<Result<()>>,
 }
 
@@ -56,13 +71,14 @@ impl Worker {
         name: &str,
         job: impl FnOnce(ChunkReader) -> Result<()> + Send + 'static,
     ) -> Result<Self> {
-        let (sender, receiver) = mpsc::channel(QUEUED_CHUNKS);
+        let (sender, receiver) = mpsc::channel(QUEUED_BATCHES);
         let (done_sender, done) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("backup {name}"))
             .spawn(move || {
                 let outcome = job(ChunkReader {
                     receiver,
+                    batch: Vec::new().into_iter(),
                     current: Bytes::new(),
                 });
                 let _ = done_sender.send(outcome);
@@ -74,16 +90,35 @@ impl Worker {
             })?;
         Ok(Worker {
             sender: Some(sender),
+            pending: Vec::new(),
+            pending_bytes: 0,
             done,
         })
     }
 
-    /// Queues a chunk; when the worker has stopped early, its error.
+    /// Queues a chunk (sent on with others once [`BATCH_BYTES`] are gathered); when the worker
+    /// has stopped early, its error.
     pub(crate) async fn send(&mut self, chunk: Bytes) -> Result<()> {
+        self.pending_bytes += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_bytes < BATCH_BYTES {
+            return Ok(());
+        }
+        self.send_pending().await
+    }
+
+    /// Sends the gathered chunks to the worker.
+    async fn send_pending(&mut self) -> Result<()> {
         let Some(sender) = &self.sender else {
+            self.pending.clear();
             return Ok(());
         };
-        if sender.send(chunk).await.is_ok() {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.pending_bytes = 0;
+        let batch = std::mem::take(&mut self.pending);
+        if sender.send(batch).await.is_ok() {
             return Ok(());
         }
         self.sender = None;
@@ -93,8 +128,9 @@ impl Worker {
         }
     }
 
-    /// Ends the input and waits for the job's outcome.
+    /// Sends what is gathered, ends the input and waits for the job's outcome.
     pub(crate) async fn finish(mut self) -> Result<()> {
+        self.send_pending().await?;
         self.sender = None;
         self.done.await.unwrap_or_else(|_| Err(stopped()))
     }
