@@ -441,6 +441,7 @@ async fn wait_for_id(v: u32, child: &mut Child, path: &Path, format: &str, id: i
 /// with it and arrives again once. Every committed row is in the file exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recv_keeps_an_open_streamed_transaction_once_across_a_cut_and_a_restart() {
+    // json: the first stop is a SIGKILL; text: a SIGINT.
     let dir = tempfile::tempdir().unwrap();
     for server in servers() {
         let v = server.version();
@@ -480,7 +481,14 @@ async fn recv_keeps_an_open_streamed_transaction_once_across_a_cut_and_a_restart
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             wait_for_id(v, &mut child, &path, format, 2010).await;
-            interrupt(v, child).await;
+            if format == "json" {
+                // A crash while acknowledgements are held: the restart cuts the file back to
+                // FILE.ack, before the open transaction's blocks and the commits behind it.
+                child.kill().expect("SIGKILL");
+                child.wait().expect("wait");
+            } else {
+                interrupt(v, child).await;
+            }
             let mut child = spawn_recv(&through, &slot, format, &path);
             open.batch_execute("COMMIT").await.expect("commit");
             commit_rows(&admin, 2011, 10, 3).await;
