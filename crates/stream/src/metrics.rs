@@ -9,6 +9,7 @@
 //! | `walstream_bytes_total` | counter | CopyData bytes received |
 //! | `walstream_status_updates_total` | counter | standby status updates sent |
 //! | `walstream_reconnects_total` | counter | reconnects after a transient failure |
+//! | `walstream_replays_dropped_total` | counter | replayed transactions dropped after a reconnect (already reported processed) |
 //! | `walstream_received_lsn` | gauge | highest WAL position received |
 //! | `walstream_flushed_lsn` | gauge | flush position last sent |
 //! | `walstream_applied_lsn` | gauge | apply position last sent |
@@ -98,6 +99,12 @@ impl StreamMetrics {
         self.backpressured
             .set(if backpressured { 1.0 } else { 0.0 });
     }
+}
+
+/// The counter of replayed transactions the stream drops (kept by the receiving side, not the
+/// driver: the replay filter runs where the application takes events).
+pub(crate) fn replays_dropped(slot: &str) -> Counter {
+    counter!("walstream_replays_dropped_total", "slot" => slot.to_owned())
 }
 
 /// Gauges are `f64`: LSNs above 2^53 lose their lowest bits, which is fine for monitoring.

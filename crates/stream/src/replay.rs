@@ -10,20 +10,40 @@
 //! record starts at its `commit_lsn`, the Begin's `final_lsn`, which is below the reported
 //! `end_lsn` of every transaction the application processed.
 
+use metrics::Counter;
 use pg_walstream_codec::Lsn;
 
 use crate::events::EventKind;
 
 /// Which events after a [`EventKind::Reconnected`] are replays of processed transactions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ReplayFilter {
     /// A reconnect happened and no transaction of the new connection was delivered yet.
     armed: bool,
     /// Inside a transaction that is dropped, up to and including its Commit.
     skipping: bool,
+    /// Transactions dropped so far.
+    dropped: u64,
+    /// `walstream_replays_dropped_total`, counted with `dropped`.
+    metric: Counter,
 }
 
 impl ReplayFilter {
+    /// A filter counting the transactions it drops into `metric` as well.
+    pub(crate) fn new(metric: Counter) -> Self {
+        ReplayFilter {
+            armed: false,
+            skipping: false,
+            dropped: 0,
+            metric,
+        }
+    }
+
+    /// How many replayed transactions were dropped, whole, since the stream started.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// Whether `kind` goes to the application; `processed` gives the processed position now
     /// (read only at a Begin after a reconnect, never on the normal path).
     pub(crate) fn admits(&mut self, kind: &EventKind, processed: impl FnOnce() -> Lsn) -> bool {
@@ -41,6 +61,8 @@ impl ReplayFilter {
             EventKind::Begin(begin) if self.armed => {
                 if begin.final_lsn < processed() {
                     self.skipping = true;
+                    self.dropped += 1;
+                    self.metric.increment(1);
                     false
                 } else {
                     // Commits come in commit order: no later one can be a replay.
@@ -59,6 +81,8 @@ mod tests {
 
     use pg_walstream_codec::pgoutput::{Begin, Commit};
     use pg_walstream_codec::{Lsn, PgTimestamp, Xid};
+
+    use metrics::Counter;
 
     use super::ReplayFilter;
     use crate::events::{EventKind, Reconnected};
@@ -90,7 +114,7 @@ mod tests {
 
     #[test]
     fn without_a_reconnect_everything_is_delivered() {
-        let mut filter = ReplayFilter::default();
+        let mut filter = ReplayFilter::new(Counter::noop());
         for kind in [begin(0x100), commit(0x100, 0x130)] {
             assert!(filter.admits(&kind, || Lsn(0x500)));
         }
@@ -98,7 +122,7 @@ mod tests {
 
     #[test]
     fn the_processed_position_is_not_read_without_a_reconnect() {
-        let mut filter = ReplayFilter::default();
+        let mut filter = ReplayFilter::new(Counter::noop());
         for kind in [begin(0x100), commit(0x100, 0x130)] {
             assert!(filter.admits(&kind, || panic!("read on the normal path")));
         }
@@ -106,7 +130,7 @@ mod tests {
 
     #[test]
     fn processed_transactions_replayed_after_a_reconnect_are_dropped_whole() {
-        let mut filter = ReplayFilter::default();
+        let mut filter = ReplayFilter::new(Counter::noop());
         let processed = Lsn(0x230); // the end of the second transaction
         assert!(filter.admits(&reconnected(), || processed));
         // The first two were processed after the dial: dropped, Begin through Commit.
@@ -118,11 +142,12 @@ mod tests {
         assert!(filter.admits(&begin(0x230), || processed));
         assert!(filter.admits(&commit(0x230, 0x260), || processed));
         assert!(filter.admits(&begin(0x100), || processed), "disarmed");
+        assert_eq!(filter.dropped(), 2, "both replays counted, nothing else");
     }
 
     #[test]
     fn a_new_reconnect_re_arms_and_ends_a_dropped_transaction() {
-        let mut filter = ReplayFilter::default();
+        let mut filter = ReplayFilter::new(Counter::noop());
         assert!(filter.admits(&reconnected(), || Lsn(0x300)));
         assert!(!filter.admits(&begin(0x100), || Lsn(0x300)));
         // Cut inside the dropped transaction: its replay comes after the next Reconnected.
@@ -130,5 +155,35 @@ mod tests {
         assert!(!filter.admits(&begin(0x100), || Lsn(0x300)));
         assert!(!filter.admits(&commit(0x100, 0x130), || Lsn(0x300)));
         assert!(filter.admits(&begin(0x300), || Lsn(0x300)));
+        assert_eq!(
+            filter.dropped(),
+            2,
+            "the cut one is counted at each of its two drops"
+        );
+    }
+
+    #[test]
+    fn drops_reach_the_metric() {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let mut filter = metrics::with_local_recorder(&recorder, || {
+            ReplayFilter::new(metrics::counter!("walstream_replays_dropped_total"))
+        });
+        for kind in [reconnected(), begin(0x100), commit(0x100, 0x130)] {
+            filter.admits(&kind, || Lsn(0x200));
+        }
+        let counted: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| (key.key().name().to_owned(), value))
+            .collect();
+        assert_eq!(
+            counted,
+            [(
+                "walstream_replays_dropped_total".to_owned(),
+                metrics_util::debugging::DebugValue::Counter(1)
+            )]
+        );
     }
 }

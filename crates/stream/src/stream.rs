@@ -225,6 +225,14 @@ impl LogicalStream {
         &self.info
     }
 
+    /// How many transactions this stream dropped, whole, as replays of transactions the
+    /// application had already reported processed (the delivery contract after a
+    /// reconnect: see [`EventKind::Reconnected`](crate::EventKind::Reconnected)). Also
+    /// counted in the `walstream_replays_dropped_total` metric.
+    pub fn replays_dropped(&self) -> u64 {
+        self.replay.dropped()
+    }
+
     /// Stops gracefully: no more events are delivered, a final status update carrying the
     /// latest report is sent, then CopyDone, and the server's end of the stream is awaited.
     /// Events not yet taken are discarded (they were not reported as processed). After a
@@ -504,7 +512,7 @@ impl LogicalStream {
             stopping: false,
             stop_error: None,
             task: DriverTask::new(task),
-            replay: ReplayFilter::default(),
+            replay: ReplayFilter::new(crate::metrics::replays_dropped(slot)),
             feedback,
             budget,
             info,

@@ -114,6 +114,7 @@ async fn chaos_consumer_process() {
         .open(output.with_extension("stats"))
         .expect("stats file");
     let mut transactions = Assemble::new(stream, assembler);
+    let mut filtered = 0;
     while let Some(item) = transactions.next().await {
         let item = item.unwrap_or_else(|e| panic!("the stream failed: {e}"));
         match item {
@@ -146,6 +147,12 @@ async fn chaos_consumer_process() {
                     threshold = real_end;
                 }
                 let _ = ticket.complete();
+                // Replays the stream itself dropped (reported after a reconnect's dial).
+                let dropped = transactions.get_ref().replays_dropped();
+                for _ in filtered..dropped {
+                    stats.write_all(b"filtered\n").expect("stats");
+                }
+                filtered = dropped;
             }
             Assembled::Reconnected(_) => stats.write_all(b"reconnect\n").expect("stats"),
             Assembled::CommitPrepared(passed) => {
@@ -584,11 +591,13 @@ async fn chaos_every_committed_row_exactly_once_on_every_version() {
         let stats = std::fs::read_to_string(path.with_extension("stats")).unwrap_or_default();
         let reconnects = stats.lines().filter(|l| *l == "reconnect").count();
         let replays = stats.lines().filter(|l| *l == "replay").count();
+        let filtered = stats.lines().filter(|l| *l == "filtered").count();
         eprintln!(
             "PG {v} chaos: {rows} rows in {} transactions, {periodic} periodic cuts + {cuts} \
              phase cuts ({resets} connections reset), {terminations} walsender terminations, \
              {restarts} server restart(s), {kills} consumer kills, {reconnects} reconnects, \
-             {replays} replayed transactions discarded, {:.1} s",
+             {replays} replayed transactions discarded by the consumer, {filtered} by the \
+             stream's replay filter, {:.1} s",
             planned.len(),
             started.elapsed().as_secs_f64()
         );

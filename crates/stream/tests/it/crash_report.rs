@@ -7,7 +7,8 @@
 //! transaction at or before it is delivered again and nothing after it is skipped.
 //!
 //! The consumer is this test binary run again with [`CHILD_ENV`] set ([`crash_child`]). It
-//! writes one line per event of interest, each in one `write(2)`: `C END_LSN ID` per Commit,
+//! writes one line per event of interest, each in one `write(2)`: `C END_LSN ID DROPPED` per
+//! Commit (`DROPPED`: the stream's count of replays it dropped so far),
 //! `R` per `Reconnected`, `P LSN` once it has reported `LSN`.
 
 use std::io::Write as _;
@@ -62,7 +63,8 @@ async fn crash_child() {
         match event.kind() {
             EventKind::Insert(change) => id = text(&change.new_tuple().expect("row"), 0).unwrap(),
             EventKind::Commit(c) => {
-                out.write_all(format!("C {} {id}\n", c.end_lsn).as_bytes())
+                let dropped = stream.replays_dropped();
+                out.write_all(format!("C {} {id} {dropped}\n", c.end_lsn).as_bytes())
                     .expect("output");
                 first_commit.get_or_insert(c.end_lsn);
                 if mode == "follow" {
@@ -133,14 +135,18 @@ fn after_report(lines: &[String]) -> &[String] {
 
 /// `(end_lsn, id)` of each `C` line.
 fn commits(lines: &[String]) -> Vec<(Lsn, i64)> {
-    lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("C "))
-        .map(|l| {
-            let (lsn, id) = l.split_once(' ').expect("C line");
-            (lsn.parse().expect("LSN"), id.parse().expect("id"))
-        })
-        .collect()
+    commit_fields(lines).map(|(lsn, id, _)| (lsn, id)).collect()
+}
+
+/// `(end_lsn, id, replays dropped)` of each `C` line.
+fn commit_fields(lines: &[String]) -> impl Iterator<Item = (Lsn, i64, u64)> + '_ {
+    lines.iter().filter_map(|l| l.strip_prefix("C ")).map(|l| {
+        let mut fields = l.split(' ');
+        let mut next = || fields.next().expect("C line");
+        let lsn = next().parse().expect("LSN");
+        let id = next().parse().expect("id");
+        (lsn, id, next().parse().expect("dropped"))
+    })
 }
 
 async fn confirmed(server: &TestServer, db: &str, slot: &str) -> Lsn {
@@ -229,6 +235,13 @@ async fn sigkill_right_after_a_post_dial_report_redelivers_nothing_reported_and_
             child.kill().unwrap();
             child.wait().unwrap();
             let killed = lines(&first);
+            if confirmed_first {
+                // Transaction 1 came again after the report and was dropped by the stream.
+                let (_, _, dropped) = commit_fields(after_report(&killed))
+                    .find(|c| c.1 == 2)
+                    .expect("transaction 2 again");
+                assert_eq!(dropped, 1, "PG {v}: replays dropped before transaction 2");
+            }
             let replayed = commits(after_report(&killed));
             assert!(
                 replayed.iter().all(|(end, _)| *end > reported),
