@@ -28,7 +28,8 @@ use crate::waldump_scan::{Bounds, Seen, Stop, scan};
 use crate::waldump_segments::{SegmentReader, Segments};
 
 /// Set (to anything) in the environment, the parallel path says on standard error how many
-/// chunks it merged, or which one did not join (for tests: the output is the same).
+/// chunks it merged, or which one did not join (for tests: the output is the same), and
+/// each thread's time on a CPU (for benchmarks on shared machines).
 pub(crate) const TRACE: &str = "PG_WALSTREAM_WALDUMP_TRACE";
 
 /// Chunks per worker: more than one, so that a worker slowed down by other load holds
@@ -65,6 +66,8 @@ pub(crate) fn stats(plan: &Plan<'_>, jobs: usize) -> Option<Result<(), CliError>
     // The lowest chunk that ended the dump: later ones are of no use.
     let ended = AtomicUsize::new(usize::MAX);
     let mut outcomes: Vec<Option<Outcome>> = (0..chunks.len()).map(|_| None).collect();
+    let trace = std::env::var_os(TRACE).is_some();
+    let mut worker_cpu = Vec::new();
     thread::scope(|s| {
         let workers: Vec<_> = (0..jobs.min(chunks.len()))
             .map(|_| {
@@ -73,7 +76,7 @@ pub(crate) fn stats(plan: &Plan<'_>, jobs: usize) -> Option<Result<(), CliError>
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= chunks.len() || i > ended.load(Ordering::Relaxed) {
-                            return done;
+                            return (done, trace.then(on_cpu_ms).flatten());
                         }
                         let outcome = decode_chunk(plan, &chunks, i, &ended);
                         if matches!(outcome.stop, Stop::Done(_)) {
@@ -86,7 +89,8 @@ pub(crate) fn stats(plan: &Plan<'_>, jobs: usize) -> Option<Result<(), CliError>
             .collect();
         for worker in workers {
             match worker.join() {
-                Ok(done) => {
+                Ok((done, cpu)) => {
+                    worker_cpu.extend(cpu);
                     for (i, outcome) in done {
                         outcomes[i] = Some(outcome);
                     }
@@ -97,13 +101,25 @@ pub(crate) fn stats(plan: &Plan<'_>, jobs: usize) -> Option<Result<(), CliError>
     });
     let n = chunks.len();
     let (merged, outcome) = merge(plan.per_record, outcomes);
-    if std::env::var_os(TRACE).is_some() {
+    if trace {
         match outcome {
             Some(_) => eprintln!("waldump: {jobs} jobs, {n} chunks, {merged} merged"),
             None => eprintln!("waldump: {jobs} jobs, {n} chunks, chunk {merged} does not join"),
         }
+        // The critical path on idle cores: the main thread's time plus the busiest worker's.
+        eprintln!(
+            "waldump: on-CPU ms: main thread {:.1}, workers {worker_cpu:.1?}",
+            on_cpu_ms().unwrap_or(f64::NAN)
+        );
     }
     outcome
+}
+
+/// The calling thread's time on a CPU so far (`/proc/thread-self/schedstat`), in ms.
+fn on_cpu_ms() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e6)
 }
 
 /// The first segment number of each chunk (the first one starts at `--start`'s), or
