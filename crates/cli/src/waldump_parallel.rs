@@ -32,9 +32,9 @@ use crate::waldump_segments::{SegmentReader, Segments};
 /// each thread's time on a CPU (for benchmarks on shared machines).
 pub(crate) const TRACE: &str = "PG_WALSTREAM_WALDUMP_TRACE";
 
-/// Chunks per worker: more than one, so that a worker slowed down by other load holds
-/// back less of the merge.
-const CHUNKS_PER_JOB: u64 = 4;
+/// Chunks per worker (at most, one segment each): small chunks keep the workers busy to the
+/// end, while each chunk boundary costs only one extra read of the next segment's start.
+const CHUNKS_PER_JOB: u64 = 16;
 
 /// What to dump: the caller's range and record filter.
 pub(crate) struct Plan<'a> {
