@@ -1,5 +1,6 @@
 //! `waldump --stats` decoded by several threads prints exactly what one thread prints: on
-//! WAL of 1 MiB segments with records spanning segment (so chunk) boundaries, with `-s`/`-e`
+//! WAL of 1 MiB segments with records spanning segment (so chunk) boundaries and an
+//! `XLOG_SWITCH`, with `-s`/`-e`
 //! inside segments, to the end of WAL, and with damage in a middle segment (a flipped bit in
 //! a record and in a record crossing a boundary, a truncated and a missing segment): the
 //! same standard output, the same one-line error, the same exit code — and equal to
@@ -40,7 +41,7 @@ async fn lsn(c: &tokio_postgres::Client) -> u64 {
 
 /// Writes ~8 MiB of WAL on a server with 1 MiB segments: updates after checkpoints (full-page
 /// images), inserts, and after each a logical message sized to cross the next segment
-/// boundary. Returns (start, end) of the range, both inside segments; the segments are
+/// boundary; an `XLOG_SWITCH` in the middle. Returns (start, end) of the range, both inside segments; the segments are
 /// copied into `dir` while the last one is still being written (so it ends in zeros).
 async fn generate(server: &TestServer, dir: &Path) -> (u64, u64) {
     let c = server.admin("postgres").await;
@@ -62,7 +63,12 @@ async fn generate(server: &TestServer, dir: &Path) -> (u64, u64) {
         .await
         .unwrap();
     let start = lsn(&c).await;
-    for round in 0..6 {
+    for round in 0..8 {
+        if round == 3 {
+            // A switch in the middle: the rest of its segment is skipped.
+            c.batch_execute("SELECT pg_switch_wal()").await.unwrap();
+            continue;
+        }
         c.batch_execute(&format!(
             "UPDATE p SET abalance = abalance + 1 WHERE aid % 6 = {round};
              INSERT INTO p SELECT g, 0, '' FROM generate_series({a}, {b}) g;
@@ -204,6 +210,10 @@ async fn parallel_stats_equal_sequential_ones() {
         for stats in ["--stats", "--stats=record"] {
             let (out, trace) = same(v, stats, dir, &[&range[..], &[stats]].concat());
             assert!(out.status.success(), "PostgreSQL {v}: {}", stderr(&out));
+            if stats == "--stats=record" {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.contains("XLOG/SWITCH"), "PostgreSQL {v}: {text}");
+            }
             assert!(merged(&trace) >= 6, "PostgreSQL {v}: {trace}");
             if let Some(tool) = pg_walstream_testkit::client_tool_of_version("pg_waldump", v) {
                 let theirs = Command::new(tool)
