@@ -1,7 +1,6 @@
 //! `waldump --stats` decoded by several threads prints exactly what one thread prints: on
 //! WAL of 1 MiB segments with records spanning segment (so chunk) boundaries and an
-//! `XLOG_SWITCH`, with `-s`/`-e`
-//! inside segments, to the end of WAL, and with damage in a middle segment (a flipped bit in
+//! `XLOG_SWITCH`, with `-s`/`-e` inside segments, to the end of WAL, and with damage in a middle segment (a flipped bit in
 //! a record and in a record crossing a boundary, a truncated and a missing segment): the
 //! same standard output, the same one-line error, the same exit code — and equal to
 //! pg_waldump's statistics where one of the same version is installed. The trace variable
