@@ -69,22 +69,27 @@ pub(crate) fn stats(plan: &Plan<'_>, jobs: usize) -> Option<Result<(), CliError>
     let trace = std::env::var_os(TRACE).is_some();
     let mut worker_cpu = Vec::new();
     thread::scope(|s| {
+        // Workers take chunks in order until none is left: any number of them that could
+        // be started decodes all the chunks.
         let workers: Vec<_> = (0..jobs.min(chunks.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= chunks.len() || i > ended.load(Ordering::Relaxed) {
-                            return (done, trace.then(on_cpu_ms).flatten());
+            .filter_map(|_| {
+                thread::Builder::new()
+                    .name("waldump".into())
+                    .spawn_scoped(s, || {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= chunks.len() || i > ended.load(Ordering::Relaxed) {
+                                return (done, trace.then(on_cpu_ms).flatten());
+                            }
+                            let outcome = decode_chunk(plan, &chunks, i, &ended);
+                            if matches!(outcome.stop, Stop::Done(_)) {
+                                ended.fetch_min(i, Ordering::Relaxed);
+                            }
+                            done.push((i, outcome));
                         }
-                        let outcome = decode_chunk(plan, &chunks, i, &ended);
-                        if matches!(outcome.stop, Stop::Done(_)) {
-                            ended.fetch_min(i, Ordering::Relaxed);
-                        }
-                        done.push((i, outcome));
-                    }
-                })
+                    })
+                    .ok()
             })
             .collect();
         for worker in workers {
