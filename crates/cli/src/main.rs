@@ -36,6 +36,8 @@ mod spool;
 mod verifybackup;
 mod waldump;
 mod waldump_output;
+mod waldump_parallel;
+mod waldump_scan;
 mod waldump_segments;
 mod waldump_timelines;
 

@@ -10,8 +10,10 @@ use pg_walstream_codec::{Lsn, WalSegmentSize};
 
 use crate::error::CliError;
 use crate::waldump_output::{Stats, json_line, text_line};
+use crate::waldump_parallel::{self, Plan};
+use crate::waldump_scan::{Bounds, Seen, Stop, scan};
 use crate::waldump_segments::{
-    SegmentName, SegmentReader, find_directory, first_segment, segment_size_of,
+    SegmentName, SegmentReader, Segments, find_directory, first_segment, segment_size_of,
 };
 use crate::waldump_timelines::Timelines;
 
@@ -89,6 +91,29 @@ pub(crate) struct WaldumpArgs {
     /// One JSON object per record instead of text.
     #[arg(long = "json", conflicts_with = "stats")]
     json: bool,
+    /// Worker threads for --stats (default: the available cores). The segment range is
+    /// split into chunks decoded side by side and merged in order; the output is the same
+    /// as with one thread. With --follow, --limit, --quiet or --save-fullpage one thread
+    /// decodes.
+    #[arg(short = 'j', long = "jobs", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+}
+
+/// `Some(per_record)` if `--stats` may be computed in parallel: nothing but the
+/// statistics is output and the range is fixed.
+fn parallel_stats(args: &WaldumpArgs) -> Option<bool> {
+    let mode = args.stats?;
+    let alone = !args.follow && !args.quiet && args.limit.is_none() && args.save_fullpage.is_none();
+    alone.then_some(mode == StatsMode::Record)
+}
+
+/// `--jobs`, else the available cores.
+fn jobs(args: &WaldumpArgs) -> usize {
+    args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        usize::from,
+    )
 }
 
 /// Record filters.
@@ -245,20 +270,32 @@ fn dump(
 ) -> Result<(), CliError> {
     let first_segment = start.segment_number(size);
     let timelines = Timelines::load(dir, timeline)?;
-    let mut reader = SegmentReader::new(
-        dir.to_path_buf(),
-        timelines,
-        size,
-        first_segment,
-        args.follow,
-    );
-    if reader.path_of(first_segment).is_none() && !args.follow {
+    let segments = Segments::new(dir.to_path_buf(), timelines, size);
+    if segments.path_of(first_segment).is_none() && !args.follow {
         return Err(CliError::message(format!(
             "could not find file \"{}\" in {} for start WAL location {start}",
-            reader.name_of(first_segment),
+            segments.name_of(first_segment),
             dir.display()
         )));
     }
+    let bounds = Bounds {
+        dir,
+        end,
+        boundary: None,
+    };
+    if let Some(per_record) = parallel_stats(args) {
+        let plan = Plan {
+            matches: &|r: &Record<'_>| filter.matches(r),
+            bounds: &bounds,
+            segments: &segments,
+            start,
+            per_record,
+        };
+        if let Some(outcome) = waldump_parallel::stats(&plan, jobs(args)) {
+            return outcome;
+        }
+    }
+    let mut reader = SegmentReader::new(segments.clone(), first_segment, args.follow);
     let mut decoder = WalDecoder::new(start.segment_start(size))
         .with_segment_size(size)
         .skip_until(start);
@@ -267,76 +304,38 @@ fn dump(
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut shown: u64 = 0;
     let mut page = Vec::new();
-    let mut last_lsn = start;
-    let outcome: Result<(), CliError> = 'read: loop {
-        loop {
-            let record = match decoder.next_record() {
-                Ok(Some(record)) => record,
-                Ok(None) => break,
-                Err(e) => {
-                    if end.is_some_and(|end| e.lsn() >= end) {
-                        break 'read Ok(());
-                    }
-                    break 'read Err(CliError::message(format!(
-                        "error in WAL record at {}: {e}",
-                        e.lsn()
-                    )));
-                }
-            };
-            // pg_waldump shows a record only if all its bytes lie before --end.
-            if let Some(end) = end {
-                let raw_end = record.lsn().as_u64() + u64::from(record.total_len());
-                if record.lsn() >= end || raw_end > end.as_u64() {
-                    break 'read Ok(());
-                }
-            }
-            last_lsn = record.lsn();
-            if !filter.matches(&record) {
-                continue;
-            }
-            if let Some(dir) = &args.save_fullpage {
-                // Named after the timeline of the file read, as pg_waldump does.
-                let file_timeline = reader.timeline_of(record.lsn().segment_number(size));
-                save_fullpages(&record, dir, file_timeline, &mut page)?;
-            }
-            if !args.quiet {
-                if let Some(stats) = stats.as_mut() {
-                    stats.add(&record);
+    let mut seen = Seen {
+        last_lsn: start,
+        first: None,
+    };
+    let stop = scan(&mut decoder, &mut reader, &bounds, &mut seen, |record| {
+        if !filter.matches(record) {
+            return Ok(true);
+        }
+        if let Some(dir) = &args.save_fullpage {
+            // Named after the timeline of the file read, as pg_waldump does.
+            let file_timeline = segments.timeline_of(record.lsn().segment_number(size));
+            save_fullpages(record, dir, file_timeline, &mut page)?;
+        }
+        if !args.quiet {
+            if let Some(stats) = stats.as_mut() {
+                stats.add(record);
+            } else {
+                let line = if args.json {
+                    json_line(record)
                 } else {
-                    let line = if args.json {
-                        json_line(&record)
-                    } else {
-                        text_line(&record, args.bkp_details)
-                    };
-                    writeln!(out, "{line}").map_err(|e| CliError::writing(&e))?;
-                }
-            }
-            shown += 1;
-            if args.limit.is_some_and(|n| shown >= n) {
-                break 'read Ok(());
+                    text_line(record, args.bkp_details)
+                };
+                writeln!(out, "{line}").map_err(|e| CliError::writing(&e))?;
             }
         }
-        match reader.feed(&mut decoder) {
-            Ok(true) => {}
-            Ok(false) => {
-                if let Err(e) = decoder.finish() {
-                    break 'read Err(CliError::message(format!(
-                        "error in WAL record at {}: {e}",
-                        e.lsn()
-                    )));
-                }
-                let next = decoder.next_record_lsn();
-                if end.is_some_and(|end| next >= end) {
-                    break 'read Ok(());
-                }
-                break 'read Err(CliError::message(format!(
-                    "could not find file \"{}\" in {} (WAL continues at {next}, last record at {last_lsn})",
-                    reader.name_of(reader.current()),
-                    dir.display()
-                )));
-            }
-            Err(e) => break 'read Err(e),
-        }
+        shown += 1;
+        Ok(args.limit.is_none_or(|n| shown < n))
+    })?;
+    let outcome = match stop {
+        Stop::Done(outcome) => outcome,
+        // No boundary was given.
+        Stop::Boundary { .. } => Ok(()),
     };
     if let Some(stats) = &stats {
         out.write_all(stats.render().as_bytes())

@@ -205,6 +205,28 @@ impl Stats {
         }
     }
 
+    /// Adds the counts of `later`, whose records all follow the ones counted here.
+    pub(crate) fn merge(&mut self, later: &Stats) {
+        if later.count == 0 {
+            return;
+        }
+        self.version = self.version.or(later.version);
+        self.first = self.first.or(later.first);
+        self.last_end = later.last_end;
+        self.count += later.count;
+        let pairs = self.rmgr.iter_mut().zip(&later.rmgr).chain(
+            self.record
+                .iter_mut()
+                .flatten()
+                .zip(later.record.iter().flatten()),
+        );
+        for (into, from) in pairs {
+            into.count += from.count;
+            into.rec_len += from.rec_len;
+            into.fpi_len += from.fpi_len;
+        }
+    }
+
     /// The table pg_waldump prints.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();

@@ -118,33 +118,27 @@ pub(crate) fn segment_size_of(path: &Path) -> Result<WalSegmentSize, CliError> {
     })
 }
 
-/// Reads consecutive segments into a decoder, each from the newest timeline that holds it.
-pub(crate) struct SegmentReader {
+/// Where each segment of a dump is: the directory and the timelines to look in.
+#[derive(Debug, Clone)]
+pub(crate) struct Segments {
     dir: PathBuf,
     timelines: Timelines,
     size: WalSegmentSize,
-    next: u64,
-    file: Option<(File, PathBuf)>,
-    follow: bool,
 }
 
-impl SegmentReader {
-    /// A reader starting at segment number `first`.
-    pub(crate) fn new(
-        dir: PathBuf,
-        timelines: Timelines,
-        size: WalSegmentSize,
-        first: u64,
-        follow: bool,
-    ) -> Self {
+impl Segments {
+    /// Segments of `size` in `dir`, each from the newest of `timelines` that holds it.
+    pub(crate) fn new(dir: PathBuf, timelines: Timelines, size: WalSegmentSize) -> Self {
         Self {
             dir,
             timelines,
             size,
-            next: first,
-            file: None,
-            follow,
         }
+    }
+
+    /// The segment size.
+    pub(crate) fn size(&self) -> WalSegmentSize {
+        self.size
     }
 
     /// The path of segment `number` (the full file, else its `.partial`) on the newest
@@ -177,18 +171,67 @@ impl SegmentReader {
         )
     }
 
+    /// The highest segment number with a file in the directory that a dump would read
+    /// (`None` if there is none, or the directory cannot be listed).
+    pub(crate) fn last_present(&self) -> Option<u64> {
+        std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(SegmentName::parse))
+            .map(|n| (n.number(self.size), n.timeline))
+            .filter(|&(number, timeline)| {
+                self.timelines
+                    .for_segment(number, self.size)
+                    .any(|t| t == timeline)
+            })
+            .map(|(number, _)| number)
+            .max()
+    }
+
     fn segment_lsn(&self, number: u64) -> Lsn {
         self.size.segment_start_lsn(number).unwrap_or(Lsn::MAX)
     }
 
-    /// Feeds the next chunk (up to 1 MiB) into `decoder`. `Ok(false)`: no more WAL (the
-    /// next segment does not exist and we are not following).
+    /// The name of segment `number` on the newest timeline that may hold it.
+    pub(crate) fn name_of(&self, number: u64) -> String {
+        let timeline = self
+            .timelines
+            .for_segment(number, self.size)
+            .next()
+            .unwrap_or(self.timelines.newest());
+        self.segment_lsn(number)
+            .segment_file_name(timeline, self.size)
+            .to_string()
+    }
+}
+
+/// Reads consecutive segments into a decoder, each from the newest timeline that holds it.
+pub(crate) struct SegmentReader {
+    segments: Segments,
+    next: u64,
+    file: Option<(File, PathBuf)>,
+    follow: bool,
+}
+
+impl SegmentReader {
+    /// A reader of `segments` starting at segment number `first`.
+    pub(crate) fn new(segments: Segments, first: u64, follow: bool) -> Self {
+        Self {
+            segments,
+            next: first,
+            file: None,
+            follow,
+        }
+    }
+
+    /// Feeds the next chunk (up to [`READ_SIZE`]) into `decoder`. `Ok(false)`: no more WAL
+    /// (the next segment does not exist and we are not following).
     ///
     /// With `follow`, waits for the next segment, and for a growing file to grow.
     pub(crate) fn feed(&mut self, decoder: &mut WalDecoder) -> Result<bool, CliError> {
         loop {
             if self.file.is_none() {
-                match self.path_of(self.next) {
+                match self.segments.path_of(self.next) {
                     Some((path, _)) => {
                         let file = File::open(&path).map_err(|e| {
                             CliError::failed(format!("opening {}", path.display()), &e)
@@ -210,7 +253,7 @@ impl SegmentReader {
                 return Ok(true);
             }
             // End of this file: a whole segment moves on; a short one is still being written.
-            let expected_end = self.segment_lsn(self.next + 1);
+            let expected_end = self.segments.segment_lsn(self.next + 1);
             if decoder.fed_end() >= expected_end {
                 self.file = None;
                 self.next += 1;
@@ -229,14 +272,7 @@ impl SegmentReader {
 
     /// The name of segment `number` on the newest timeline that may hold it.
     pub(crate) fn name_of(&self, number: u64) -> String {
-        let timeline = self
-            .timelines
-            .for_segment(number, self.size)
-            .next()
-            .unwrap_or(self.timelines.newest());
-        self.segment_lsn(number)
-            .segment_file_name(timeline, self.size)
-            .to_string()
+        self.segments.name_of(number)
     }
 }
 

@@ -7,9 +7,12 @@
 //! later runs reuse that copy when its range file is there. Both tools read exactly the
 //! range `-s START -e END`, check every record's CRC, and print the same statistics (checked
 //! once before measuring). Runs alternate between the tools after one unmeasured pass each
-//! (so the files are in the page cache); the figures are medians with min–max of
+//! (so the files are in the page cache) — ours with its default threads (the cores),
+//! pg_waldump, ours with `--jobs 1`; the figures are medians with min–max of
 //! `--runs` runs: MB/s = WAL bytes in the range / wall time, CPU = user + system seconds of the
-//! child (`cutime`/`cstime` of /proc/self/stat around its wait).
+//! child (`cutime`/`cstime` of /proc/self/stat around its wait). After each round an untimed
+//! traced run of ours gives its critical path on idle cores (main thread + busiest worker on
+//! a CPU): an estimate that waiting for shared cores does not inflate.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -88,7 +91,9 @@ pub(crate) fn run(pg_version: u32, runs: usize, megabytes: u64) -> Result<(), St
         ));
     }
     let ticks = super::consumer::clock_ticks();
-    let mut samples: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    // Ours with its default threads (the cores), pg_waldump, and ours on one thread.
+    let mut samples: [Vec<(f64, f64)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut critical: Vec<f64> = Vec::new();
     for _ in 0..runs {
         let mut mine = Command::new(&ours);
         mine.arg("waldump").args(range);
@@ -96,6 +101,13 @@ pub(crate) fn run(pg_version: u32, runs: usize, megabytes: u64) -> Result<(), St
         let mut other = Command::new(&theirs);
         other.args(range);
         samples[1].push(measure(other, ticks)?);
+        let mut single = Command::new(&ours);
+        single.args(["waldump", "--jobs", "1"]).args(range);
+        samples[2].push(measure(single, ticks)?);
+        // Not timed: the threads' on-CPU times, for the estimate on idle cores.
+        let mut traced = Command::new(&ours);
+        traced.arg("waldump").args(range);
+        critical.extend(critical_path(traced)?);
     }
     let mb = wal.bytes as f64 / 1e6;
     let rates: Vec<Vec<f64>> = samples
@@ -112,11 +124,13 @@ pub(crate) fn run(pg_version: u32, runs: usize, megabytes: u64) -> Result<(), St
         .collect();
     let spread = |v: &[f64]| Spread::of(v).ok_or("no runs");
     let (our_rate, their_rate) = (spread(&rates[0])?, spread(&rates[1])?);
-    let (our_cpu, their_cpu) = (spread(&cpus[0])?, spread(&cpus[1])?);
-    let (our_eff, their_eff) = (spread(&per_cpu[0])?, spread(&per_cpu[1])?);
     let ratio = our_rate.median / their_rate.median;
-    let cpu_ratio = our_eff.median / their_eff.median;
+    let cpu_ratio = spread(&per_cpu[0])?.median / spread(&per_cpu[1])?.median;
+    let single_ratio = spread(&rates[2])?.median / their_rate.median;
+    let their_cpu = spread(&cpus[1])?.median;
+    let critical = Spread::of(&critical);
     let machine = tools::machine();
+    let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut table = format!(
         "Machine: {machine}; {}; PostgreSQL {version} WAL, {mb:.0} MB ({} to {}); --runs {runs}; \
          1-min load average {:.2}.\n\n\
@@ -126,20 +140,13 @@ pub(crate) fn run(pg_version: u32, runs: usize, megabytes: u64) -> Result<(), St
         wal.end,
         tools::load()
     );
-    for (name, rate, cpu, eff) in [
-        (
-            "pg-walstream waldump --stats",
-            &our_rate,
-            &our_cpu,
-            &our_eff,
-        ),
-        (
-            &*format!("pg_waldump {version} --stats"),
-            &their_rate,
-            &their_cpu,
-            &their_eff,
-        ),
-    ] {
+    let names = [
+        format!("pg-walstream waldump --stats ({jobs} threads)"),
+        format!("pg_waldump {version} --stats"),
+        "pg-walstream waldump --stats --jobs 1".to_owned(),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let (rate, cpu, eff) = (spread(&rates[i])?, spread(&cpus[i])?, spread(&per_cpu[i])?);
         let _ = writeln!(
             table,
             "| {name} | {:.0} ({:.0}–{:.0}) | {:.3} ({:.3}–{:.3}) | {:.0} ({:.0}–{:.0}) |",
@@ -157,8 +164,21 @@ pub(crate) fn run(pg_version: u32, runs: usize, megabytes: u64) -> Result<(), St
     let _ = writeln!(
         table,
         "\nRatio ours / pg_waldump: {ratio:.2}× in MB/s (wall), {cpu_ratio:.2}× in MB per \
-         CPU-second."
+         CPU-second; on one thread {single_ratio:.2}× in MB/s."
     );
+    if let Some(c) = &critical {
+        let _ = writeln!(
+            table,
+            "\nCritical path of ours on idle cores (main thread + busiest worker on a CPU, \
+             `PG_WALSTREAM_WALDUMP_TRACE`, untimed runs): {:.0} ms ({:.0}–{:.0}); pg_waldump's \
+             CPU {:.0} ms: {:.2}× (an estimate where the cores are shared).",
+            c.median * 1e3,
+            c.min * 1e3,
+            c.max * 1e3,
+            their_cpu * 1e3,
+            their_cpu / c.median
+        );
+    }
     let report = json!({
         "scenario": "waldump",
         "machine": machine,
@@ -169,7 +189,11 @@ pub(crate) fn run(pg_version: u32, runs: usize, megabytes: u64) -> Result<(), St
         "runs": runs,
         "ours": {"mb_per_s": rates[0], "cpu_s": cpus[0]},
         "pg_waldump": {"mb_per_s": rates[1], "cpu_s": cpus[1]},
+        "ours_one_thread": {"mb_per_s": rates[2], "cpu_s": cpus[2]},
+        "threads": jobs,
         "ratio": ratio,
+        "one_thread_ratio": single_ratio,
+        "critical_path_s": critical.as_ref().map(|c| c.median),
         "cpu_ratio": cpu_ratio,
     });
     let out = workspace_root().join("target/bench");
@@ -229,6 +253,35 @@ fn measure(mut command: Command, ticks: f64) -> Result<(f64, f64), String> {
         return Err(format!("{command:?}: {status}"));
     }
     Ok((wall, children_cpu(ticks)? - cpu_before))
+}
+
+/// Seconds on a CPU of the main thread plus the busiest worker of one traced run of ours
+/// (`None` if it decoded on one thread).
+fn critical_path(mut command: Command) -> Result<Option<f64>, String> {
+    let out = command
+        .env("PG_WALSTREAM_WALDUMP_TRACE", "1")
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("{command:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let Some(line) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("waldump: on-CPU ms: main thread "))
+    else {
+        return Ok(None);
+    };
+    if line.contains("NaN") {
+        return Ok(None);
+    }
+    let numbers: Vec<f64> = line
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let Some((main, workers)) = numbers.split_first() else {
+        return Ok(None);
+    };
+    let busiest = workers.iter().copied().fold(0.0, f64::max);
+    Ok(Some((main + busiest) / 1e3))
 }
 
 /// The WAL of the scenario: from target/bench/waldump-wal if a previous run left it for

@@ -15,4 +15,5 @@ mod spool;
 mod streamed;
 mod support;
 mod waldump;
+mod waldump_parallel;
 mod waldump_timeline;

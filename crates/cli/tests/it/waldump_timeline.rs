@@ -142,6 +142,22 @@ async fn waldump_follows_a_timeline_switch_with_the_history_file() {
             );
         }
 
+        // --stats across the switch: the same on four threads as on one.
+        let stats = |jobs: &str| {
+            std::process::Command::new(crate::support::bin())
+                .args(["waldump", "--stats=record", "--jobs", jobs])
+                .args(range)
+                .output()
+                .unwrap()
+        };
+        let (one, four) = (stats("1"), stats("4"));
+        assert!(one.status.success(), "PostgreSQL {v}: {}", stderr(&one));
+        assert!(
+            one.stdout == four.stdout && one.status.code() == four.status.code(),
+            "PostgreSQL {v}: --stats on four threads differs across the switch: {}",
+            stderr(&four)
+        );
+
         // Without the history file only timeline 2's files count: the range's first
         // segment is not there (pg_waldump's behaviour).
         std::fs::remove_file(tmp.path().join("00000002.history")).unwrap();
