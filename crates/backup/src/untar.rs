@@ -306,6 +306,15 @@ fn entry_path(header: &[u8; BLOCK]) -> io::Result<PathBuf> {
     {
         return Err(bad_entry(&path, "not a relative path inside the archive"));
     }
+    // Without `./` parts or a trailing slash (PostgreSQL names tablespace links
+    // `pg_tblspc/<oid>/` on some versions, and a symlink cannot be created at such a path).
+    let path: PathBuf = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    if path.as_os_str().is_empty() {
+        return Err(bad_entry(&path, "an empty name"));
+    }
     Ok(path)
 }
 
