@@ -262,14 +262,16 @@ pub fn prepare_empty_dir(dir: &Path) -> Result<()> {
     }
 }
 
-fn bad_entry(path: &Path, reason: &str) -> io::Error {
+/// An error naming a refused archive entry.
+pub(crate) fn bad_entry(path: &Path, reason: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("entry {}: {reason}", path.display()),
     )
 }
 
-fn with_path(path: &Path, error: &io::Error) -> io::Error {
+/// `error`, naming the entry it happened to.
+pub(crate) fn with_path(path: &Path, error: &io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("entry {}: {error}", path.display()))
 }
 

@@ -15,7 +15,7 @@ use std::io::{self, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Component, Path, PathBuf};
 
-use crate::extract::{TablespaceMapping, map_tablespace};
+use crate::extract::{TablespaceMapping, bad_entry, map_tablespace, with_path};
 
 /// A tar block.
 const BLOCK: usize = 512;
@@ -349,17 +349,6 @@ fn number(bytes: &[u8]) -> Option<u64> {
         value = value.checked_mul(8)?.checked_add(u64::from(b - b'0'))?;
     }
     Some(value)
-}
-
-fn bad_entry(path: &Path, reason: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("entry {}: {reason}", path.display()),
-    )
-}
-
-fn with_path(path: &Path, error: &io::Error) -> io::Error {
-    io::Error::new(error.kind(), format!("entry {}: {error}", path.display()))
 }
 
 #[cfg(test)]
