@@ -8,6 +8,7 @@ use crate::compress::decoder;
 use crate::core::{ArchiveInfo, BackupEvent};
 use crate::error::{BackupError, Result};
 use crate::options::CompressionMethod;
+use crate::output::Output;
 use crate::sink::{ArchiveSink, MANIFEST_FILE, archive_error, check_file_name, file_worker};
 use crate::worker::Worker;
 
@@ -71,12 +72,18 @@ pub fn map_tablespace(mappings: &[TablespaceMapping], location: &Path) -> PathBu
 /// into the data directory, each tablespace into its location (or its `-T` mapping, with the
 /// `pg_tblspc/<oid>` symlink pointing there), `backup_manifest` into the data directory.
 /// Server-compressed archives are decompressed on the way.
+///
+/// Uncompressed archives are extracted by [`handle`](ArchiveSink::handle) itself as their
+/// chunks arrive, on the task running the backup (blocking file-system calls, and the syncs at
+/// the end of each archive); compressed ones are decompressed and extracted on a thread of
+/// their own — and every one is with [`worker_thread`](Self::worker_thread).
 #[derive(Debug)]
 pub struct PlainSink {
     data_dir: PathBuf,
     mappings: Vec<TablespaceMapping>,
     sync: bool,
-    current: Option<Worker>,
+    worker_thread: bool,
+    current: Option<Output>,
     tablespace_dirs: Vec<PathBuf>,
 }
 
@@ -87,6 +94,7 @@ impl PlainSink {
             data_dir: data_dir.into(),
             mappings: Vec::new(),
             sync: true,
+            worker_thread: false,
             current: None,
             tablespace_dirs: Vec::new(),
         }
@@ -106,6 +114,15 @@ impl PlainSink {
         self
     }
 
+    /// Whether uncompressed archives are extracted on a thread of their own too (default off:
+    /// inline, which saves a thread hand-off per batch of chunks and a copy through a reader;
+    /// on keeps the task running the backup free of file-system calls).
+    #[must_use]
+    pub fn worker_thread(mut self, worker_thread: bool) -> Self {
+        self.worker_thread = worker_thread;
+        self
+    }
+
     /// The tablespace directories extracted into so far.
     pub fn tablespace_dirs(&self) -> &[PathBuf] {
         &self.tablespace_dirs
@@ -122,6 +139,15 @@ impl PlainSink {
             self.tablespace_dirs.push(target.clone());
         }
         let method = CompressionMethod::from_file_name(&info.name);
+        if method.is_none() && !self.worker_thread {
+            self.current = Some(Output::extract(
+                &info.name,
+                target,
+                self.mappings.clone(),
+                self.sync,
+            ));
+            return Ok(());
+        }
         let mappings = self.mappings.clone();
         let (name, sync) = (info.name.clone(), self.sync);
         let worker = Worker::spawn(&info.name, move |reader| {
@@ -132,13 +158,13 @@ impl PlainSink {
             }
             Ok(())
         })?;
-        self.current = Some(worker);
+        self.current = Some(Output::Worker(worker));
         Ok(())
     }
 
     async fn close(&mut self) -> Result<()> {
         match self.current.take() {
-            Some(worker) => worker.finish().await,
+            Some(output) => output.finish().await,
             None => Ok(()),
         }
     }
@@ -154,19 +180,23 @@ impl ArchiveSink for PlainSink {
             BackupEvent::Manifest => {
                 self.close().await?;
                 let path = self.data_dir.join(MANIFEST_FILE);
-                self.current = Some(file_worker(
-                    MANIFEST_FILE,
-                    &path,
-                    None,
-                    None,
-                    None,
-                    self.sync,
-                )?);
+                self.current = Some(if self.worker_thread {
+                    Output::Worker(file_worker(
+                        MANIFEST_FILE,
+                        &path,
+                        None,
+                        None,
+                        None,
+                        self.sync,
+                    )?)
+                } else {
+                    Output::file(MANIFEST_FILE, &path, self.sync)?
+                });
                 Ok(())
             }
             BackupEvent::Data(chunk) | BackupEvent::ManifestData(chunk) => {
                 match &mut self.current {
-                    Some(worker) => worker.send(chunk).await,
+                    Some(output) => output.write(chunk).await,
                     None => Err(BackupError::Protocol {
                         got: "data",
                         during: "outside an archive",
@@ -232,14 +262,16 @@ pub fn prepare_empty_dir(dir: &Path) -> Result<()> {
     }
 }
 
-fn bad_entry(path: &Path, reason: &str) -> io::Error {
+/// An error naming a refused archive entry.
+pub(crate) fn bad_entry(path: &Path, reason: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("entry {}: {reason}", path.display()),
     )
 }
 
-fn with_path(path: &Path, error: &io::Error) -> io::Error {
+/// `error`, naming the entry it happened to.
+pub(crate) fn with_path(path: &Path, error: &io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("entry {}: {error}", path.display()))
 }
 
@@ -335,18 +367,36 @@ fn write_file(
     file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
 }
 
-/// fsyncs every file and directory under `dir` (not following symlinks), then `dir`.
-fn sync_tree(dir: &Path) -> io::Result<()> {
+/// fsyncs every file and directory under `dir` (not following symlinks), then `dir`. As
+/// `pg_basebackup`'s sync does, a first pass starts the write-back of every file without
+/// waiting for it, so the fsyncs that follow find most of it done instead of waiting for each
+/// file's writes one after the other.
+pub(crate) fn sync_tree(dir: &Path) -> io::Result<()> {
+    walk_files(dir, &mut |file| {
+        // Linux starts writing the dirty pages back (WB_SYNC_NONE) and returns; only a hint:
+        // the fsync of the second pass reports what fails.
+        let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+        Ok(())
+    })?;
+    walk_files(dir, &mut |file| file.sync_all())
+}
+
+/// Calls `each` with every regular file and directory under `dir` (not following symlinks),
+/// then with `dir`.
+fn walk_files(
+    dir: &Path,
+    each: &mut impl FnMut(&std::fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            sync_tree(&entry.path())?;
+            walk_files(&entry.path(), each)?;
         } else if kind.is_file() {
-            std::fs::File::open(entry.path())?.sync_all()?;
+            each(&std::fs::File::open(entry.path())?)?;
         }
     }
-    std::fs::File::open(dir)?.sync_all()
+    each(&std::fs::File::open(dir)?)
 }
 
 #[cfg(test)]

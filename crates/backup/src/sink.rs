@@ -1,7 +1,6 @@
 //! Where a backup's events go: the [`ArchiveSink`] trait, tar files as the server sends them
 //! ([`TarSink`]) and a sink that keeps nothing ([`DiscardSink`]).
 
-use std::fs::File;
 use std::future::Future;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +9,7 @@ use crate::compress::{Encoder, decoder};
 use crate::core::BackupEvent;
 use crate::error::{BackupError, Result};
 use crate::options::{Compression, CompressionMethod};
+use crate::output::{Output, create_new};
 use crate::tar_edit::inject_recovery;
 use crate::worker::Worker;
 
@@ -74,11 +74,7 @@ pub(crate) fn file_worker(
     recovery: Option<String>,
     sync: bool,
 ) -> Result<Worker> {
-    let file = File::options()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(BackupError::io("creating", path))?;
+    let file = create_new(path)?;
     let label = label.to_owned();
     Worker::spawn(&label.clone(), move |mut reader| {
         let fail = |reason| archive_error(&label, reason);
@@ -124,6 +120,11 @@ pub(crate) fn file_worker(
 /// Server-compressed archives are stored as sent, or decompressed to `.tar`
 /// ([`decompress`](Self::decompress)); uncompressed ones can be compressed here
 /// ([`compress`](Self::compress)).
+///
+/// An archive stored as sent is written by [`handle`](ArchiveSink::handle) itself, chunk by
+/// chunk, on the task running the backup (a blocking `write` each, and an `fsync` at its end);
+/// one that is compressed, decompressed or rewritten here goes through a thread of its own —
+/// and every one does with [`worker_thread`](Self::worker_thread).
 #[derive(Debug)]
 pub struct TarSink {
     dir: PathBuf,
@@ -131,7 +132,8 @@ pub struct TarSink {
     decompress: bool,
     recovery: Option<String>,
     sync: bool,
-    current: Option<Worker>,
+    worker_thread: bool,
+    current: Option<Output>,
     files: Vec<PathBuf>,
 }
 
@@ -144,6 +146,7 @@ impl TarSink {
             decompress: false,
             recovery: None,
             sync: true,
+            worker_thread: false,
             current: None,
             files: Vec::new(),
         }
@@ -178,6 +181,15 @@ impl TarSink {
     #[must_use]
     pub fn sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Whether archives stored as sent are written on a thread of their own too (default
+    /// off: inline, which saves a thread hand-off per batch of chunks; on keeps the task
+    /// running the backup free of file-system calls).
+    #[must_use]
+    pub fn worker_thread(mut self, worker_thread: bool) -> Self {
+        self.worker_thread = worker_thread;
         self
     }
 
@@ -216,15 +228,25 @@ impl TarSink {
             (name.to_owned(), None, None)
         };
         let path = self.dir.join(&file_name);
-        let worker = file_worker(name, &path, decompress, compress, recovery, self.sync)?;
+        let output = if !self.worker_thread
+            && decompress.is_none()
+            && compress.is_none()
+            && recovery.is_none()
+        {
+            Output::file(name, &path, self.sync)?
+        } else {
+            Output::Worker(file_worker(
+                name, &path, decompress, compress, recovery, self.sync,
+            )?)
+        };
         self.files.push(path);
-        self.current = Some(worker);
+        self.current = Some(output);
         Ok(())
     }
 
     async fn close(&mut self) -> Result<()> {
         match self.current.take() {
-            Some(worker) => worker.finish().await,
+            Some(output) => output.finish().await,
             None => Ok(()),
         }
     }
@@ -243,7 +265,7 @@ impl ArchiveSink for TarSink {
             }
             BackupEvent::Data(chunk) | BackupEvent::ManifestData(chunk) => {
                 match &mut self.current {
-                    Some(worker) => worker.send(chunk).await,
+                    Some(output) => output.write(chunk).await,
                     None => Err(BackupError::Protocol {
                         got: "data",
                         during: "outside an archive",

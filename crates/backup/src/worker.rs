@@ -2,10 +2,15 @@
 //! async code through a bounded channel. Chunks travel in batches of about [`BATCH_BYTES`]
 //! (one channel operation and at most one thread wake-up per batch, not per 32 KiB chunk);
 //! backpressure: at most [`QUEUED_BATCHES`] batches wait.
+//!
+//! The chunks are copied into the batch, one buffer per batch, and the reader hands each
+//! buffer back once it has read it: held chunks would pin the transport's receive buffer,
+//! which then allocates (and faults in) a fresh one for every read; one copy costs less.
 
 use std::io::{self, Read};
+use std::sync::mpsc as std_mpsc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{BackupError, Result};
@@ -23,6 +28,8 @@ pub(crate) struct ChunkReader {
     /// The rest of the batch being read.
     batch: std::vec::IntoIter<Bytes>,
     current: Bytes,
+    /// Where read buffers go back to the sender.
+    recycle: std_mpsc::Sender<BytesMut>,
 }
 
 impl ChunkReader {
@@ -51,6 +58,12 @@ impl Read for ChunkReader {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current[..n]);
         bytes::Buf::advance(&mut self.current, n);
+        if self.current.is_empty()
+            && let Ok(mut buffer) = std::mem::take(&mut self.current).try_into_mut()
+        {
+            buffer.clear();
+            let _ = self.recycle.send(buffer);
+        }
         Ok(n)
     }
 }
@@ -59,9 +72,10 @@ impl Read for ChunkReader {
 #[derive(Debug)]
 pub(crate) struct Worker {
     sender: Option<mpsc::Sender<Vec<Bytes>>>,
-    /// Chunks gathered for the next batch, and their size.
-    pending: Vec<Bytes>,
-    pending_bytes: usize,
+    /// The bytes gathered for the next batch.
+    pending: BytesMut,
+    /// Buffers the reader is done with.
+    recycled: std_mpsc::Receiver<BytesMut>,
     done: oneshot::Receiver<Result<()>>,
 }
 
@@ -72,6 +86,7 @@ impl Worker {
         job: impl FnOnce(ChunkReader) -> Result<()> + Send + 'static,
     ) -> Result<Self> {
         let (sender, receiver) = mpsc::channel(QUEUED_BATCHES);
+        let (recycle, recycled) = std_mpsc::channel();
         let (done_sender, done) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("backup {name}"))
@@ -80,6 +95,7 @@ impl Worker {
                     receiver,
                     batch: Vec::new().into_iter(),
                     current: Bytes::new(),
+                    recycle,
                 });
                 let _ = done_sender.send(outcome);
             })
@@ -90,8 +106,8 @@ impl Worker {
             })?;
         Ok(Worker {
             sender: Some(sender),
-            pending: Vec::new(),
-            pending_bytes: 0,
+            pending: BytesMut::new(),
+            recycled,
             done,
         })
     }
@@ -99,9 +115,15 @@ impl Worker {
     /// Queues a chunk (sent on with others once [`BATCH_BYTES`] are gathered); when the worker
     /// has stopped early, its error.
     pub(crate) async fn send(&mut self, chunk: Bytes) -> Result<()> {
-        self.pending_bytes += chunk.len();
-        self.pending.push(chunk);
-        if self.pending_bytes < BATCH_BYTES {
+        if self.pending.capacity() == 0 {
+            self.pending = self
+                .recycled
+                .try_recv()
+                .unwrap_or_else(|_| BytesMut::with_capacity(BATCH_BYTES + 32 * 1024));
+        }
+        self.pending.extend_from_slice(&chunk);
+        drop(chunk);
+        if self.pending.len() < BATCH_BYTES {
             return Ok(());
         }
         self.send_pending().await
@@ -116,9 +138,8 @@ impl Worker {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.pending_bytes = 0;
-        let batch = std::mem::take(&mut self.pending);
-        if sender.send(batch).await.is_ok() {
+        let batch = std::mem::take(&mut self.pending).freeze();
+        if sender.send(vec![batch]).await.is_ok() {
             return Ok(());
         }
         self.sender = None;

@@ -92,7 +92,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Recv(args) => with_runtime(recv::run(*args)),
         Command::Receivewal(args) => with_runtime(receivewal::run(*args)),
         Command::Slot { command } => with_runtime(slot::run(command)),
-        Command::Basebackup(args) => with_runtime(basebackup::run(*args)),
+        // One thread receives and writes (as pg_basebackup does): no wake-ups across threads.
+        Command::Basebackup(args) => with_current_thread_runtime(basebackup::run(*args)),
         Command::Verifybackup(args) => verifybackup::verify(&args.directory, !args.no_parse_wal),
         Command::Waldump(args) => waldump::run(&args),
     }
@@ -101,6 +102,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
 fn with_runtime(work: impl Future<Output = Result<(), CliError>>) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed("starting the async runtime", &e))?;
+    runtime.block_on(work)
+}
+
+fn with_current_thread_runtime(
+    work: impl Future<Output = Result<(), CliError>>,
+) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::failed("starting the async runtime", &e))?;

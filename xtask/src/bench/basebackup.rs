@@ -13,7 +13,7 @@
 //!   decompresses on the client).
 //!
 //! Both clients run with the same flags (`-X fetch -c fast`, a CRC32C manifest and fsync, their
-//! defaults) as separate processes under `bench-measure` (getrusage of exactly that child), in
+//! defaults; a `sync` before every run) as separate processes under `bench-measure` (getrusage of exactly that child), in
 //! rotating order after an unmeasured warm-up of each variant. Every run's output is checked
 //! (the archive or `PG_VERSION`, and a `backup_manifest`); in the first run our plain result is
 //! also verified against its manifest with `pg-walstream verifybackup`. Figures: wall time,
@@ -346,6 +346,9 @@ async fn measure(
         label.replace(' ', "")
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    // Nothing of an earlier run (its removal, the load's writes) is left to write back while
+    // this one is measured: each client pays for its own writes and fsyncs only.
+    let _ = Command::new("sync").status();
     let format = if variant.tar { "t" } else { "p" };
     let mut command = Command::new(&setup.measure);
     match client {

@@ -56,9 +56,16 @@ pub(crate) fn open_tempdir() -> tempfile::TempDir {
     dir
 }
 
-async fn backup_and_restore(version: u32, format: Format, compression: Option<CompressionMethod>) {
+/// `worker_thread`: the sinks write every archive on a thread of their own instead of on the
+/// task that receives (only what is compressed, decompressed or rewritten here otherwise).
+async fn backup_and_restore(
+    version: u32,
+    format: Format,
+    compression: Option<CompressionMethod>,
+    worker_thread: bool,
+) {
     let context = format!(
-        "PostgreSQL {version} ({:?}), {format:?}, {compression:?}",
+        "PostgreSQL {version} ({:?}), {format:?}, {compression:?}, worker thread {worker_thread}",
         backend()
     );
     let server = TestServer::start(version).unwrap_or_else(|e| panic!("{context}: {e}"));
@@ -130,7 +137,10 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
     let ts_oid = backup.tablespaces()[0]
         .oid
         .expect("tablespace first, base last");
-    let mut plain = PlainSink::new(&data).mappings(mappings.clone()).sync(false);
+    let mut plain = PlainSink::new(&data)
+        .mappings(mappings.clone())
+        .sync(false)
+        .worker_thread(worker_thread);
     std::fs::create_dir(&tar_dir).unwrap();
     // -R in tar format: injected into the main archive (server-compressed ones are
     // decompressed and compressed again). The primary is unreachable: the restored server
@@ -138,6 +148,7 @@ async fn backup_and_restore(version: u32, format: Format, compression: Option<Co
     let recovery = recovery_conf_lines("host=/nonexistent-primary port=5432", None);
     let mut tar = TarSink::new(&tar_dir)
         .sync(false)
+        .worker_thread(worker_thread)
         .recovery(recovery.clone());
     let mut committed_before_end = 0;
     let mut progress: Vec<Progress> = Vec::new();
@@ -367,7 +378,16 @@ async fn server_supports(version: u32, method: CompressionMethod) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_backup_with_tablespace_restores_while_writing() {
     for version in versions() {
-        backup_and_restore(version, Format::Plain, None).await;
+        backup_and_restore(version, Format::Plain, None, false).await;
+    }
+}
+
+/// The extraction on a worker thread (`PlainSink::worker_thread`), which uncompressed
+/// archives otherwise do not use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_backup_extracted_on_a_worker_thread_restores() {
+    for version in versions() {
+        backup_and_restore(version, Format::Plain, None, true).await;
     }
 }
 
@@ -383,7 +403,7 @@ async fn tar_backup_extracted_restores() {
         } else {
             Some(CompressionMethod::Gzip)
         };
-        backup_and_restore(version, Format::Tar, compression).await;
+        backup_and_restore(version, Format::Tar, compression, false).await;
     }
 }
 
@@ -394,7 +414,7 @@ async fn server_compressed_plain_backups_restore() {
             if !server_supports(version, method).await {
                 continue;
             }
-            backup_and_restore(version, Format::Plain, Some(method)).await;
+            backup_and_restore(version, Format::Plain, Some(method), false).await;
         }
     }
 }

@@ -1,0 +1,117 @@
+//! Where the current archive's bytes go: written or extracted on the receiving task itself
+//! (the default for what needs no transformation: one thread, as `pg_basebackup` does it, no
+//! hand-off, each chunk dropped as soon as it is written), or handed to a [`Worker`] thread
+//! (compression, decompression, `-R` rewriting — CPU work that runs beside the receiving — or
+//! when the sink is asked for one).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::error::{BackupError, Result};
+use crate::extract::sync_tree;
+use crate::sink::archive_error;
+use crate::untar::Extractor;
+use crate::worker::Worker;
+
+/// The destination of one archive (or the manifest).
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// A file written as sent, on this thread.
+    File {
+        file: File,
+        label: String,
+        sync: bool,
+    },
+    /// An uncompressed archive extracted on this thread.
+    Extract {
+        extractor: Box<Extractor>,
+        label: String,
+        sync: bool,
+    },
+    /// A worker thread.
+    Worker(Worker),
+}
+
+impl Output {
+    /// A new file at `path` for bytes as sent, written inline.
+    pub(crate) fn file(label: &str, path: &Path, sync: bool) -> Result<Self> {
+        Ok(Output::File {
+            file: create_new(path)?,
+            label: label.to_owned(),
+            sync,
+        })
+    }
+
+    /// Inline extraction into `target` (existing and empty).
+    pub(crate) fn extract(
+        label: &str,
+        target: PathBuf,
+        mappings: Vec<crate::TablespaceMapping>,
+        sync: bool,
+    ) -> Self {
+        Output::Extract {
+            extractor: Box::new(Extractor::new(target, mappings)),
+            label: label.to_owned(),
+            sync,
+        }
+    }
+
+    /// Writes (or queues) a chunk.
+    ///
+    /// # Errors
+    /// A failed write or a refused tar entry; a worker that stopped early.
+    pub(crate) async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        match self {
+            Output::File { file, label, .. } => file
+                .write_all(&chunk)
+                .map_err(archive_error(label, "writing")),
+            Output::Extract {
+                extractor, label, ..
+            } => extractor
+                .push(&chunk)
+                .map_err(archive_error(label, "extracting")),
+            Output::Worker(worker) => worker.send(chunk).await,
+        }
+    }
+
+    /// The archive is complete: syncs what was written (when asked to) and reports the outcome.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write), and a failed sync.
+    pub(crate) async fn finish(self) -> Result<()> {
+        match self {
+            Output::File { file, label, sync } => {
+                if sync {
+                    file.sync_all().map_err(archive_error(&label, "syncing"))?;
+                }
+                Ok(())
+            }
+            Output::Extract {
+                extractor,
+                label,
+                sync,
+            } => {
+                extractor
+                    .finish()
+                    .map_err(archive_error(&label, "extracting"))?;
+                if sync {
+                    sync_tree(extractor.target()).map_err(archive_error(&label, "syncing"))?;
+                }
+                Ok(())
+            }
+            Output::Worker(worker) => worker.finish().await,
+        }
+    }
+}
+
+/// Creates a file that must not exist yet.
+pub(crate) fn create_new(path: &Path) -> Result<File> {
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(BackupError::io("creating", path))
+}
