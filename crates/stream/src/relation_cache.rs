@@ -21,6 +21,9 @@ use crate::schema_change::RelationChange;
 pub struct RelationCache {
     relations: HashMap<Oid, Arc<RelationInfo>, BuildHasherDefault<OidHasher>>,
     types: HashMap<Oid, TypeInfo, BuildHasherDefault<OidHasher>>,
+    /// The description the last change resolved (or the last one stored): consecutive
+    /// changes almost always touch the same relation, so most lookups skip the hash.
+    last: Option<Arc<RelationInfo>>,
 }
 
 /// A multiplicative hash for the 32-bit OIDs the server assigns: one multiplication instead
@@ -57,6 +60,7 @@ impl RelationCache {
             self.types.get(&oid)
         }));
         let previous = self.relations.insert(relation.oid, Arc::clone(&info));
+        self.last = Some(Arc::clone(&info));
         RelationChange::new(info, previous)
     }
 
@@ -71,6 +75,21 @@ impl RelationCache {
     /// The description of `oid`, if the server sent one.
     pub fn get(&self, oid: Oid) -> Option<&Arc<RelationInfo>> {
         self.relations.get(&oid)
+    }
+
+    /// The description of `oid` as a new handle, for a change: the last one resolved when it
+    /// is the same relation, the map otherwise. Always what [`get`](Self::get) returns (the
+    /// last one is replaced whenever a Relation message stores a description).
+    #[inline]
+    pub(crate) fn resolve(&mut self, oid: Oid) -> Option<Arc<RelationInfo>> {
+        if let Some(last) = &self.last
+            && last.oid() == oid
+        {
+            return Some(Arc::clone(last));
+        }
+        let found = Arc::clone(self.relations.get(&oid)?);
+        self.last = Some(Arc::clone(&found));
+        Some(found)
     }
 
     /// The Type message's description of the non-built-in type `oid`, if the server sent one.
