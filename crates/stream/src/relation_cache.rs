@@ -204,4 +204,55 @@ mod tests {
         );
         assert!(cache.get(Oid(1)).is_none());
     }
+
+    fn describe(cache: &mut RelationCache, oid: u32, columns: &[&str]) -> Arc<RelationInfo> {
+        let mut wire = Vec::new();
+        Relation {
+            xid: None,
+            oid: Oid(oid),
+            namespace: "public".to_owned(),
+            name: format!("t{oid}"),
+            replica_identity: ReplicaIdentity::Default,
+            columns: columns
+                .iter()
+                .map(|name| RelationColumn {
+                    flags: 0,
+                    name: (*name).to_owned(),
+                    type_oid: Oid(25),
+                    type_modifier: -1,
+                })
+                .collect::<Vec<_>>(),
+        }
+        .encode(&mut wire)
+        .unwrap();
+        let mut decoder = PgOutputDecoder::new(ProtocolVersion::V1);
+        let Message::Relation(r) = decoder.decode(&wire).unwrap() else {
+            panic!("not a relation")
+        };
+        Arc::clone(cache.update(&r).relation())
+    }
+
+    /// `resolve` (the per-change lookup, which remembers the last relation) always agrees
+    /// with the map: across relations, after a re-description, for an unknown OID.
+    #[test]
+    fn resolve_follows_redescriptions_and_switches() {
+        let mut cache = RelationCache::new();
+        let a = describe(&mut cache, 1, &["id"]);
+        let b = describe(&mut cache, 2, &["id", "v"]);
+        for (oid, expected) in [(1, &a), (1, &a), (2, &b), (1, &a), (2, &b), (2, &b)] {
+            let got = cache.resolve(Oid(oid)).unwrap();
+            assert!(Arc::ptr_eq(&got, expected), "oid {oid}");
+        }
+        assert!(cache.resolve(Oid(3)).is_none());
+        // Re-describing the relation resolved last replaces what `resolve` returns.
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(2)).unwrap(), &b));
+        let b2 = describe(&mut cache, 2, &["id", "v", "w"]);
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(2)).unwrap(), &b2));
+        assert_eq!(cache.resolve(Oid(2)).unwrap().columns().len(), 3);
+        // And re-describing another one while this one is the last does too.
+        let a2 = describe(&mut cache, 1, &["id", "x"]);
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(2)).unwrap(), &b2));
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(1)).unwrap(), &a2));
+        assert!(Arc::ptr_eq(cache.get(Oid(1)).unwrap(), &a2));
+    }
 }
