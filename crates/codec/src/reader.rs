@@ -1,7 +1,7 @@
-//! A cursor over one message that turns nom's parsers into [`DecodeError`]s with offsets.
+//! A cursor over one message that reads its fields and turns a short or malformed field into a
+//! [`DecodeError`] with its offset.
 
 use nom::IResult;
-use nom::number::complete as num;
 
 use crate::error::{DecodeError, Tag};
 
@@ -92,34 +92,47 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The next `N` bytes as an array (the fixed-width fields: a bounds check and a copy,
+    /// no parser machinery on the per-message path).
+    #[inline]
+    fn array<const N: usize>(&mut self, expected: &'static str) -> Result<[u8; N], DecodeError> {
+        match self.rest.split_first_chunk::<N>() {
+            Some((bytes, rest)) => {
+                self.rest = rest;
+                Ok(*bytes)
+            }
+            None => Err(self.truncated(expected)),
+        }
+    }
+
     #[inline]
     pub(crate) fn u8(&mut self, expected: &'static str) -> Result<u8, DecodeError> {
-        self.run(num::be_u8, expected)
+        self.array::<1>(expected).map(|[b]| b)
     }
 
     #[inline]
     pub(crate) fn u16(&mut self, expected: &'static str) -> Result<u16, DecodeError> {
-        self.run(num::be_u16, expected)
+        self.array(expected).map(u16::from_be_bytes)
     }
 
     #[inline]
     pub(crate) fn u32(&mut self, expected: &'static str) -> Result<u32, DecodeError> {
-        self.run(num::be_u32, expected)
+        self.array(expected).map(u32::from_be_bytes)
     }
 
     #[inline]
     pub(crate) fn i32(&mut self, expected: &'static str) -> Result<i32, DecodeError> {
-        self.run(num::be_i32, expected)
+        self.array(expected).map(i32::from_be_bytes)
     }
 
     #[inline]
     pub(crate) fn u64(&mut self, expected: &'static str) -> Result<u64, DecodeError> {
-        self.run(num::be_u64, expected)
+        self.array(expected).map(u64::from_be_bytes)
     }
 
     #[inline]
     pub(crate) fn i64(&mut self, expected: &'static str) -> Result<i64, DecodeError> {
-        self.run(num::be_i64, expected)
+        self.array(expected).map(i64::from_be_bytes)
     }
 
     /// Exactly `n` bytes; a length larger than what remains is [`DecodeError::Oversized`]
@@ -131,16 +144,19 @@ impl<'a> Reader<'a> {
         width: usize,
         expected: &'static str,
     ) -> Result<&'a [u8], DecodeError> {
-        if n > self.rest.len() {
-            return Err(DecodeError::Oversized {
+        match self.rest.split_at_checked(n) {
+            Some((taken, rest)) => {
+                self.rest = rest;
+                Ok(taken)
+            }
+            None => Err(DecodeError::Oversized {
                 tag: self.tag,
                 offset: self.offset().saturating_sub(width),
                 declared: n as u64,
                 available: self.rest.len(),
                 expected,
-            });
+            }),
         }
-        self.run(nom::bytes::complete::take(n), expected)
     }
 
     /// A NUL-terminated UTF-8 string (the terminator is consumed, not returned).

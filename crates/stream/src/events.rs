@@ -309,6 +309,15 @@ impl EventKind {
     }
 }
 
+/// The old tuple of `layout`, read from `data`.
+#[inline]
+fn old_in<'a>(layout: &OldTuple<TupleLayout>, data: &'a [u8]) -> Option<OldTuple<TupleData<'a>>> {
+    match layout {
+        OldTuple::Key(l) => l.tuple_in(data).map(OldTuple::Key),
+        OldTuple::Full(l) => l.tuple_in(data).map(OldTuple::Full),
+    }
+}
+
 fn redecode(data: &[u8], version: ProtocolVersion, in_stream: bool) -> Message<'_> {
     // The same bytes decoded with the same version and stream state decoded successfully when
     // the frame arrived (see `core`); decoding is deterministic.
@@ -352,8 +361,12 @@ impl Change {
 
     /// The new row (Insert, Update): borrowed, zero-copy, three-state columns. Reading by
     /// column name is easier with [`new_row`](Change::new_row).
+    #[inline]
     pub fn new_tuple(&self) -> Option<TupleData<'_>> {
-        self.tuples().0
+        match &self.layout {
+            Some(layout) => layout.new.and_then(|l| l.tuple_in(&self.data)),
+            None => self.tuples().0,
+        }
     }
 
     /// The new tuple and the old one, from the layout kept when the message was validated
@@ -362,11 +375,7 @@ impl Change {
         if let Some(layout) = &self.layout {
             let data = &self.data[..];
             let new = layout.new.and_then(|l| l.tuple_in(data));
-            let old = match &layout.old {
-                Some(OldTuple::Key(l)) => l.tuple_in(data).map(OldTuple::Key),
-                Some(OldTuple::Full(l)) => l.tuple_in(data).map(OldTuple::Full),
-                None => None,
-            };
+            let old = layout.old.as_ref().and_then(|l| old_in(l, data));
             return (new, old);
         }
         match redecode(&self.data, self.version, self.in_stream) {
@@ -381,8 +390,12 @@ impl Change {
     /// A `K` tuple's non-key columns are NULL placeholders ("not sent"): read a key with
     /// [`old_key`](Change::old_key) or [`old_row`](Change::old_row), which yield the key
     /// columns only.
+    #[inline]
     pub fn old_tuple(&self) -> Option<OldTuple<TupleData<'_>>> {
-        self.tuples().1
+        match &self.layout {
+            Some(layout) => old_in(layout.old.as_ref()?, &self.data),
+            None => self.tuples().1,
+        }
     }
 
     /// Old and new rows in owned form; values share the received buffer (no copy).

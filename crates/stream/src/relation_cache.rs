@@ -21,6 +21,9 @@ use crate::schema_change::RelationChange;
 pub struct RelationCache {
     relations: HashMap<Oid, Arc<RelationInfo>, BuildHasherDefault<OidHasher>>,
     types: HashMap<Oid, TypeInfo, BuildHasherDefault<OidHasher>>,
+    /// The description the last change resolved (or the last one stored): consecutive
+    /// changes almost always touch the same relation, so most lookups skip the hash.
+    last: Option<Arc<RelationInfo>>,
 }
 
 /// A multiplicative hash for the 32-bit OIDs the server assigns: one multiplication instead
@@ -57,6 +60,7 @@ impl RelationCache {
             self.types.get(&oid)
         }));
         let previous = self.relations.insert(relation.oid, Arc::clone(&info));
+        self.last = Some(Arc::clone(&info));
         RelationChange::new(info, previous)
     }
 
@@ -71,6 +75,21 @@ impl RelationCache {
     /// The description of `oid`, if the server sent one.
     pub fn get(&self, oid: Oid) -> Option<&Arc<RelationInfo>> {
         self.relations.get(&oid)
+    }
+
+    /// The description of `oid` as a new handle, for a change: the last one resolved when it
+    /// is the same relation, the map otherwise. Always what [`get`](Self::get) returns (the
+    /// last one is replaced whenever a Relation message stores a description).
+    #[inline]
+    pub(crate) fn resolve(&mut self, oid: Oid) -> Option<Arc<RelationInfo>> {
+        if let Some(last) = &self.last
+            && last.oid() == oid
+        {
+            return Some(Arc::clone(last));
+        }
+        let found = Arc::clone(self.relations.get(&oid)?);
+        self.last = Some(Arc::clone(&found));
+        Some(found)
     }
 
     /// The Type message's description of the non-built-in type `oid`, if the server sent one.
@@ -184,5 +203,56 @@ mod tests {
             "delivered events keep their schema"
         );
         assert!(cache.get(Oid(1)).is_none());
+    }
+
+    fn describe(cache: &mut RelationCache, oid: u32, columns: &[&str]) -> Arc<RelationInfo> {
+        let mut wire = Vec::new();
+        Relation {
+            xid: None,
+            oid: Oid(oid),
+            namespace: "public".to_owned(),
+            name: format!("t{oid}"),
+            replica_identity: ReplicaIdentity::Default,
+            columns: columns
+                .iter()
+                .map(|name| RelationColumn {
+                    flags: 0,
+                    name: (*name).to_owned(),
+                    type_oid: Oid(25),
+                    type_modifier: -1,
+                })
+                .collect::<Vec<_>>(),
+        }
+        .encode(&mut wire)
+        .unwrap();
+        let mut decoder = PgOutputDecoder::new(ProtocolVersion::V1);
+        let Message::Relation(r) = decoder.decode(&wire).unwrap() else {
+            panic!("not a relation")
+        };
+        Arc::clone(cache.update(&r).relation())
+    }
+
+    /// `resolve` (the per-change lookup, which remembers the last relation) always agrees
+    /// with the map: across relations, after a re-description, for an unknown OID.
+    #[test]
+    fn resolve_follows_redescriptions_and_switches() {
+        let mut cache = RelationCache::new();
+        let a = describe(&mut cache, 1, &["id"]);
+        let b = describe(&mut cache, 2, &["id", "v"]);
+        for (oid, expected) in [(1, &a), (1, &a), (2, &b), (1, &a), (2, &b), (2, &b)] {
+            let got = cache.resolve(Oid(oid)).unwrap();
+            assert!(Arc::ptr_eq(&got, expected), "oid {oid}");
+        }
+        assert!(cache.resolve(Oid(3)).is_none());
+        // Re-describing the relation resolved last replaces what `resolve` returns.
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(2)).unwrap(), &b));
+        let b2 = describe(&mut cache, 2, &["id", "v", "w"]);
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(2)).unwrap(), &b2));
+        assert_eq!(cache.resolve(Oid(2)).unwrap().columns().len(), 3);
+        // And re-describing another one while this one is the last does too.
+        let a2 = describe(&mut cache, 1, &["id", "x"]);
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(2)).unwrap(), &b2));
+        assert!(Arc::ptr_eq(&cache.resolve(Oid(1)).unwrap(), &a2));
+        assert!(Arc::ptr_eq(cache.get(Oid(1)).unwrap(), &a2));
     }
 }

@@ -515,8 +515,11 @@ impl LogicalCore {
         let layout = ChangeLayout::of(&message, &xlog.data);
         // One relation lookup per change: it resolves the relation and checks the tuples'
         // column counts against it.
-        let change = |core: &Self, xid, oid, tuples| -> Result<Change> {
-            let relation = core.relation(oid, lsn)?;
+        let change = |core: &mut Self, xid, oid, tuples| -> Result<Change> {
+            let relation = core
+                .relations
+                .resolve(oid)
+                .ok_or(Error::UnknownRelation { oid, lsn })?;
             check_column_counts(&relation, tuples, lsn)?;
             Ok(Change::new(
                 xid,
