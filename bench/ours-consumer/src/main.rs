@@ -7,7 +7,7 @@
 //! DML count to `--until-dml` (live mode). Run by `cargo xtask bench`; see docs/BENCHMARKS.md.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pg_walstream::codec::pgoutput::{Column, ProtocolVersion};
 use pg_walstream::codec::{Lsn, PgTimestamp};
@@ -27,17 +27,13 @@ struct Args {
     backend: Backend,
     latency: bool,
     until_dml: Option<u64>,
-    coalesce_us: Option<u64>,
-    recv_buffer: Option<usize>,
-    channel_bytes: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut conninfo, mut slot, mut publication, mut stop_at) = (None, None, None, None);
     let (mut proto, mut binary, mut backend, mut latency) = (None, false, Backend::Native, false);
-    let (mut until_dml, mut coalesce_us, mut recv_buffer, mut channel_bytes) =
-        (None, None, None, None);
+    let mut until_dml = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -63,27 +59,6 @@ fn parse_args() -> Result<Args, String> {
             "--until-dml" => {
                 until_dml = Some(value()?.parse().map_err(|e| format!("--until-dml: {e}"))?);
             }
-            "--read-coalescing-us" => {
-                coalesce_us = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--read-coalescing-us: {e}"))?,
-                );
-            }
-            "--recv-buffer" => {
-                recv_buffer = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--recv-buffer: {e}"))?,
-                );
-            }
-            "--channel-bytes" => {
-                channel_bytes = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--channel-bytes: {e}"))?,
-                );
-            }
             "--backend" => {
                 backend = value()?.parse().map_err(|e| format!("--backend: {e:?}"))?;
             }
@@ -100,9 +75,6 @@ fn parse_args() -> Result<Args, String> {
         backend,
         latency,
         until_dml,
-        coalesce_us,
-        recv_buffer,
-        channel_bytes,
     })
 }
 
@@ -117,9 +89,6 @@ struct Counts {
     checksum: u64,
     last_end_lsn: Lsn,
     latencies_us: Vec<i64>,
-    /// Milliseconds since the process started: connected, first event, last event, stream
-    /// dropped (where the wall time goes).
-    phases_ms: [f64; 4],
 }
 
 impl Counts {
@@ -162,8 +131,7 @@ fn now_pg_micros() -> i64 {
     since.as_micros() as i64 - PG_EPOCH_UNIX_MICROS
 }
 
-async fn run(args: Args, started: Instant) -> Result<Counts, String> {
-    let since_start = || started.elapsed().as_secs_f64() * 1e3;
+async fn run(args: Args) -> Result<Counts, String> {
     let mut builder = LogicalConfig::builder()
         .conninfo(&args.conninfo)
         .backend(args.backend)
@@ -172,15 +140,6 @@ async fn run(args: Args, started: Instant) -> Result<Counts, String> {
         .binary(args.binary);
     if let Some(lsn) = args.stop_at {
         builder = builder.stop_at(lsn);
-    }
-    if let Some(us) = args.coalesce_us {
-        builder = builder.read_coalescing(Duration::from_micros(us));
-    }
-    if let Some(bytes) = args.recv_buffer {
-        builder = builder.recv_buffer_size(bytes);
-    }
-    if let Some(bytes) = args.channel_bytes {
-        builder = builder.channel_bytes(bytes);
     }
     if let Some(proto) = args.proto {
         let version =
@@ -193,13 +152,8 @@ async fn run(args: Args, started: Instant) -> Result<Counts, String> {
         .map_err(|e| e.to_string())?;
     let feedback = stream.feedback().clone();
     let mut counts = Counts::default();
-    counts.phases_ms[0] = since_start();
     while let Some(event) = stream.next_event().await {
         let event = event.map_err(|e| e.to_string())?;
-        if counts.events == 0 {
-            counts.phases_ms[1] = since_start();
-        }
-        counts.phases_ms[2] = since_start();
         counts.events += 1;
         match event.kind() {
             EventKind::Insert(change) => counts.change(change, true, false),
@@ -220,8 +174,6 @@ async fn run(args: Args, started: Instant) -> Result<Counts, String> {
             _ => {}
         }
     }
-    drop(stream);
-    counts.phases_ms[3] = since_start();
     Ok(counts)
 }
 
@@ -251,7 +203,6 @@ fn memory_status() -> String {
 }
 
 fn main() -> ExitCode {
-    let started = Instant::now();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -269,12 +220,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, started)) {
+    match runtime.block_on(run(args)) {
         Ok(mut counts) => {
             counts.latencies_us.sort_unstable();
             println!(
                 "{{\"events\":{},\"dml\":{},\"txns\":{},\"columns\":{},\"value_bytes\":{},\
-                 \"checksum\":{},\"last_end_lsn\":\"{}\",\"latency_p50_us\":{},\"latency_p99_us\":{},\"latency_samples\":{},\"phases_ms\":[{:.1},{:.1},{:.1},{:.1}],\"status\":{}}}",
+                 \"checksum\":{},\"last_end_lsn\":\"{}\",\"latency_p50_us\":{},\"latency_p99_us\":{},\"latency_samples\":{},\"status\":{}}}",
                 counts.events,
                 counts.dml,
                 counts.txns,
@@ -285,10 +236,6 @@ fn main() -> ExitCode {
                 percentile(&counts.latencies_us, 0.50),
                 percentile(&counts.latencies_us, 0.99),
                 counts.latencies_us.len(),
-                counts.phases_ms[0],
-                counts.phases_ms[1],
-                counts.phases_ms[2],
-                counts.phases_ms[3],
                 memory_status()
             );
             ExitCode::SUCCESS

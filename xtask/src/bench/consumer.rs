@@ -74,8 +74,6 @@ pub(crate) struct Tools {
     pub(crate) upstream: PathBuf,
     /// `pg_recvlogical`, if one that can talk to the server was found.
     pub(crate) recvlogical: Option<PathBuf>,
-    /// Extra arguments for our consumers (`--read-coalescing-us N`).
-    pub(crate) ours_args: Vec<String>,
 }
 
 /// What one consumer run is asked to do.
@@ -172,7 +170,6 @@ pub(crate) fn command(
                 "--backend",
                 backend,
             ]);
-            command.args(&tools.ours_args);
         }
         Consumer::Upstream => {
             let conninfo = format!("{} replication=database", spec.conninfo);

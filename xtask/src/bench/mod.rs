@@ -89,10 +89,6 @@ pub(crate) struct BenchArgs {
     /// `--scenarios basebackup` (runs alone): MiB of database to back up.
     #[arg(long, default_value_t = 2048)]
     backup_mb: u64,
-    /// Our consumers' read coalescing budget in µs (`LogicalConfigBuilder::read_coalescing`;
-    /// 0 = off); default: the library's (1 ms).
-    #[arg(long)]
-    read_coalescing_us: Option<u64>,
 }
 
 /// Runs the benchmark and writes `target/bench/{latest,<stamp>}.{md,json}`.
@@ -130,9 +126,6 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         return Err("--runs and --rows must be at least 1".into());
     }
     let mut tools = tools::build()?;
-    if let Some(us) = args.read_coalescing_us {
-        tools.ours_args = vec!["--read-coalescing-us".into(), us.to_string()];
-    }
     crate::pg::install(&[args.pg_version])?;
     if consumers.contains(&Consumer::PgRecvlogical) {
         if args.live {

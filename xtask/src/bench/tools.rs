@@ -26,7 +26,6 @@ pub(crate) fn build() -> Result<Tools, String> {
         ours_libpq: bin.join("bench-ours-libpq"),
         upstream: bin.join("bench-upstream-consumer"),
         recvlogical: None,
-        ours_args: Vec::new(),
     };
     for (features, copy_to) in [
         (None, &mut tools.ours_native),

@@ -29,7 +29,7 @@ pub(crate) use timers::parse_setting_duration;
 pub use timers::{ReadCoalescing, ReadTimeout};
 
 use ack::AckTracker;
-use timers::{CoalesceState, Timers};
+use timers::Timers;
 
 /// Settings of a [`LogicalCore`].
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +115,6 @@ pub struct LogicalCore {
     /// Flush and apply of the last status update (reports never move backwards).
     sent_flush: Lsn,
     sent_apply: Lsn,
-    coalescing: CoalesceState,
 }
 
 impl LogicalCore {
@@ -136,7 +135,6 @@ impl LogicalCore {
             clean_end: false,
             sent_flush: Lsn::INVALID,
             sent_apply: Lsn::INVALID,
-            coalescing: CoalesceState::default(),
         }
     }
 
@@ -252,15 +250,11 @@ impl LogicalCore {
     /// due earlier ends the wait, so a reply the server asked for is never held back past
     /// the stream's own deadlines (a reply to a keepalive already read goes out before the
     /// wait: [`transmit_due`](Self::transmit_due) is true at once).
-    ///
-    /// Reads while the server streams a backlog never wait: a read right after a wait that
-    /// brought [`ReadCoalescing::bulk`] bytes or more turns waiting off for
-    /// [`ReadCoalescing::BULK_HOLD`] (a receive queue left alone then outgrows the socket's
-    /// buffer and stalls the sender). Call it once per read: it remembers whether it asked
-    /// for a wait.
-    pub fn read_pause(&mut self, now: Instant, read_bytes: usize) -> Option<Instant> {
+    pub fn read_pause(&self, now: Instant, read_bytes: usize) -> Option<Instant> {
         let coalesce = self.options.coalesce;
-        if self.phase != Phase::Streaming || !self.coalescing.wait_after(coalesce, now, read_bytes)
+        if coalesce.budget.is_zero()
+            || read_bytes >= coalesce.below
+            || self.phase != Phase::Streaming
         {
             return None;
         }

@@ -58,10 +58,6 @@ pub struct ReadCoalescing {
     pub budget: Duration,
     /// Reads of at least this many bytes are followed by the next read at once.
     pub below: usize,
-    /// A read right after a wait that brought at least this many bytes means the server
-    /// sends faster than waiting helps: the stream then reads without waiting for
-    /// [`BULK_HOLD`](Self::BULK_HOLD) (see [`DEFAULT_BULK`](Self::DEFAULT_BULK)).
-    pub bulk: usize,
 }
 
 impl ReadCoalescing {
@@ -74,24 +70,12 @@ impl ReadCoalescing {
     pub const DEFAULT_BELOW: usize = 4 * 1024;
     /// The largest budget a configuration accepts.
     pub const MAX_BUDGET: Duration = Duration::from_secs(1);
-    /// The default bulk threshold: 8 KiB after one wait. While a walsender streams a backlog
-    /// it sends each message on its own (a few hundred bytes); the kernel keeps every such
-    /// segment with its full buffer overhead, so a queue left unread for a millisecond or two
-    /// outgrows the socket's receive buffer: Linux then collapses it (copying it all) and
-    /// advertises a zero window, and the walsender stalls. Reading as data arrives avoids
-    /// that, and each read finds plenty then anyway. (libpq reads at most ~16 KiB at a time,
-    /// so the threshold must stay below that to be seen on both backends.)
-    pub const DEFAULT_BULK: usize = 8 * 1024;
-    /// How long a bulk read (see [`bulk`](Self::bulk)) turns waiting off; after it, the next
-    /// small read waits once more and measures the flow again.
-    pub const BULK_HOLD: Duration = Duration::from_millis(100);
 
     /// Coalescing with `budget` (zero: off) and the default threshold.
     pub const fn new(budget: Duration) -> Self {
         ReadCoalescing {
             budget,
             below: Self::DEFAULT_BELOW,
-            bulk: Self::DEFAULT_BULK,
         }
     }
 
@@ -141,38 +125,6 @@ pub(crate) fn parse_setting_duration(text: &str) -> Option<Duration> {
 impl Default for ReadCoalescing {
     fn default() -> Self {
         Self::new(Self::DEFAULT_BUDGET)
-    }
-}
-
-/// What read coalescing remembers between reads: whether the last read was followed by a
-/// wait, and until when a bulk read turned waiting off.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CoalesceState {
-    waited: bool,
-    bulk_until: Option<Instant>,
-}
-
-impl CoalesceState {
-    /// Whether to wait after a read of `read_bytes` at `now`: not when coalescing is off or
-    /// the read was large, nor while a bulk read's hold lasts. A read right after a wait that
-    /// brought at least [`ReadCoalescing::bulk`] bytes starts such a hold.
-    pub(crate) fn wait_after(
-        &mut self,
-        coalesce: ReadCoalescing,
-        now: Instant,
-        read_bytes: usize,
-    ) -> bool {
-        if std::mem::take(&mut self.waited) && read_bytes >= coalesce.bulk {
-            self.bulk_until = Some(later(now, ReadCoalescing::BULK_HOLD));
-        }
-        if coalesce.budget.is_zero()
-            || read_bytes >= coalesce.below
-            || self.bulk_until.is_some_and(|until| now < until)
-        {
-            return false;
-        }
-        self.waited = true;
-        true
     }
 }
 

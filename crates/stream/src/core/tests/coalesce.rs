@@ -14,7 +14,7 @@ const MS: Duration = Duration::from_millis(1);
 
 #[test]
 fn a_small_read_waits_for_the_budget_and_a_large_one_does_not() {
-    let mut h = with_budget(MS);
+    let h = with_budget(MS);
     let now = h.at(1.0);
     assert_eq!(h.core.read_pause(now, 100), Some(now + MS));
     assert_eq!(
@@ -27,7 +27,7 @@ fn a_small_read_waits_for_the_budget_and_a_large_one_does_not() {
 
 #[test]
 fn budget_zero_never_waits() {
-    let mut h = with_budget(Duration::ZERO);
+    let h = with_budget(Duration::ZERO);
     for bytes in [0, 1, 100, ReadCoalescing::DEFAULT_BELOW, 1 << 20] {
         assert_eq!(h.core.read_pause(h.at(1.0), bytes), None, "{bytes} bytes");
     }
@@ -37,7 +37,7 @@ fn budget_zero_never_waits() {
 #[test]
 fn the_wait_ends_at_the_next_status_update() {
     // Status interval 10 s from t0: at 9.7 s a 1 s budget is cut to the 10 s deadline.
-    let mut h = with_budget(SECOND);
+    let h = with_budget(SECOND);
     let now = h.at(9.7);
     assert_eq!(h.core.read_pause(now, 10), Some(h.at(10.0)));
     assert_eq!(h.core.poll_timeout(), Some(h.at(10.0)));
@@ -82,40 +82,4 @@ fn no_wait_once_stopping() {
     let mut h = with_budget(MS);
     h.core.request_stop();
     assert_eq!(h.core.read_pause(h.at(1.0), 10), None);
-}
-
-#[test]
-fn a_large_read_right_after_a_wait_turns_waiting_off_for_the_hold() {
-    let mut h = with_budget(MS);
-    let bulk = ReadCoalescing::DEFAULT_BULK;
-    assert_eq!(h.core.read_pause(h.at(1.0), 100), Some(h.at(1.001)));
-    // The wait brought a bulk read: the server streams faster than waiting helps.
-    assert_eq!(h.core.read_pause(h.at(1.001), bulk), None);
-    assert_eq!(
-        h.core.read_pause(h.at(1.002), 100),
-        None,
-        "held: small reads do not wait"
-    );
-    assert_eq!(h.core.read_pause(h.at(1.05), 10), None, "still held");
-    // After the hold a small read waits again (and measures the flow anew).
-    let after = h.at(1.001) + ReadCoalescing::BULK_HOLD;
-    assert_eq!(h.core.read_pause(after, 100), Some(after + MS));
-}
-
-#[test]
-fn a_read_after_a_wait_below_the_bulk_threshold_keeps_waiting() {
-    let mut h = with_budget(MS);
-    let bulk = ReadCoalescing::DEFAULT_BULK;
-    assert!(h.core.read_pause(h.at(1.0), 100).is_some());
-    // Large enough to read again at once, too small to call the flow bulk.
-    assert_eq!(h.core.read_pause(h.at(1.001), bulk - 1), None);
-    assert_eq!(h.core.read_pause(h.at(1.002), 100), Some(h.at(1.003)));
-}
-
-#[test]
-fn a_large_read_without_a_wait_before_it_is_not_bulk() {
-    let mut h = with_budget(MS);
-    // Nothing waited before it: a large first read says nothing about the flow.
-    assert_eq!(h.core.read_pause(h.at(1.0), 1 << 20), None);
-    assert_eq!(h.core.read_pause(h.at(1.0), 100), Some(h.at(1.001)));
 }
