@@ -129,8 +129,13 @@ async fn a_large_streamed_transaction_in_jsonl_tx_keeps_memory_flat() {
         line_bytes > 200 << 20,
         "PostgreSQL {v}: the transaction is {line_bytes} bytes"
     );
+    // Memory holds bounded buffers only: the stream's channel (8 MiB of messages) and the
+    // read buffers its events pin, the runtime, the mapped binary. Their high-water mark
+    // depends on how far this reader lets recv fall behind (31 MB for 23 MB of JSON, 47-48 MB
+    // for 234 and 468 MB on a quiet machine, up to 65 MB on a busy one), never on the
+    // transaction's size; holding the transaction would take more than its whole size.
     assert!(
-        peak < line_bytes / 4,
+        peak < line_bytes / 2,
         "PostgreSQL {v}: peak RSS {peak} bytes for a streamed transaction of {line_bytes} bytes"
     );
     ok_lines(
