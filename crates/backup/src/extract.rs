@@ -327,11 +327,14 @@ fn extract(input: impl Read, target: &Path, mappings: &[TablespaceMapping]) -> i
     Ok(())
 }
 
-/// Bytes per write of an extracted file.
-const FILE_WRITE_BYTES: usize = 256 * 1024;
+/// Bytes per write of an extracted file: the size of the server's chunks, which the inline
+/// path writes as they come. Larger writes cost more system time, not less: on a 2 GB plain
+/// server-lz4 backup (ext4, kernel 6.18) 256 KiB writes took 1.7-4.4 s of system time run by
+/// run, 32 KiB writes 0.9-1.3 s (pg_basebackup 1.5 s).
+const FILE_WRITE_BYTES: usize = 32 * 1024;
 
-/// Writes a regular file entry with large writes (tar's own unpacking copies through an 8 KiB
-/// buffer: four writes for every 32 KiB chunk the server sends), with its mode and mtime.
+/// Writes a regular file entry with writes of [`FILE_WRITE_BYTES`] (tar's own unpacking copies
+/// through an 8 KiB buffer: four writes for every 32 KiB chunk), with its mode and mtime.
 fn write_file(
     entry: &mut tar::Entry<'_, impl Read>,
     destination: &Path,
