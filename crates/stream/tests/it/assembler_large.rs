@@ -98,8 +98,16 @@ async fn transaction_over_500_mb_stays_within_the_memory_limit() {
         grown / 1024,
         started.elapsed().as_secs_f64()
     );
+    // The limit itself is checked exactly above; RSS only shows the transaction was not held
+    // elsewhere. What it does hold are bounded buffers (the stream's channel of messages, the
+    // read buffers they pin, the spill file's buffers) whose high-water mark depends on how
+    // far this consumer falls behind: 19-40 MiB on a quiet machine, 75 MiB in a busy CI run.
+    // Holding the transaction would take more than its whole size.
     if own_process {
-        assert!(grown < 64 << 20, "PG {v}: peak RSS grew {grown} bytes");
+        assert!(
+            grown < spilled / 4,
+            "PG {v}: peak RSS grew {grown} bytes for {spilled} bytes spilled"
+        );
     }
     transactions.into_inner().stop().await.unwrap();
     server.terminate_walsender(&fx.slot).await.unwrap();
