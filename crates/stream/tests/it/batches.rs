@@ -37,6 +37,17 @@ fn seen(event: &pg_walstream_stream::Event) -> Seen {
     (event.xlog_data().wal_start, event.xlog_data().data.to_vec())
 }
 
+/// The [`comparable`] events through `next_event` until `commits` Commits arrived.
+async fn by_events(
+    stream: &mut LogicalStream,
+    commits: usize,
+    version: u32,
+    ctx: &str,
+) -> Vec<Seen> {
+    let events = collect(stream, commits, version).await;
+    comparable(events.iter().map(seen).collect(), ctx)
+}
+
 /// Events through `next_batch` until `commits` Commits arrived; checks each batch against
 /// the bounds.
 async fn by_batches(
@@ -114,14 +125,13 @@ async fn next_batch_delivers_what_next_event_does_with_coalescing_on_and_off() {
             .await;
         fx.exec(&WORKLOAD).await;
         let ctx = format!("PG {v}");
-        let expected = comparable(
-            collect(&mut per_event, WORKLOAD.len(), v)
-                .await
-                .iter()
-                .map(seen)
-                .collect(),
+        let expected = by_events(
+            &mut per_event,
+            WORKLOAD.len(),
+            v,
             &format!("{ctx} per event"),
-        );
+        )
+        .await;
         assert!(expected.len() > 4000, "{ctx}: {} events", expected.len());
         let got = comparable(
             by_batches(&mut batched, WORKLOAD.len(), 1024, 64 * 1024, &ctx).await,
@@ -129,14 +139,13 @@ async fn next_batch_delivers_what_next_event_does_with_coalescing_on_and_off() {
         );
         assert_eq!(got.len(), expected.len(), "{ctx}: batches");
         assert!(got == expected, "{ctx}: batches differ from events");
-        let plain = comparable(
-            collect(&mut uncoalesced, WORKLOAD.len(), v)
-                .await
-                .iter()
-                .map(seen)
-                .collect(),
+        let plain = by_events(
+            &mut uncoalesced,
+            WORKLOAD.len(),
+            v,
             &format!("{ctx} budget 0"),
-        );
+        )
+        .await;
         assert_eq!(plain.len(), expected.len(), "{ctx}: budget 0");
         assert!(plain == expected, "{ctx}: budget 0 differs");
         for stream in [per_event, batched, uncoalesced] {
