@@ -114,9 +114,10 @@ impl PlainSink {
         self
     }
 
-    /// Whether uncompressed archives are extracted on a thread of their own too (default off:
-    /// inline, which saves a thread hand-off per batch of chunks and a copy through a reader;
-    /// on keeps the task running the backup free of file-system calls).
+    /// Whether uncompressed and zstd archives are extracted on a thread of their own too, as
+    /// gzip and LZ4 ones always are (default off: inline, which saves a thread hand-off per
+    /// batch of chunks and two copies through a reader; on keeps the task running the backup
+    /// free of file-system calls and of decompression).
     #[must_use]
     pub fn worker_thread(mut self, worker_thread: bool) -> Self {
         self.worker_thread = worker_thread;
@@ -139,13 +140,17 @@ impl PlainSink {
             self.tablespace_dirs.push(target.clone());
         }
         let method = CompressionMethod::from_file_name(&info.name);
-        if method.is_none() && !self.worker_thread {
+        // Uncompressed and zstd archives are extracted inline (zstd decodes pushed chunks);
+        // gzip and LZ4 decoders pull through a reader, on a worker thread.
+        let inline = matches!(method, None | Some(CompressionMethod::Zstd));
+        if inline && !self.worker_thread {
             self.current = Some(Output::extract(
                 &info.name,
                 target,
                 self.mappings.clone(),
                 self.sync,
-            ));
+                method.is_some(),
+            )?);
             return Ok(());
         }
         let mappings = self.mappings.clone();

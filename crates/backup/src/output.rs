@@ -1,15 +1,17 @@
 //! Where the current archive's bytes go: written or extracted on the receiving task itself
-//! (the default for what needs no transformation: one thread, as `pg_basebackup` does it, no
-//! hand-off, each chunk dropped as soon as it is written), or handed to a [`Worker`] thread
-//! (compression, decompression, `-R` rewriting — CPU work that runs beside the receiving — or
-//! when the sink is asked for one).
+//! (the default for what needs no transformation, and for extracting a server-zstd archive:
+//! one thread, as `pg_basebackup` does it, no hand-off, each chunk dropped as soon as it is
+//! written or decompressed), or handed to a [`Worker`] thread (compression, gzip and LZ4
+//! decompression, `-R` rewriting — CPU work that runs beside the receiving — or when the sink
+//! is asked for one).
 
 use std::fs::File;
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::compress::ZstdPush;
 use crate::error::{BackupError, Result};
 use crate::extract::sync_tree;
 use crate::sink::archive_error;
@@ -25,9 +27,10 @@ pub(crate) enum Output {
         label: String,
         sync: bool,
     },
-    /// An uncompressed archive extracted on this thread.
+    /// An archive extracted on this thread, zstd-decompressed first when `inflate` is set.
     Extract {
         extractor: Box<Extractor>,
+        inflate: Option<Box<ZstdPush>>,
         label: String,
         sync: bool,
     },
@@ -45,18 +48,30 @@ impl Output {
         })
     }
 
-    /// Inline extraction into `target` (existing and empty).
+    /// Inline extraction into `target` (existing and empty) of a tar archive, zstd-compressed
+    /// when `zstd` is set.
+    ///
+    /// # Errors
+    /// When zstd cannot allocate its decompression context.
     pub(crate) fn extract(
         label: &str,
         target: PathBuf,
         mappings: Vec<crate::TablespaceMapping>,
         sync: bool,
-    ) -> Self {
-        Output::Extract {
+        zstd: bool,
+    ) -> Result<Self> {
+        let inflate = match zstd {
+            true => Some(Box::new(
+                ZstdPush::new().map_err(archive_error(label, "decompressing"))?,
+            )),
+            false => None,
+        };
+        Ok(Output::Extract {
             extractor: Box::new(Extractor::new(target, mappings)),
+            inflate,
             label: label.to_owned(),
             sync,
-        }
+        })
     }
 
     /// Writes (or queues) a chunk.
@@ -69,10 +84,33 @@ impl Output {
                 .write_all(&chunk)
                 .map_err(archive_error(label, "writing")),
             Output::Extract {
-                extractor, label, ..
+                extractor,
+                inflate: None,
+                label,
+                ..
             } => extractor
                 .push(&chunk)
                 .map_err(archive_error(label, "extracting")),
+            Output::Extract {
+                extractor,
+                inflate: Some(inflate),
+                label,
+                ..
+            } => {
+                // Keeps the extractor's own error apart from zstd's, to say which it was.
+                let mut refused = None;
+                let decoded = inflate.push(&chunk, |bytes| {
+                    extractor.push(bytes).map_err(|error| {
+                        let kind = error.kind();
+                        refused = Some(error);
+                        io::Error::from(kind)
+                    })
+                });
+                if let Some(error) = refused {
+                    return Err(archive_error(label, "extracting")(error));
+                }
+                decoded.map_err(archive_error(label, "decompressing"))
+            }
             Output::Worker(worker) => worker.send(chunk).await,
         }
     }
@@ -91,9 +129,15 @@ impl Output {
             }
             Output::Extract {
                 extractor,
+                inflate,
                 label,
                 sync,
             } => {
+                if let Some(inflate) = inflate {
+                    inflate
+                        .finish()
+                        .map_err(archive_error(&label, "decompressing"))?;
+                }
                 extractor
                     .finish()
                     .map_err(archive_error(&label, "extracting"))?;

@@ -382,12 +382,15 @@ async fn plain_backup_with_tablespace_restores_while_writing() {
     }
 }
 
-/// The extraction on a worker thread (`PlainSink::worker_thread`), which uncompressed
-/// archives otherwise do not use.
+/// The extraction on a worker thread (`PlainSink::worker_thread`), which uncompressed and
+/// server-zstd archives otherwise do not use (zstd: where the server build has it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_backup_extracted_on_a_worker_thread_restores() {
     for version in versions() {
         backup_and_restore(version, Format::Plain, None, true).await;
+        if version >= 15 && server_supports(version, CompressionMethod::Zstd).await {
+            backup_and_restore(version, Format::Plain, Some(CompressionMethod::Zstd), true).await;
+        }
     }
 }
 
