@@ -60,11 +60,12 @@ impl Output {
         sync: bool,
         zstd: bool,
     ) -> Result<Self> {
-        let inflate = match zstd {
-            true => Some(Box::new(
+        let inflate = if zstd {
+            Some(Box::new(
                 ZstdPush::new().map_err(archive_error(label, "decompressing"))?,
-            )),
-            false => None,
+            ))
+        } else {
+            None
         };
         Ok(Output::Extract {
             extractor: Box::new(Extractor::new(target, mappings)),

@@ -11,6 +11,9 @@
 //! After a small read the task waits up to the core's coalescing budget before reading again
 //! ([`LogicalCore::read_pause`]), so the next read carries many messages instead of a few;
 //! the wait never passes the core's next timer (status update, liveness ping, read deadline).
+//! During the wait the socket is off the runtime's reactor ([`Transport::park_reads`]):
+//! edge-triggered readiness would otherwise wake the runtime's thread at every packet the
+//! walsender sends, although nothing reads until the wait ends.
 //! One `Sleep` serves every timer and is re-armed only when the deadline moves earlier or the
 //! sleep has fired; no future is boxed per frame.
 
@@ -360,6 +363,11 @@ pub(crate) async fn drive<T: Transport>(
                         let m = &mut outlet.metrics;
                         let read = read_batch(transport, core, &outlet.budget, m, now, &frame);
                         pause = core.read_pause(now, read);
+                        if pause.is_some()
+                            && let Err(error) = transport.park_reads()
+                        {
+                            core.handle_error(Error::Transport(error));
+                        }
                     }
                     Ok(None) => core.handle_server_end(),
                     Err(error) => core.handle_error(Error::Transport(error)),

@@ -74,6 +74,19 @@ pub trait Transport: Send {
         Ok(None)
     }
 
+    /// Stops watching the connection for incoming data until the next read or write, which
+    /// resumes watching and finds what arrived meanwhile. For a caller that will not read for
+    /// a while (read coalescing): readiness is edge-triggered, so a watched socket wakes the
+    /// runtime at every arriving packet even when no task waits to read. The default does
+    /// nothing.
+    ///
+    /// # Errors
+    /// When the socket cannot be taken off (or later put back on) the runtime's reactor; the
+    /// connection is unusable then.
+    fn park_reads(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Queues one CopyData message; [`flush`](Self::flush) sends all queued messages at once.
     ///
     /// # Errors
@@ -259,6 +272,10 @@ impl Transport for Connection {
         dispatch!(self, c => c.try_read_copy_data())
     }
 
+    fn park_reads(&mut self) -> Result<()> {
+        dispatch!(self, c => c.park_reads())
+    }
+
     fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         dispatch!(self, c => c.write_copy_data(data))
     }
@@ -317,6 +334,10 @@ impl Transport for NativeConnection {
     #[inline]
     fn try_read_copy_data(&mut self) -> Result<Option<Bytes>> {
         NativeConnection::try_read_copy_data(self)
+    }
+
+    fn park_reads(&mut self) -> Result<()> {
+        NativeConnection::park_reads(self)
     }
 
     fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {

@@ -56,6 +56,10 @@ impl Transport for LibpqConnection {
         LibpqConnection::try_read_copy_data(self)
     }
 
+    fn park_reads(&mut self) -> Result<()> {
+        LibpqConnection::park_reads(self)
+    }
+
     fn write_copy_data(&mut self, data: &[u8]) -> Result<()> {
         LibpqConnection::write_copy_data(self, data)
     }

@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::ffi::{
     self, CopyData, ErrorFields, PollStatus, RawCancel, RawConn, RawResult, ResultStatus, Socket,
-    register_socket,
+    register_socket, reregister_socket,
 };
 use super::params::{check_process_environment, connection_params};
 use super::results::{blocking, connect_failure, db_error, libpq_error, result_set};
@@ -42,6 +42,8 @@ pub struct LibpqConnection {
     // Declared before `conn`: deregistered from the reactor before PQfinish closes the socket;
     // taken out (deregistered) as soon as libpq reports a failure.
     socket: Option<AsyncFd<Socket>>,
+    /// The socket while [`park_reads`](Self::park_reads) keeps it off the reactor.
+    parked: Option<Socket>,
     conn: RawConn,
     state: State,
     /// A result read ahead while ending a COPY stream, returned by the next `next_response`.
@@ -165,6 +167,7 @@ impl LibpqConnection {
             .map(|handle| (process_id, Arc::new(handle)));
         Ok(LibpqConnection {
             socket,
+            parked: None,
             conn,
             state: State::Idle,
             pending_result: None,
@@ -212,6 +215,37 @@ impl LibpqConnection {
         if let Some(socket) = self.socket.take() {
             let _deregistered = socket.into_inner();
         }
+        self.parked = None;
+    }
+
+    /// Takes the socket off the runtime's reactor until the next read or write
+    /// ([`Transport::park_reads`](crate::Transport::park_reads)). libpq's buffered input
+    /// stays readable with `try_read_copy_data` meanwhile.
+    ///
+    /// # Errors
+    /// A broken connection.
+    pub fn park_reads(&mut self) -> Result<()> {
+        if self.parked.is_none() {
+            let socket = self.socket.take().ok_or(TransportError::InvalidState(
+                "the connection is broken after an earlier error",
+            ))?;
+            self.parked = Some(socket.into_inner());
+        }
+        Ok(())
+    }
+
+    /// Puts a parked socket back on the reactor.
+    fn unpark(&mut self) -> Result<()> {
+        if let Some(socket) = self.parked.take() {
+            match reregister_socket(socket, Interest::READABLE | Interest::WRITABLE) {
+                Ok(registered) => self.socket = Some(registered),
+                Err(error) => {
+                    self.mark_broken();
+                    return Err(TransportError::io(error));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn socket(&self) -> Result<&AsyncFd<Socket>> {
@@ -232,6 +266,7 @@ impl LibpqConnection {
     /// Waits until libpq has new input: reads it with `PQconsumeInput`. Only clears the
     /// socket's readiness after seeing that a read would block, so no wake-up is lost.
     async fn wait_for_input(&mut self) -> Result<()> {
+        self.unpark()?;
         loop {
             let fd = self.socket()?.get_ref().as_raw_fd();
             let has_input = match ffi::socket_has_input(fd) {
@@ -260,6 +295,7 @@ impl LibpqConnection {
 
     /// Sends everything libpq has queued, reading input meanwhile so neither side stalls.
     async fn flush_output(&mut self) -> Result<()> {
+        self.unpark()?;
         loop {
             if self.conn.flush().map_err(|message| self.broken(message))? {
                 return Ok(());

@@ -110,6 +110,11 @@ impl Framed {
         self.stream.flush().await.map_err(TransportError::io)
     }
 
+    /// Takes the socket off the reactor until the next I/O.
+    pub(crate) fn park(&mut self) -> Result<()> {
+        self.stream.park().map_err(TransportError::io)
+    }
+
     /// Changes the largest accepted message (see [`PRE_AUTH_MAX_FRAME_LEN`]).
     pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame;

@@ -383,6 +383,17 @@ impl NativeConnection {
         })
     }
 
+    /// Takes the socket off the runtime's reactor until the next read or write
+    /// ([`Transport::park_reads`](crate::Transport::park_reads)).
+    ///
+    /// # Errors
+    /// When the socket cannot leave the reactor: the connection is broken then.
+    pub fn park_reads(&mut self) -> Result<()> {
+        self.io.park().inspect_err(|_| {
+            self.state = State::Broken;
+        })
+    }
+
     fn check_can_write(&self) -> Result<()> {
         match self.state {
             State::Copy {

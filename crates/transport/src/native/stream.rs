@@ -18,6 +18,53 @@ pub(crate) enum Socket {
     /// Unix-domain socket.
     #[cfg(unix)]
     Unix(UnixStream),
+    /// Taken off the reactor by [`park`](Self::park); the next I/O puts it back.
+    Parked(Parked),
+}
+
+/// A socket the reactor does not watch: arriving data wakes no thread.
+#[derive(Debug)]
+pub(crate) enum Parked {
+    Tcp(std::net::TcpStream),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+    /// Moving between the reactor and here failed: the socket is gone.
+    Lost,
+}
+
+impl Socket {
+    /// Takes the socket off the reactor until the next read or write (which puts it back,
+    /// reporting what arrived meanwhile): a caller that will not read for a while is then
+    /// not woken by every packet that arrives (edge-triggered readiness fires per packet).
+    /// Costs two `epoll_ctl` calls per park.
+    pub(crate) fn park(&mut self) -> io::Result<()> {
+        let parked = match std::mem::replace(self, Socket::Parked(Parked::Lost)) {
+            Socket::Tcp(stream) => Parked::Tcp(stream.into_std()?),
+            #[cfg(unix)]
+            Socket::Unix(stream) => Parked::Unix(stream.into_std()?),
+            Socket::Parked(parked) => parked,
+        };
+        *self = Socket::Parked(parked);
+        Ok(())
+    }
+
+    /// Puts a parked socket back on the reactor (the socket stays non-blocking).
+    fn unpark(&mut self) -> io::Result<()> {
+        let Socket::Parked(parked) = self else {
+            return Ok(());
+        };
+        *self = match std::mem::replace(parked, Parked::Lost) {
+            Parked::Tcp(stream) => Socket::Tcp(TcpStream::from_std(stream)?),
+            #[cfg(unix)]
+            Parked::Unix(stream) => Socket::Unix(UnixStream::from_std(stream)?),
+            Parked::Lost => {
+                return Err(io::Error::other(
+                    "the socket was lost moving it on or off the reactor",
+                ));
+            }
+        };
+        Ok(())
+    }
 }
 
 /// A socket, possibly wrapped in TLS. The TLS state is boxed once per connection.
@@ -47,11 +94,23 @@ impl Stream {
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// Takes the socket off the reactor until the next I/O ([`Socket::park`]).
+    pub(crate) fn park(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(socket) => socket.park(),
+            Stream::Tls(tls) => tls.get_mut().0.park(),
+        }
+    }
 }
 
 macro_rules! delegate_socket {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
+    ($self:ident, $s:ident => $e:expr) => {{
+        let socket = $self.get_mut();
+        if let Err(error) = socket.unpark() {
+            return Poll::Ready(Err(error));
+        }
+        match socket {
             Socket::Tcp($s) => {
                 let $s = Pin::new($s);
                 $e
@@ -61,8 +120,9 @@ macro_rules! delegate_socket {
                 let $s = Pin::new($s);
                 $e
             }
+            Socket::Parked(_) => unreachable!("unparked above"),
         }
-    };
+    }};
 }
 
 impl AsyncRead for Socket {

@@ -16,6 +16,7 @@ mod failures;
 mod hostile;
 mod matrix;
 mod negotiation;
+mod parking;
 mod scram_iterations;
 mod session;
 mod support;

@@ -139,3 +139,15 @@ pub(crate) fn register_socket(
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(Socket(duplicate), interest) }
         .map_err(Into::into)
 }
+
+/// Registers `socket` (a duplicate [`register_socket`] made, taken off the reactor with
+/// `AsyncFd::into_inner`) with the tokio reactor again.
+pub(crate) fn reregister_socket(
+    socket: Socket,
+    interest: tokio::io::Interest,
+) -> std::io::Result<tokio::io::unix::AsyncFd<Socket>> {
+    // SAFETY: the registered descriptor is the duplicate owned by `socket`, which moves into
+    // the returned `AsyncFd`: it stays open for exactly as long as the registration.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
+        .map_err(Into::into)
+}

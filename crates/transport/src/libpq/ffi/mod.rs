@@ -20,7 +20,7 @@ mod io;
 use io::ssl_pending_fn;
 #[cfg(test)]
 pub(crate) use io::ssl_pending_object;
-pub(crate) use io::{Socket, register_socket, socket_has_input};
+pub(crate) use io::{Socket, register_socket, reregister_socket, socket_has_input};
 
 /// Fields of an error or notice: (field code, text), as in an ErrorResponse message.
 pub(crate) type ErrorFields = Vec<(u8, String)>;
