@@ -134,14 +134,11 @@ pub(crate) fn register_socket(
     // for the duration of this call (no libpq call happens in between); we only borrow it to
     // duplicate it (F_DUPFD_CLOEXEC).
     let duplicate = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
-    // SAFETY: the registered descriptor is the duplicate, owned by the `Socket` inside the
-    // returned `AsyncFd`: it stays open for exactly as long as the registration.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(Socket(duplicate), interest) }
-        .map_err(Into::into)
+    reregister_socket(Socket(duplicate), interest)
 }
 
-/// Registers `socket` (a duplicate [`register_socket`] made, taken off the reactor with
-/// `AsyncFd::into_inner`) with the tokio reactor again.
+/// Registers `socket` (a duplicate [`register_socket`] made; also one taken off the reactor
+/// again with `AsyncFd::into_inner`) with the tokio reactor.
 pub(crate) fn reregister_socket(
     socket: Socket,
     interest: tokio::io::Interest,
