@@ -27,13 +27,14 @@ struct Args {
     backend: Backend,
     latency: bool,
     until_dml: Option<u64>,
+    read_budget: Option<Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut conninfo, mut slot, mut publication, mut stop_at) = (None, None, None, None);
     let (mut proto, mut binary, mut backend, mut latency) = (None, false, Backend::Native, false);
-    let mut until_dml = None;
+    let (mut until_dml, mut read_budget) = (None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -59,6 +60,12 @@ fn parse_args() -> Result<Args, String> {
             "--until-dml" => {
                 until_dml = Some(value()?.parse().map_err(|e| format!("--until-dml: {e}"))?);
             }
+            "--read-budget-us" => {
+                let us = value()?
+                    .parse()
+                    .map_err(|e| format!("--read-budget-us: {e}"))?;
+                read_budget = Some(Duration::from_micros(us));
+            }
             "--backend" => {
                 backend = value()?.parse().map_err(|e| format!("--backend: {e:?}"))?;
             }
@@ -75,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
         backend,
         latency,
         until_dml,
+        read_budget,
     })
 }
 
@@ -140,6 +148,9 @@ async fn run(args: Args) -> Result<Counts, String> {
         .binary(args.binary);
     if let Some(lsn) = args.stop_at {
         builder = builder.stop_at(lsn);
+    }
+    if let Some(budget) = args.read_budget {
+        builder = builder.read_coalescing(budget);
     }
     if let Some(proto) = args.proto {
         let version =

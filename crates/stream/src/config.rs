@@ -184,7 +184,8 @@ pub struct LogicalConfig {
     pub(crate) create_slot: Option<CreateSlotOptions>,
     pub(crate) channel_capacity: usize,
     pub(crate) channel_bytes: usize,
-    pub(crate) read_coalescing: ReadCoalescing,
+    /// `None`: the default for the connection's socket ([`ReadCoalescing::default_for`]).
+    pub(crate) read_coalescing: Option<ReadCoalescing>,
     pub(crate) retry: RetryPolicy,
 }
 
@@ -209,7 +210,7 @@ pub struct LogicalConfigBuilder {
     create_slot: Option<CreateSlotOptions>,
     channel_capacity: usize,
     channel_bytes: usize,
-    read_coalescing: ReadCoalescing,
+    read_coalescing: Option<ReadCoalescing>,
     recv_buffer_size: Option<usize>,
     retry: RetryPolicy,
 }
@@ -238,7 +239,7 @@ impl LogicalConfig {
             create_slot: None,
             channel_capacity: 1024,
             channel_bytes: DEFAULT_CHANNEL_BYTES,
-            read_coalescing: ReadCoalescing::default(),
+            read_coalescing: None,
             recv_buffer_size: None,
             retry: RetryPolicy::default(),
         }
@@ -541,14 +542,15 @@ impl LogicalConfigBuilder {
 
     /// How long the stream may wait after a small read from the server before reading again,
     /// so that the next read carries many messages (fewer wake-ups and syscalls here and in
-    /// the walsender): default [`ReadCoalescing::DEFAULT_BUDGET`] (1 ms), at most
+    /// the walsender): default [`ReadCoalescing::DEFAULT_BUDGET`] (1 ms) over TCP and off over
+    /// a Unix-domain socket ([`ReadCoalescing::default_for`] says why); at most
     /// [`ReadCoalescing::MAX_BUDGET`]; zero turns it off (every read follows the previous one
-    /// at once). It adds at most `budget` to a message's delivery latency, and never delays
+    /// at once). A budget set here applies to either kind of socket. It adds at most `budget` to a message's delivery latency, and never delays
     /// a status update, a liveness ping or the read deadline past when they are due; a reply
     /// the server asked for goes out as soon as its keepalive is read. Reads of at least
     /// [`ReadCoalescing::DEFAULT_BELOW`] bytes are never followed by a wait.
     pub fn read_coalescing(mut self, budget: Duration) -> Self {
-        self.read_coalescing = ReadCoalescing::new(budget);
+        self.read_coalescing = Some(ReadCoalescing::new(budget));
         self
     }
 
@@ -609,7 +611,10 @@ impl LogicalConfigBuilder {
         checks::at_least_one("channel capacity", self.channel_capacity)?;
         checks::at_least_one("channel bytes", self.channel_bytes)?;
         checks::at_least_one("receive buffer size", self.recv_buffer_size.unwrap_or(1))?;
-        if self.read_coalescing.budget > ReadCoalescing::MAX_BUDGET {
+        if self
+            .read_coalescing
+            .is_some_and(|coalescing| coalescing.budget > ReadCoalescing::MAX_BUDGET)
+        {
             return Err(ConfigError::InvalidValue {
                 what: "read coalescing budget",
                 reason: "must be at most 1 second",

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
 use crate::config::{ConfigError, LogicalConfig};
+use crate::core::ReadCoalescing;
 use crate::core::{CoreOptions, LogicalCore};
 use crate::driver::Outlet;
 use crate::error::{Error, Result};
@@ -131,6 +132,9 @@ pub struct StreamInfo {
     pub created_slot: Option<CreatedSlot>,
     /// The transport backend, when the stream made the connection itself.
     pub backend: Option<Backend>,
+    /// The read coalescing in force: the configured one or the default for the socket
+    /// ([`ReadCoalescing::default_for`]), cut to the server's `wal_sender_timeout`.
+    pub read_coalescing: ReadCoalescing,
 }
 
 /// An undecoded XLogData frame with its acknowledgement position (see
@@ -438,7 +442,9 @@ impl<T: Transport + 'static> PreparedStream<T> {
         options.coalesce = self
             .config
             .read_coalescing
+            .unwrap_or_else(|| ReadCoalescing::default_for(self.transport.is_unix_socket()))
             .within_sender_timeout(self.sender_timeout);
+        let read_coalescing = options.coalesce;
         let core = LogicalCore::new(options, feedback.clone(), Instant::now());
         let info = StreamInfo {
             system: self.system,
@@ -449,6 +455,7 @@ impl<T: Transport + 'static> PreparedStream<T> {
             resume_lsn: self.floor,
             created_slot: self.created,
             backend: self.backend,
+            read_coalescing,
         };
         let limits = ChannelLimits {
             events: self.config.channel_capacity,

@@ -118,6 +118,11 @@ pub trait Transport: Send {
     /// Whether the session is encrypted with TLS.
     fn is_tls(&self) -> bool;
 
+    /// Whether the session runs over a Unix-domain socket. The default says no.
+    fn is_unix_socket(&self) -> bool {
+        false
+    }
+
     /// Ends the session gracefully (Terminate).
     ///
     /// # Errors
@@ -304,6 +309,10 @@ impl Transport for Connection {
         dispatch!(self, c => c.is_tls())
     }
 
+    fn is_unix_socket(&self) -> bool {
+        dispatch!(self, c => c.is_unix_socket())
+    }
+
     async fn close(self) -> Result<()> {
         dispatch!(self, c => c.close().await)
     }
@@ -366,6 +375,10 @@ impl Transport for NativeConnection {
 
     fn is_tls(&self) -> bool {
         NativeConnection::is_tls(self)
+    }
+
+    fn is_unix_socket(&self) -> bool {
+        NativeConnection::is_unix_socket(self)
     }
 
     async fn close(self) -> Result<()> {

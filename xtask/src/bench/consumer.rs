@@ -91,6 +91,8 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) stop_at: Option<&'a str>,
     /// Live mode: end after this many DML events, measuring commit latency.
     pub(crate) until_dml: Option<u64>,
+    /// Our consumers' read-coalescing budget, µs (`None`: the library's default).
+    pub(crate) read_budget_us: Option<u64>,
     /// A profiler command the consumer runs under (`perf record … --`, `strace -c …`); its
     /// cost then counts as the consumer's.
     pub(crate) wrap: Vec<String>,
@@ -170,6 +172,9 @@ pub(crate) fn command(
                 "--backend",
                 backend,
             ]);
+            if let Some(us) = spec.read_budget_us {
+                command.args(["--read-budget-us", &us.to_string()]);
+            }
         }
         Consumer::Upstream => {
             let conninfo = format!("{} replication=database", spec.conninfo);

@@ -89,6 +89,10 @@ pub(crate) struct BenchArgs {
     /// `--scenarios basebackup` (runs alone): MiB of database to back up.
     #[arg(long, default_value_t = 2048)]
     backup_mb: u64,
+    /// Our consumers' read-coalescing budget in µs (`LogicalConfigBuilder::read_coalescing`;
+    /// 0 turns coalescing off); default: the library's (1 ms).
+    #[arg(long)]
+    read_budget_us: Option<u64>,
 }
 
 /// Runs the benchmark and writes `target/bench/{latest,<stamp>}.{md,json}`.
@@ -202,12 +206,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         "pg_recvlogical": tools.recvlogical.as_ref().map(|p| p.display().to_string()),
         "rows": args.rows,
         "runs": args.runs,
+        "read_budget_us": args.read_budget_us,
         "load_average_before": load_before,
         "load_average_after": load_after,
         "elapsed_s": started.elapsed().as_secs_f64(),
     });
     let header = format!(
-        "Machine: {}; {}; PostgreSQL {}; pg_recvlogical {}; --rows {} --runs {}; \
+        "Machine: {}; {}; PostgreSQL {}; pg_recvlogical {}; --rows {} --runs {}{}; \
          1-min load average {load_before:.2} before, {load_after:.2} after; {:.0} s.\n\n",
         meta["machine"].as_str().unwrap_or(""),
         meta["rustc"].as_str().unwrap_or(""),
@@ -219,6 +224,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             .map_or_else(|| "–".to_owned(), |m| m.to_string()),
         args.rows,
         args.runs,
+        args.read_budget_us
+            .map_or_else(String::new, |us| format!(" --read-budget-us {us}")),
         started.elapsed().as_secs_f64(),
     );
     let json = report::to_json(&cells, meta);
@@ -510,6 +517,7 @@ impl Context<'_> {
             binary: false,
             stop_at: Some(&insert_lsn),
             until_dml: None,
+            read_budget_us: self.args.read_budget_us,
             wrap: Vec::new(),
         };
         let warm = self.measure(Consumer::OursNative, &spec, &db.admin).await?;
@@ -561,6 +569,7 @@ impl Context<'_> {
                         binary: format == "binary",
                         stop_at: Some(&end),
                         until_dml: None,
+                        read_budget_us: self.args.read_budget_us,
                         wrap: self.profiler(scenario.name, format, consumer, run),
                     };
                     let load = tools::load();
@@ -665,6 +674,7 @@ impl Context<'_> {
                     binary: format == "binary",
                     stop_at: None,
                     until_dml: Some(events),
+                    read_budget_us: self.args.read_budget_us,
                     wrap: self.profiler(scenario.name, &format, consumer, run),
                 };
                 let mut process = Running::start(self.tools, consumer, &spec)?;

@@ -84,6 +84,31 @@ impl ReadCoalescing {
         Self::new(Duration::ZERO)
     }
 
+    /// The default for a connection: [`DEFAULT_BUDGET`](Self::DEFAULT_BUDGET) over TCP, off
+    /// over a Unix-domain socket (`unix_socket`).
+    ///
+    /// A Unix-domain stream socket queues only as much as the *sender's* `SO_SNDBUF` allows
+    /// (Linux: 208 KiB of buffer memory by default, counted with each message's overhead),
+    /// and the walsender sends each small message by itself: about a millisecond of them at
+    /// full speed. The runtime's timers tick in whole milliseconds, so any wait lasts at
+    /// least that long — the walsender would fill the queue and block in every wait. Over
+    /// TCP the receive window (tuned up to megabytes) holds many milliseconds.
+    ///
+    /// ```
+    /// use pg_walstream_stream::ReadCoalescing;
+    ///
+    /// assert_eq!(ReadCoalescing::default_for(false), ReadCoalescing::default());
+    /// assert!(ReadCoalescing::default_for(true).budget.is_zero());
+    /// ```
+    #[must_use]
+    pub const fn default_for(unix_socket: bool) -> Self {
+        if unix_socket {
+            Self::off()
+        } else {
+            Self::new(Self::DEFAULT_BUDGET)
+        }
+    }
+
     /// The budget cut to a tenth of the server's `wal_sender_timeout` (when it has one): a
     /// keepalive asking for a reply comes half-way through that timeout, so a wait this short
     /// can never hold the reply back long enough for the walsender to give up on us.

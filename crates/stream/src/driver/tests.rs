@@ -239,6 +239,7 @@ fn start_with(
         queued: Vec::new(),
         observed: Arc::clone(&observed),
     };
+    let read_coalescing = options.coalesce;
     let core = LogicalCore::new(options, Feedback::new(), Instant::now());
     let info = StreamInfo {
         system: SystemIdentity {
@@ -254,6 +255,7 @@ fn start_with(
         resume_lsn: Lsn(0),
         created_slot: None,
         backend: None,
+        read_coalescing,
     };
     let stream = LogicalStream::spawn(transport, core, &limits, info, None);
     (stream, tx, observed)

@@ -1,6 +1,7 @@
 //! Batched hand-off and read coalescing against real servers: `next_batch` delivers what
 //! `next_event` does, with coalescing off too; batches respect the byte and event bounds; a
-//! long coalescing budget never makes the walsender give up waiting for our reply.
+//! long coalescing budget never makes the walsender give up waiting for our reply; coalescing
+//! is on over TCP and off over a Unix-domain socket unless configured.
 
 use std::time::Duration;
 
@@ -279,5 +280,49 @@ async fn a_long_coalescing_budget_never_delays_a_reply_past_the_senders_timeout(
         let after = pid(fx.admin.query_one(pid_query, &[&fx.slot]).await.unwrap());
         assert_eq!(after, before, "PG {version}: the walsender was replaced");
         stream.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn coalescing_is_on_over_tcp_and_off_over_a_unix_socket_unless_configured() {
+    for server in servers() {
+        let version = server.version();
+        let fx = Fixture::new(
+            server,
+            "coalesce_socket",
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "FOR TABLE t",
+        )
+        .await;
+        let unix = format!("{} host={}", fx.conninfo, server.socket_dir().display());
+        let configured = Duration::from_millis(3);
+        for (session, (conninfo, set, expected, what)) in [
+            (&fx.conninfo, None, ReadCoalescing::DEFAULT_BUDGET, "TCP"),
+            (&unix, None, Duration::ZERO, "Unix socket"),
+            (&unix, Some(configured), configured, "Unix socket, configured"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ctx = format!("PG {version}, {what}");
+            let mut config = fx.config().conninfo(conninfo);
+            if let Some(budget) = set {
+                config = config.read_coalescing(budget);
+            }
+            let mut stream = fx.start(config).await;
+            assert_eq!(stream.info().read_coalescing.budget, expected, "{ctx}");
+            if session == 0 {
+                // After the first session created the slot.
+                fx.exec(&["INSERT INTO t VALUES (1)"]).await;
+            }
+            // Nothing acknowledged: every session streams the same insert again.
+            let events = by_events(&mut stream, 1, &ctx).await;
+            let inserts = events
+                .iter()
+                .filter(|(_, data)| data.first() == Some(&b'I'))
+                .count();
+            assert_eq!(inserts, 1, "{ctx}");
+            stream.stop().await.unwrap();
+        }
     }
 }

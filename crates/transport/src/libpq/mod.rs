@@ -88,6 +88,10 @@ impl Transport for LibpqConnection {
         LibpqConnection::is_tls(self)
     }
 
+    fn is_unix_socket(&self) -> bool {
+        LibpqConnection::is_unix_socket(self)
+    }
+
     async fn close(self) -> Result<()> {
         LibpqConnection::close(self).await
     }

@@ -58,6 +58,8 @@ pub struct LibpqConnection {
     /// call cancelled meanwhile loses nothing and the next call delivers it.
     pending_error: Option<ErrorFields>,
     cancel: Option<(i32, Arc<RawCancel>)>,
+    /// The connection runs over a Unix-domain socket (found once, from the socket).
+    unix_socket: bool,
 }
 
 impl core::fmt::Debug for LibpqConnection {
@@ -161,6 +163,11 @@ impl LibpqConnection {
             register_socket(fd, Interest::READABLE | Interest::WRITABLE)
                 .map_err(TransportError::io)?,
         );
+        let unix_socket = socket.as_ref().is_some_and(|registered| {
+            socket2::SockRef::from(registered.get_ref())
+                .local_addr()
+                .is_ok_and(|address| address.is_unix())
+        });
         let process_id = conn.backend_pid();
         let cancel = conn
             .cancel_handle()
@@ -175,6 +182,7 @@ impl LibpqConnection {
             copy_in_failed: false,
             pending_error: None,
             cancel,
+            unix_socket,
         })
     }
 
@@ -186,6 +194,11 @@ impl LibpqConnection {
     /// Whether the session is encrypted with TLS.
     pub fn is_tls(&self) -> bool {
         self.conn.ssl_in_use()
+    }
+
+    /// Whether the session runs over a Unix-domain socket.
+    pub fn is_unix_socket(&self) -> bool {
+        self.unix_socket
     }
 
     /// Notices received since the last call.

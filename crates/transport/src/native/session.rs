@@ -69,6 +69,11 @@ impl NativeConnection {
         self.io.stream.is_tls()
     }
 
+    /// Whether the session runs over a Unix-domain socket.
+    pub fn is_unix_socket(&self) -> bool {
+        self.io.stream.is_unix_socket()
+    }
+
     /// A token that cancels the running query from another task, if the server sent
     /// BackendKeyData.
     pub fn cancel_token(&self) -> Option<CancelToken> {

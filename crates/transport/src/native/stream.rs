@@ -33,6 +33,18 @@ pub(crate) enum Parked {
 }
 
 impl Socket {
+    /// Whether this is a Unix-domain socket (parked or not).
+    pub(crate) fn is_unix(&self) -> bool {
+        #[cfg(unix)]
+        {
+            matches!(self, Socket::Unix(_) | Socket::Parked(Parked::Unix(_)))
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    }
+
     /// Takes the socket off the reactor until the next read or write (which puts it back,
     /// reporting what arrived meanwhile): a caller that will not read for a while is then
     /// not woken by every packet that arrives (edge-triggered readiness fires per packet).
@@ -93,6 +105,14 @@ impl Stream {
     /// Whether TLS is in use.
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
+    }
+
+    /// Whether the socket underneath is a Unix-domain socket.
+    pub(crate) fn is_unix_socket(&self) -> bool {
+        match self {
+            Stream::Plain(socket) => socket.is_unix(),
+            Stream::Tls(tls) => tls.get_ref().0.is_unix(),
+        }
     }
 
     /// Takes the socket off the reactor until the next I/O ([`Socket::park`]).

@@ -99,6 +99,7 @@ async fn unix_socket_never_uses_tls() {
                 !conn.is_tls(),
                 "PG {v}: libpq ignores sslmode on unix sockets"
             );
+            assert!(conn.is_unix_socket(), "PG {v} sslmode={mode}");
             let sets = conn
                 .simple_query("SELECT current_user")
                 .await
@@ -111,6 +112,12 @@ async fn unix_socket_never_uses_tls() {
             token.cancel().await.expect("cancel over the unix socket");
             conn.close().await.expect("close");
         }
+        let tcp = format!("{} sslmode=disable", server.conninfo(AuthUser::Scram, "postgres"));
+        let conn = connect(&tcp)
+            .await
+            .unwrap_or_else(|e| panic!("PG {v} over TCP: {}", chain(&e)));
+        assert!(!conn.is_unix_socket(), "PG {v}: {tcp}");
+        conn.close().await.expect("close");
     }
 }
 
