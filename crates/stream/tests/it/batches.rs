@@ -299,7 +299,12 @@ async fn coalescing_is_on_over_tcp_and_off_over_a_unix_socket_unless_configured(
         for (session, (conninfo, set, expected, what)) in [
             (&fx.conninfo, None, ReadCoalescing::DEFAULT_BUDGET, "TCP"),
             (&unix, None, Duration::ZERO, "Unix socket"),
-            (&unix, Some(configured), configured, "Unix socket, configured"),
+            (
+                &unix,
+                Some(configured),
+                configured,
+                "Unix socket, configured",
+            ),
         ]
         .into_iter()
         .enumerate()

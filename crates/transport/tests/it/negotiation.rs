@@ -112,7 +112,10 @@ async fn unix_socket_never_uses_tls() {
             token.cancel().await.expect("cancel over the unix socket");
             conn.close().await.expect("close");
         }
-        let tcp = format!("{} sslmode=disable", server.conninfo(AuthUser::Scram, "postgres"));
+        let tcp = format!(
+            "{} sslmode=disable",
+            server.conninfo(AuthUser::Scram, "postgres")
+        );
         let conn = connect(&tcp)
             .await
             .unwrap_or_else(|e| panic!("PG {v} over TCP: {}", chain(&e)));
