@@ -545,10 +545,11 @@ impl LogicalConfigBuilder {
     /// the walsender): default [`ReadCoalescing::DEFAULT_BUDGET`] (1 ms) over TCP and off over
     /// a Unix-domain socket ([`ReadCoalescing::default_for`] says why); at most
     /// [`ReadCoalescing::MAX_BUDGET`]; zero turns it off (every read follows the previous one
-    /// at once). A budget set here applies to either kind of socket. It adds at most `budget` to a message's delivery latency, and never delays
-    /// a status update, a liveness ping or the read deadline past when they are due; a reply
-    /// the server asked for goes out as soon as its keepalive is read. Reads of at least
-    /// [`ReadCoalescing::DEFAULT_BELOW`] bytes are never followed by a wait.
+    /// at once). A budget set here applies to either kind of socket. It adds at most `budget`
+    /// to a message's delivery latency, and never delays a status update, a liveness ping or
+    /// the read deadline past when they are due; a reply the server asked for goes out as
+    /// soon as its keepalive is read. Reads of at least [`ReadCoalescing::DEFAULT_BELOW`]
+    /// bytes are never followed by a wait.
     pub fn read_coalescing(mut self, budget: Duration) -> Self {
         self.read_coalescing = Some(ReadCoalescing::new(budget));
         self
