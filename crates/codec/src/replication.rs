@@ -25,7 +25,7 @@
 //! assert_eq!(parsed.data.as_ptr(), wire[25..].as_ptr()); // zero-copy
 //! ```
 
-use bytes::{BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 
 use crate::error::DecodeError;
 use crate::ids::Xid;
@@ -130,18 +130,41 @@ impl BackendMessage {
     /// [`DecodeError`] for an empty, truncated or over-long payload, an unknown tag or a
     /// reply flag other than 0/1.
     pub fn parse(copy_data: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::message(copy_data, "replication message 'w' or 'k'")?;
+        Self::parse_owned(copy_data.clone())
+    }
+
+    /// [`parse`](Self::parse) for a payload the caller gives up: `XLogData::data` is
+    /// `copy_data` itself, advanced past the header (no reference count is taken).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use pg_walstream_codec::replication::BackendMessage;
+    /// let mut frame = vec![b'w'];
+    /// frame.extend_from_slice(&[0; 24]);
+    /// frame.extend_from_slice(b"payload");
+    /// let BackendMessage::XLogData(x) = BackendMessage::parse_owned(Bytes::from(frame))? else {
+    ///     panic!()
+    /// };
+    /// assert_eq!(&x.data[..], b"payload");
+    /// # Ok::<(), pg_walstream_codec::DecodeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub fn parse_owned(mut copy_data: Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::message(&copy_data, "replication message 'w' or 'k'")?;
         match r.tag() {
             XLOG_DATA_TAG => {
                 let wal_start = Lsn(r.u64("XLogData wal_start")?);
                 let wal_end = Lsn(r.u64("XLogData wal_end")?);
                 let send_time = PgTimestamp(r.i64("XLogData send_time")?);
                 let start = r.offset();
+                copy_data.advance(start);
                 Ok(Self::XLogData(XLogData {
                     wal_start,
                     wal_end,
                     send_time,
-                    data: copy_data.slice(start..),
+                    data: copy_data,
                 }))
             }
             PRIMARY_KEEPALIVE_TAG => {

@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
                 LogicalCore::new(CoreOptions::new(ProtocolVersion::V1), Feedback::new(), now);
             let mut sum = 0usize;
             for frame in &frames {
-                core.handle_copy_data(now, frame);
+                core.handle_copy_data(now, frame.clone());
                 while let Some(event) = core.poll_event() {
                     if let EventKind::Insert(change) = event.unwrap().kind() {
                         for column in change.new_tuple().unwrap().columns() {
@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
                 LogicalCore::new(CoreOptions::new(ProtocolVersion::V1), Feedback::new(), now);
             let mut sum = 0usize;
             for frame in &frames {
-                core.handle_copy_data(now, frame);
+                core.handle_copy_data(now, frame.clone());
                 while let Some(event) = core.poll_event() {
                     if let EventKind::Insert(change) = event.unwrap().kind() {
                         let row = change.new_row().unwrap();
@@ -139,7 +139,7 @@ fn bench(c: &mut Criterion) {
             let mut core =
                 LogicalCore::new(CoreOptions::new(ProtocolVersion::V1), Feedback::new(), now);
             for frame in &frames {
-                core.handle_copy_data(now, frame);
+                core.handle_copy_data(now, frame.clone());
                 while let Some(event) = core.poll_event() {
                     black_box(event.unwrap());
                 }

@@ -81,7 +81,7 @@ fn replay(messages: &[(u64, &str)]) -> Vec<crate::Result<Event>> {
             data: unhex(hex),
         }
         .encode(&mut frame);
-        core.handle_copy_data(now, &frame.into());
+        core.handle_copy_data(now, frame.into());
     }
     std::iter::from_fn(|| core.poll_event()).collect()
 }

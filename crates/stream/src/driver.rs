@@ -128,7 +128,7 @@ fn read_batch<T: Transport>(
     budget: &Budget,
     metrics: &mut StreamMetrics,
     now: std::time::Instant,
-    first: &Bytes,
+    first: Bytes,
 ) -> usize {
     let (max_frames, max_bytes) = budget.room().unwrap_or((1, 1));
     let mut frames = 1;
@@ -139,7 +139,7 @@ fn read_batch<T: Transport>(
             Ok(Some(frame)) => {
                 frames += 1;
                 bytes += frame.len();
-                core.handle_copy_data(now, &frame);
+                core.handle_copy_data(now, frame);
             }
             Ok(None) => break,
             Err(error) => {
@@ -361,7 +361,7 @@ pub(crate) async fn drive<T: Transport>(
                 match frame {
                     Ok(Some(frame)) => {
                         let m = &mut outlet.metrics;
-                        let read = read_batch(transport, core, &outlet.budget, m, now, &frame);
+                        let read = read_batch(transport, core, &outlet.budget, m, now, frame);
                         pause = core.read_pause(now, read);
                         if pause.is_some()
                             && let Err(error) = transport.park_reads()

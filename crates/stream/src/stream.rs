@@ -178,8 +178,9 @@ impl LogicalStream {
 
     /// The next event; `None` once the stream ended (after a stop, a stop LSN, or after the
     /// error that ended it was returned).
-    pub async fn next_event(&mut self) -> Option<Result<Event>> {
-        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    pub fn next_event(&mut self) -> impl Future<Output = Option<Result<Event>>> + Send + '_ {
+        // A plain poll function, not an `async fn` around one: the event is moved once less.
+        std::future::poll_fn(|cx| self.poll_item(cx))
     }
 
     /// The next frame as the server sent it, with its acknowledgement position — for

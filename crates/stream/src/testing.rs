@@ -391,7 +391,7 @@ impl TestEvents {
             data: data.into(),
         }
         .encode(&mut frame);
-        self.core.handle_copy_data(self.now, &frame.freeze());
+        self.core.handle_copy_data(self.now, frame.freeze());
         let event = self
             .core
             .poll_event()

@@ -12,24 +12,32 @@ use super::tuple::{Column, Columns, TupleData};
 /// How many column offsets a tuple keeps inline. A tuple of at most this many columns keeps
 /// every column's offset; a wider one keeps the offset of every 2ⁿ-th column (the smallest
 /// n that fits), so reading a column walks fewer than 2ⁿ columns from the nearest one kept.
+/// Offsets are 16-bit, which keeps a tuple view small enough to move without a `memcpy`
+/// call: columns that start 64 KiB or more into a tuple are found by walking from the last
+/// offset kept before them.
 pub const INDEX_ANCHORS: usize = 8;
 
-/// `shift` of an index that keeps no offsets (a tuple whose bytes do not fit 32-bit
-/// offsets): columns are found by walking from the first.
-const UNINDEXED: u8 = u8::MAX;
-
-/// Offsets, within a tuple's column bytes, of the columns `k << shift` for each `k`.
-#[derive(Debug, Clone, Copy, Default)]
+/// Offsets, within a tuple's column bytes, of the columns `k << shift` for each `k` below
+/// `kept` (the first is always kept: it starts at 0).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ColumnIndex {
     shift: u8,
-    anchors: [u32; INDEX_ANCHORS],
+    kept: u8,
+    anchors: [u16; INDEX_ANCHORS],
+}
+
+impl Default for ColumnIndex {
+    fn default() -> Self {
+        ColumnIndex::unindexed()
+    }
 }
 
 impl ColumnIndex {
-    /// An index that keeps no offsets.
+    /// An index that keeps only the first column's offset: columns are found by walking.
     pub(crate) const fn unindexed() -> Self {
         ColumnIndex {
-            shift: UNINDEXED,
+            shift: 0,
+            kept: 1,
             anchors: [0; INDEX_ANCHORS],
         }
     }
@@ -39,37 +47,32 @@ impl ColumnIndex {
     /// decoding: plain slice operations, no error building).
     #[inline]
     pub(crate) fn scan(raw: &[u8], count: u16) -> Option<(usize, ColumnIndex)> {
-        let mut index = ColumnIndex {
-            shift: 0,
-            anchors: [0; INDEX_ANCHORS],
-        };
-        let mut rest = raw;
-        let offset = |rest: &[u8]| (raw.len() - rest.len()) as u32;
-        if u32::try_from(raw.len()).is_err() {
-            // Offsets would not fit (no server sends such a tuple): validate only.
-            index.shift = UNINDEXED;
-            for _ in 0..count {
-                rest = skip_column(rest)?;
-            }
-        } else if usize::from(count) <= INDEX_ANCHORS {
-            // Every column's offset (the common case).
-            for slot in index.anchors.iter_mut().take(usize::from(count)) {
-                *slot = offset(rest);
-                rest = skip_column(rest)?;
-            }
-        } else {
+        let count = usize::from(count);
+        let mut index = ColumnIndex::unindexed();
+        if count > INDEX_ANCHORS {
             // Columns per kept offset, rounded up to a power of two.
-            let per = usize::from(count).div_ceil(INDEX_ANCHORS);
+            let per = count.div_ceil(INDEX_ANCHORS);
             index.shift = per.next_power_of_two().trailing_zeros() as u8;
-            let mask = (1usize << index.shift) - 1;
-            for column in 0..usize::from(count) {
-                if column & mask == 0
-                    && let Some(slot) = index.anchors.get_mut(column >> index.shift)
-                {
-                    *slot = offset(rest);
+        }
+        let mask = (1usize << index.shift) - 1;
+        let mut rest = raw;
+        let mut column = 0;
+        while column < count {
+            if column & mask == 0 {
+                let Ok(offset) = u16::try_from(raw.len() - rest.len()) else {
+                    // Past 64 KiB: no more offsets fit; validate the remaining columns only.
+                    for _ in column..count {
+                        rest = skip_column(rest)?;
+                    }
+                    break;
+                };
+                if let Some(slot) = index.anchors.get_mut(column >> index.shift) {
+                    *slot = offset;
+                    index.kept = (column >> index.shift) as u8 + 1;
                 }
-                rest = skip_column(rest)?;
             }
+            rest = skip_column(rest)?;
+            column += 1;
         }
         Some((raw.len() - rest.len(), index))
     }
@@ -78,13 +81,9 @@ impl ColumnIndex {
     #[inline]
     pub(crate) fn column<'a>(&self, raw: &'a [u8], count: u16, index: usize) -> Option<Column<'a>> {
         let index_u16 = u16::try_from(index).ok().filter(|&i| i < count)?;
-        let (first, start) = if self.shift == UNINDEXED {
-            (0, 0)
-        } else {
-            let anchor = index >> self.shift;
-            let start = usize::try_from(*self.anchors.get(anchor)?).ok()?;
-            ((anchor << self.shift) as u16, start)
-        };
+        let anchor = (index >> self.shift).min(usize::from(self.kept).saturating_sub(1));
+        let start = usize::from(*self.anchors.get(anchor)?);
+        let first = (anchor << self.shift) as u16;
         let mut columns = Columns::new(raw.get(start..)?, count - first);
         columns.nth(usize::from(index_u16 - first))
     }

@@ -113,6 +113,51 @@ fn widest_tuples_read_by_position() {
     }
 }
 
+/// Columns that start 64 KiB or more into a tuple lie beyond the 16-bit offsets kept: they
+/// are found by walking from the last offset kept, and still read right — narrow and wide
+/// tuples, with the large values first, last or throughout.
+#[test]
+fn columns_past_64_kib_read_by_position() {
+    let big = |i: usize| OwnedColumn::Text(Bytes::from(vec![b'a' + (i % 26) as u8; 30_000]));
+    let small = |i: usize| OwnedColumn::Text(Bytes::from(format!("{i}")));
+    let shapes: [(usize, &dyn Fn(usize) -> OwnedColumn); 4] = [
+        (INDEX_ANCHORS, &|i| big(i)),
+        (3 * INDEX_ANCHORS, &|i| {
+            if i < 3 { big(i) } else { small(i) }
+        }),
+        (3 * INDEX_ANCHORS, &|i| {
+            if i % 5 == 0 { big(i) } else { small(i) }
+        }),
+        (1_600, &|i| if i == 1_599 { big(i) } else { small(i) }),
+    ];
+    for (width, make) in shapes {
+        let columns: Vec<OwnedColumn> = (0..width).map(make).collect();
+        let wire = encode(&OwnedMessage::Insert(Insert {
+            xid: None,
+            relation: Oid(1),
+            new: OwnedTupleData {
+                columns: columns.clone(),
+            },
+        }));
+        let Message::Insert(insert) = decode_message(&wire, ProtocolVersion::V1, false).unwrap()
+        else {
+            panic!()
+        };
+        assert_positions_agree(&insert.new);
+        let again = insert
+            .new
+            .layout_in(&wire)
+            .unwrap()
+            .tuple_in(&wire)
+            .unwrap();
+        assert_positions_agree(&again);
+        assert_eq!(
+            again.to_owned_in(&Bytes::from(wire.clone())).columns,
+            columns
+        );
+    }
+}
+
 /// A layout is refused by bytes that cannot hold it and by a tuple outside the message.
 #[test]
 fn layouts_check_their_bytes() {

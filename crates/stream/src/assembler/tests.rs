@@ -58,7 +58,7 @@ impl Harness {
             data: data.into(),
         }
         .encode(&mut frame);
-        self.core.handle_copy_data(self.now, &frame.into());
+        self.core.handle_copy_data(self.now, frame.into());
         while let Some(event) = self.core.poll_event() {
             let event = event.expect("valid event");
             self.assembler.push(event).expect("assembles");
@@ -481,7 +481,7 @@ fn events_out_of_place_are_errors() {
         data: data.into(),
     }
     .encode(&mut frame);
-    h.core.handle_copy_data(h.now, &frame.into());
+    h.core.handle_copy_data(h.now, frame.into());
     let relation = h.core.poll_event().unwrap().unwrap();
     let mut fresh = TransactionAssembler::new(AssemblerConfig::default());
     let error = fresh.push(relation).unwrap_err();

@@ -221,12 +221,12 @@ impl LogicalCore {
 
     /// Feeds one CopyData frame received at `now`. Decoding problems are reported, in order,
     /// through [`poll_event`](Self::poll_event) and end the stream.
-    pub fn handle_copy_data(&mut self, now: Instant, frame: &Bytes) {
+    pub fn handle_copy_data(&mut self, now: Instant, frame: Bytes) {
         if self.phase == Phase::Finished {
             return;
         }
         let before = self.timers.on_received(now);
-        match BackendMessage::parse(frame) {
+        match BackendMessage::parse_owned(frame) {
             Err(source) => self.fail(Error::Decode {
                 after: self.tracker.received(),
                 source,

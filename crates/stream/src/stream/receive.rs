@@ -127,10 +127,13 @@ impl LogicalStream {
             return self.poll_stopping(cx);
         }
         loop {
-            while let Some(item) = self.current.pop_front() {
-                if Self::admits(&mut self.replay, &self.feedback, &item) {
-                    return Poll::Ready(Some(item));
+            // Checked in place and then taken straight into the return value: an event is
+            // moved once here, not twice.
+            while let Some(item) = self.current.front() {
+                if Self::admits(&mut self.replay, &self.feedback, item) {
+                    return Poll::Ready(self.current.pop_front());
                 }
+                self.current.pop_front();
             }
             // Used up: its room goes back to the driver before waiting for the next batch.
             let (events, bytes) = std::mem::take(&mut self.current_cost);

@@ -136,7 +136,7 @@ fn dml_events_allocate_nothing() {
     let mut core = LogicalCore::new(CoreOptions::new(ProtocolVersion::V1), Feedback::new(), now);
     let mut out = BytesMut::with_capacity(64);
     let consume = |core: &mut LogicalCore, frame: &Bytes| -> usize {
-        core.handle_copy_data(now, frame);
+        core.handle_copy_data(now, frame.clone());
         let event = core.poll_event().expect("an event").expect("no error");
         let mut width = 0;
         match event.kind() {

@@ -212,21 +212,9 @@ impl DataRow {
 /// [`MAX_CONTROL_FRAME_LEN`] for control messages), an unknown tag or a malformed body.
 /// The buffer is left untouched on error; the stream cannot be resynchronised.
 pub fn parse(buf: &mut BytesMut, max_len: usize) -> Result<Option<BackendMessage>, MessageError> {
-    let Some(header) = buf.get(..5) else {
+    let Some((tag, len)) = header(buf, max_len)? else {
         return Ok(None);
     };
-    let tag = header[0];
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    if len < 4 {
-        return Err(MessageError::BadLength { tag, len });
-    }
-    let limit = match tag {
-        b'd' | b'D' | b'T' | b'E' | b'N' | b'A' => max_len,
-        _ => MAX_CONTROL_FRAME_LEN.min(max_len),
-    };
-    if len > limit {
-        return Err(MessageError::TooLarge { tag, len });
-    }
     let total = len + 1;
     if buf.len() < total {
         buf.reserve(total - buf.len());
@@ -239,6 +227,59 @@ pub fn parse(buf: &mut BytesMut, max_len: usize) -> Result<Option<BackendMessage
     let mut frame = buf.split_to(total).freeze();
     frame.advance(5);
     decode(tag, frame).map(Some)
+}
+
+/// Splits the next message off the front of `buf` if it is a whole CopyData, returning its
+/// body — what [`parse`] would return as [`BackendMessage::CopyData`], without building a
+/// message (the hot path of a replication stream). `Ok(None)` when `buf` starts with
+/// anything else or holds too little; nothing is reserved then.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pg_walstream_transport::message::backend::{take_copy_data, DEFAULT_MAX_FRAME_LEN};
+/// let mut buf = BytesMut::from(&b"d\0\0\0\x06hiZ\0\0\0\x05I"[..]);
+/// let data = take_copy_data(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap().unwrap();
+/// assert_eq!(&data[..], b"hi");
+/// // ReadyForQuery is not CopyData: left in the buffer.
+/// assert_eq!(take_copy_data(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap(), None);
+/// assert_eq!(buf.len(), 6);
+/// ```
+///
+/// # Errors
+/// [`MessageError`] for a CopyData whose length is below 4 or above `max_len`, as [`parse`]
+/// reports it; the buffer is left untouched.
+pub fn take_copy_data(buf: &mut BytesMut, max_len: usize) -> Result<Option<Bytes>, MessageError> {
+    if buf.first() != Some(&b'd') {
+        return Ok(None);
+    }
+    match header(buf, max_len)? {
+        Some((_, len)) if buf.len() > len => {
+            let mut body = buf.split_to(len + 1).freeze();
+            body.advance(5);
+            Ok(Some(body))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The tag and length of the message at the front of `buf`, checked against the limits for
+/// its tag; `None` while fewer than 5 bytes are buffered.
+fn header(buf: &[u8], max_len: usize) -> Result<Option<(u8, usize)>, MessageError> {
+    let Some(&[tag, a, b, c, d]) = buf.first_chunk::<5>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([a, b, c, d]) as usize;
+    if len < 4 {
+        return Err(MessageError::BadLength { tag, len });
+    }
+    let limit = match tag {
+        b'd' | b'D' | b'T' | b'E' | b'N' | b'A' => max_len,
+        _ => MAX_CONTROL_FRAME_LEN.min(max_len),
+    };
+    if len > limit {
+        return Err(MessageError::TooLarge { tag, len });
+    }
+    Ok(Some((tag, len)))
 }
 
 fn decode(tag: u8, mut body: Bytes) -> Result<BackendMessage, MessageError> {

@@ -5,8 +5,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::stream::Stream;
 use crate::error::{Result, TransportError};
-use crate::message::backend::parse;
-use crate::message::{BackendMessage, MessageError};
+use crate::message::BackendMessage;
+use crate::message::backend::{parse, take_copy_data};
 
 /// Size of each read-buffer allocation: many frames arrive per read syscall.
 pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
@@ -59,24 +59,7 @@ impl Framed {
     /// The next message if it is a CopyData already complete in the read buffer, without
     /// reading from the socket; `None` when the buffer holds anything else (or too little).
     pub(crate) fn try_copy_data(&mut self) -> Result<Option<Bytes>> {
-        // Tag, then the length, which counts itself but not the tag.
-        let complete = match self.read_buf.get(..5) {
-            Some([b'd', len @ ..]) => {
-                let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                self.read_buf.len() > len
-            }
-            _ => false,
-        };
-        if !complete {
-            return Ok(None);
-        }
-        match parse(&mut self.read_buf, self.max_frame)? {
-            Some(BackendMessage::CopyData(data)) => Ok(Some(data)),
-            _ => Err(TransportError::Protocol(MessageError::Malformed {
-                tag: b'd',
-                what: "a complete CopyData message did not parse as one",
-            })),
-        }
+        Ok(take_copy_data(&mut self.read_buf, self.max_frame)?)
     }
 
     /// Reads at least one more byte into the read buffer.

@@ -67,7 +67,7 @@ impl Harness {
         }
         .encode(&mut frame);
         let now = self.at(secs);
-        self.core.handle_copy_data(now, &frame.into());
+        self.core.handle_copy_data(now, frame.into());
     }
 
     fn keepalive(&mut self, secs: f64, wal_end: u64, reply_requested: bool) {
@@ -79,7 +79,7 @@ impl Harness {
         }
         .encode(&mut frame);
         let now = self.at(secs);
-        self.core.handle_copy_data(now, &frame.into());
+        self.core.handle_copy_data(now, frame.into());
     }
 
     /// A whole transaction: Begin, Relation, Insert, Commit ending at `end`.
@@ -430,7 +430,7 @@ fn undecodable_frame_ends_the_stream_after_earlier_events() {
     assert!(h.core.is_finished());
     // A truncated CopyData frame (not even an XLogData header) is an error too.
     let mut h = Harness::v(ProtocolVersion::V1);
-    h.core.handle_copy_data(h.t0, &Bytes::from_static(b"w\0\0"));
+    h.core.handle_copy_data(h.t0, Bytes::from_static(b"w\0\0"));
     assert!(matches!(
         h.core.poll_event(),
         Some(Err(Error::Decode { .. }))

@@ -353,3 +353,51 @@ fn arbitrary_input_never_panics() {
         }
     }
 }
+
+/// The CopyData fast path returns what `parse` does, byte for byte, frame by frame; waits for
+/// a partial frame; leaves other messages in place; and refuses a bad length as `parse` does,
+/// without consuming anything.
+#[test]
+fn take_copy_data_agrees_with_parse() {
+    let mut wire = Vec::new();
+    for body in [&b""[..], b"w1", &[7u8; 300][..]] {
+        wire.extend(frame(b'd', body));
+    }
+    wire.extend(frame(b'c', b""));
+    let mut fast = BytesMut::from(&wire[..]);
+    let mut slow = BytesMut::from(&wire[..]);
+    for _ in 0..3 {
+        let Some(BackendMessage::CopyData(expected)) =
+            parse(&mut slow, DEFAULT_MAX_FRAME_LEN).unwrap()
+        else {
+            panic!("CopyData")
+        };
+        let got = take_copy_data(&mut fast, DEFAULT_MAX_FRAME_LEN).unwrap();
+        assert_eq!(got, Some(expected));
+    }
+    assert_eq!(
+        take_copy_data(&mut fast, DEFAULT_MAX_FRAME_LEN).unwrap(),
+        None
+    );
+    assert_eq!(fast, slow);
+
+    let whole = frame(b'd', b"abc");
+    let mut partial = BytesMut::from(&whole[..whole.len() - 1]);
+    assert_eq!(
+        take_copy_data(&mut partial, DEFAULT_MAX_FRAME_LEN).unwrap(),
+        None
+    );
+    assert_eq!(partial.len(), whole.len() - 1);
+
+    let mut short = BytesMut::from(&b"d\0\0\0\x03"[..]);
+    assert_eq!(
+        take_copy_data(&mut short, DEFAULT_MAX_FRAME_LEN),
+        Err(MessageError::BadLength { tag: b'd', len: 3 })
+    );
+    let mut large = BytesMut::from(&frame(b'd', &[0; 64])[..]);
+    assert_eq!(
+        take_copy_data(&mut large, 16),
+        Err(MessageError::TooLarge { tag: b'd', len: 68 })
+    );
+    assert_eq!(large.len(), 69);
+}
