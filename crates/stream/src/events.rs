@@ -115,38 +115,98 @@ pub struct Change {
     data: Bytes,
     version: ProtocolVersion,
     in_stream: bool,
-    layout: Option<ChangeLayout>,
+    layout: ChangeLayout,
 }
 
 /// Where the tuples of a change's message lie and where their columns start, taken from the
-/// decoding that validated the message (see the codec's [`TupleLayout`]).
-#[derive(Debug, Clone)]
+/// decoding that validated the message (see the codec's [`TupleLayout`]). Flat (no nested
+/// options) so that moving a change copies plain words.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ChangeLayout {
-    new: Option<TupleLayout>,
-    old: Option<OldTuple<TupleLayout>>,
+    new: TupleLayout,
+    old: TupleLayout,
+    shape: Shape,
+}
+
+/// Which tuples a [`ChangeLayout`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// No layout: the change decodes its bytes again when read.
+    Redecode,
+    /// A new tuple only (Insert, Update without an old one).
+    New,
+    /// An old key or old row, and a new tuple (Update).
+    OldAndNew(OldKind),
+    /// An old key or old row only (Delete).
+    Old(OldKind),
+}
+
+/// `K` or `O`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OldKind {
+    Key,
+    Full,
+}
+
+impl OldKind {
+    fn wrap<T>(self, tuple: T) -> OldTuple<T> {
+        match self {
+            OldKind::Key => OldTuple::Key(tuple),
+            OldKind::Full => OldTuple::Full(tuple),
+        }
+    }
 }
 
 impl ChangeLayout {
-    /// The layout of an Insert, Update or Delete decoded from `data`; `None` for other
-    /// messages and for a tuple that does not lie inside `data` (the change then decodes its
-    /// bytes again when read).
-    pub(crate) fn of(message: &Message<'_>, data: &[u8]) -> Option<ChangeLayout> {
-        let (new, old) = match message {
-            Message::Insert(i) => (Some(&i.new), None),
-            Message::Update(u) => (Some(&u.new), u.old.as_ref()),
-            Message::Delete(d) => (None, Some(&d.old)),
+    /// A layout that makes the change decode its bytes again when read.
+    pub(crate) const REDECODE: ChangeLayout = ChangeLayout {
+        new: TupleLayout::EMPTY,
+        old: TupleLayout::EMPTY,
+        shape: Shape::Redecode,
+    };
+
+    /// The layout of an Insert, Update or Delete decoded from `data`; a layout that decodes
+    /// again for other messages and for a tuple that does not lie inside `data`.
+    pub(crate) fn of(message: &Message<'_>, data: &[u8]) -> ChangeLayout {
+        Self::try_of(message, data).unwrap_or(Self::REDECODE)
+    }
+
+    fn try_of(message: &Message<'_>, data: &[u8]) -> Option<ChangeLayout> {
+        let old = |old: &OldTuple<TupleData<'_>>| -> Option<(OldKind, TupleLayout)> {
+            Some(match old {
+                OldTuple::Key(t) => (OldKind::Key, t.layout_in(data)?),
+                OldTuple::Full(t) => (OldKind::Full, t.layout_in(data)?),
+            })
+        };
+        let (new, old, shape) = match message {
+            Message::Insert(i) => (i.new.layout_in(data)?, TupleLayout::EMPTY, Shape::New),
+            Message::Update(u) => match &u.old {
+                None => (u.new.layout_in(data)?, TupleLayout::EMPTY, Shape::New),
+                Some(o) => {
+                    let (kind, old) = old(o)?;
+                    (u.new.layout_in(data)?, old, Shape::OldAndNew(kind))
+                }
+            },
+            Message::Delete(d) => {
+                let (kind, old) = old(&d.old)?;
+                (TupleLayout::EMPTY, old, Shape::Old(kind))
+            }
             _ => return None,
         };
-        let new = match new {
-            Some(tuple) => Some(tuple.layout_in(data)?),
-            None => None,
-        };
-        let old = match old {
-            Some(OldTuple::Key(tuple)) => Some(OldTuple::Key(tuple.layout_in(data)?)),
-            Some(OldTuple::Full(tuple)) => Some(OldTuple::Full(tuple.layout_in(data)?)),
-            None => None,
-        };
-        Some(ChangeLayout { new, old })
+        Some(ChangeLayout { new, old, shape })
+    }
+
+    /// The new tuple's layout, if it has one.
+    fn new_layout(&self) -> Option<TupleLayout> {
+        matches!(self.shape, Shape::New | Shape::OldAndNew(_)).then_some(self.new)
+    }
+
+    /// The old tuple's kind and layout, if it has one.
+    fn old_layout(&self) -> Option<(OldKind, TupleLayout)> {
+        match self.shape {
+            Shape::OldAndNew(kind) | Shape::Old(kind) => Some((kind, self.old)),
+            Shape::Redecode | Shape::New => None,
+        }
     }
 }
 
@@ -311,13 +371,6 @@ impl EventKind {
 
 /// The old tuple of `layout`, read from `data`.
 #[inline]
-fn old_in<'a>(layout: &OldTuple<TupleLayout>, data: &'a [u8]) -> Option<OldTuple<TupleData<'a>>> {
-    match layout {
-        OldTuple::Key(l) => l.tuple_in(data).map(OldTuple::Key),
-        OldTuple::Full(l) => l.tuple_in(data).map(OldTuple::Full),
-    }
-}
-
 fn redecode(data: &[u8], version: ProtocolVersion, in_stream: bool) -> Message<'_> {
     // The same bytes decoded with the same version and stream state decoded successfully when
     // the frame arrived (see `core`); decoding is deterministic.
@@ -332,7 +385,7 @@ impl Change {
         data: Bytes,
         version: ProtocolVersion,
         in_stream: bool,
-        layout: Option<ChangeLayout>,
+        layout: ChangeLayout,
     ) -> Self {
         Change {
             xid,
@@ -345,8 +398,8 @@ impl Change {
     }
 
     /// The tuple layout kept from validation, for a change rebuilt over a copy of its bytes.
-    pub(crate) fn layout(&self) -> Option<ChangeLayout> {
-        self.layout.clone()
+    pub(crate) fn layout(&self) -> ChangeLayout {
+        self.layout
     }
 
     /// The (sub)transaction xid, inside a streamed block.
@@ -363,20 +416,17 @@ impl Change {
     /// column name is easier with [`new_row`](Change::new_row).
     #[inline]
     pub fn new_tuple(&self) -> Option<TupleData<'_>> {
-        match &self.layout {
-            Some(layout) => layout.new.and_then(|l| l.tuple_in(&self.data)),
-            None => self.tuples().0,
+        if self.layout.shape == Shape::Redecode {
+            return self.tuples().0;
         }
+        self.layout.new_layout()?.tuple_in(&self.data)
     }
 
     /// The new tuple and the old one, from the layout kept when the message was validated
     /// (or, without one, from decoding the message again).
     pub(crate) fn tuples(&self) -> (Option<TupleData<'_>>, Option<OldTuple<TupleData<'_>>>) {
-        if let Some(layout) = &self.layout {
-            let data = &self.data[..];
-            let new = layout.new.and_then(|l| l.tuple_in(data));
-            let old = layout.old.as_ref().and_then(|l| old_in(l, data));
-            return (new, old);
+        if self.layout.shape != Shape::Redecode {
+            return (self.new_tuple(), self.old_tuple());
         }
         match redecode(&self.data, self.version, self.in_stream) {
             Message::Insert(i) => (Some(i.new), None),
@@ -392,10 +442,11 @@ impl Change {
     /// columns only.
     #[inline]
     pub fn old_tuple(&self) -> Option<OldTuple<TupleData<'_>>> {
-        match &self.layout {
-            Some(layout) => old_in(layout.old.as_ref()?, &self.data),
-            None => self.tuples().1,
+        if self.layout.shape == Shape::Redecode {
+            return self.tuples().1;
         }
+        let (kind, layout) = self.layout.old_layout()?;
+        Some(kind.wrap(layout.tuple_in(&self.data)?))
     }
 
     /// Old and new rows in owned form; values share the received buffer (no copy).
@@ -423,7 +474,8 @@ mod tests {
     use crate::relation_cache::RelationCache;
     use pg_walstream_codec::Oid;
     use pg_walstream_codec::pgoutput::{
-        Column, OwnedColumn, OwnedMessage, Relation, RelationColumn, ReplicaIdentity, Update,
+        Column, Delete, Insert, OwnedColumn, OwnedMessage, Relation, RelationColumn,
+        ReplicaIdentity, Update,
     };
 
     fn relation() -> Arc<RelationInfo> {
@@ -478,7 +530,7 @@ mod tests {
         let data = Bytes::from(wire);
         let message = decode_message(&data, ProtocolVersion::V1, false).unwrap();
         let layout = ChangeLayout::of(&message, &data);
-        assert!(layout.is_some());
+        assert_eq!(layout.shape, Shape::OldAndNew(OldKind::Full));
         assert!(decode_message(&data, ProtocolVersion::V1, true).is_err());
         let kept = Change::new(
             None,
@@ -488,7 +540,14 @@ mod tests {
             true,
             layout,
         );
-        let decoded = Change::new(None, relation(), data, ProtocolVersion::V1, false, None);
+        let decoded = Change::new(
+            None,
+            relation(),
+            data,
+            ProtocolVersion::V1,
+            false,
+            ChangeLayout::REDECODE,
+        );
         for change in [&kept, &decoded] {
             let (new, old) = change.tuples();
             assert_eq!(new.unwrap().column(1), Some(Column::Text(b"new")));
@@ -507,6 +566,75 @@ mod tests {
     #[test]
     fn other_messages_have_no_layout() {
         let message = decode_message(b"E", ProtocolVersion::V2, true).unwrap();
-        assert!(ChangeLayout::of(&message, b"E").is_none());
+        assert_eq!(ChangeLayout::of(&message, b"E").shape, Shape::Redecode);
+    }
+
+    /// Every shape of change reads the same tuples through its kept layout as by decoding
+    /// again: Insert, Update without, with a key and with a full old row, Delete by key and
+    /// by full row.
+    #[test]
+    fn every_shape_reads_as_decoded() {
+        let new = || tuple([b"1", b"new"]);
+        let old = || tuple([b"1", b"old"]);
+        let messages = [
+            OwnedMessage::Insert(Insert {
+                xid: None,
+                relation: Oid(16_384),
+                new: new(),
+            }),
+            OwnedMessage::Update(Update {
+                xid: None,
+                relation: Oid(16_384),
+                old: None,
+                new: new(),
+            }),
+            OwnedMessage::Update(Update {
+                xid: None,
+                relation: Oid(16_384),
+                old: Some(OldTuple::Key(old())),
+                new: new(),
+            }),
+            OwnedMessage::Update(Update {
+                xid: None,
+                relation: Oid(16_384),
+                old: Some(OldTuple::Full(old())),
+                new: new(),
+            }),
+            OwnedMessage::Delete(Delete {
+                xid: None,
+                relation: Oid(16_384),
+                old: OldTuple::Key(old()),
+            }),
+            OwnedMessage::Delete(Delete {
+                xid: None,
+                relation: Oid(16_384),
+                old: OldTuple::Full(old()),
+            }),
+        ];
+        for owned in messages {
+            let mut wire = Vec::new();
+            owned.encode(&mut wire).unwrap();
+            let data = Bytes::from(wire);
+            let message = decode_message(&data, ProtocolVersion::V1, false).unwrap();
+            let layout = ChangeLayout::of(&message, &data);
+            assert_ne!(layout.shape, Shape::Redecode, "{owned:?}");
+            let change = |layout| {
+                Change::new(
+                    None,
+                    relation(),
+                    data.clone(),
+                    ProtocolVersion::V1,
+                    false,
+                    layout,
+                )
+            };
+            let (kept, decoded) = (change(layout), change(ChangeLayout::REDECODE));
+            assert_eq!(kept.tuples(), decoded.tuples(), "{owned:?}");
+            assert_eq!(kept.to_owned_tuples(), decoded.to_owned_tuples());
+            assert_eq!(
+                kept.new_tuple().is_some(),
+                !matches!(owned, OwnedMessage::Delete(_))
+            );
+        }
     }
 }

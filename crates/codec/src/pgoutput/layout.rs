@@ -134,6 +134,15 @@ pub struct TupleLayout {
 }
 
 impl TupleLayout {
+    /// The layout of a tuple of no columns at the start of a message: a placeholder where a
+    /// layout must be stored but no tuple is (reading it yields an empty tuple).
+    pub const EMPTY: TupleLayout = TupleLayout {
+        start: 0,
+        len: 0,
+        count: 0,
+        index: ColumnIndex::unindexed(),
+    };
+
     /// Number of columns.
     pub fn len(&self) -> usize {
         usize::from(self.count)

@@ -11,7 +11,7 @@ use pg_walstream_codec::replication::XLogData;
 
 use super::spill::{ChangeKind, Record, SpillReader, SpillWriter};
 use crate::error::{Error, Result};
-use crate::events::{Change, Event, EventKind};
+use crate::events::{Change, ChangeLayout, Event, EventKind};
 use crate::relation::RelationInfo;
 
 /// The protocol version events rebuilt from owned bytes are decoded with. An event's own
@@ -338,7 +338,7 @@ impl Iterator for Events {
                         REBUILD_VERSION,
                         spill.in_stream,
                         // Read back from the spill file: decoded again when read.
-                        None,
+                        ChangeLayout::REDECODE,
                     );
                     let kind = match kind {
                         ChangeKind::Insert => EventKind::Insert(change),

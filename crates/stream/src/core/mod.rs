@@ -482,7 +482,7 @@ impl LogicalCore {
         self.tracker.on_message(&message, xlog.wal_end);
         let kind = match self.event_kind(message, &xlog, version, in_stream) {
             Ok(kind) => kind,
-            Err(error) => return self.fail(error),
+            Err(error) => return self.fail(*error),
         };
         let ack = kind.ack_lsn();
         let stream_id = self.feedback.stream_id();
@@ -503,19 +503,21 @@ impl LogicalCore {
             .ok_or(Error::UnknownRelation { oid, lsn })
     }
 
+    /// The event for `message`. The error is boxed: a `Result` whose two sides are both
+    /// large and laid out differently is moved byte by byte, and this is the hot path.
     fn event_kind(
         &mut self,
         message: Message<'_>,
         xlog: &XLogData,
         version: ProtocolVersion,
         in_stream: bool,
-    ) -> Result<EventKind> {
+    ) -> std::result::Result<EventKind, Box<Error>> {
         let lsn = xlog.wal_start;
         // Keep where the tuples' columns are, so reading them does not decode them again.
         let layout = ChangeLayout::of(&message, &xlog.data);
         // One relation lookup per change: it resolves the relation and checks the tuples'
         // column counts against it.
-        let change = |core: &mut Self, xid, oid, tuples| -> Result<Change> {
+        let change = |core: &mut Self, xid, oid, tuples| -> std::result::Result<_, Box<Error>> {
             let relation = core
                 .relations
                 .resolve(oid)
@@ -527,7 +529,7 @@ impl LogicalCore {
                 xlog.data.clone(),
                 version,
                 in_stream,
-                layout.clone(),
+                layout,
             ))
         };
         Ok(match message {
@@ -571,10 +573,10 @@ impl LogicalCore {
                 OwnedMessage::RollbackPrepared(r) => EventKind::RollbackPrepared(r),
                 OwnedMessage::StreamPrepare(p) => EventKind::StreamPrepare(p),
                 _ => {
-                    return Err(Error::Protocol {
+                    return Err(Box::new(Error::Protocol {
                         lsn,
                         what: "message kind not handled by the stream",
-                    });
+                    }));
                 }
             },
         })
