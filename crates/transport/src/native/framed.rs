@@ -8,10 +8,15 @@ use crate::error::{Result, TransportError};
 use crate::message::BackendMessage;
 use crate::message::backend::{parse, take_copy_data};
 
-/// Size of each read-buffer allocation: many frames arrive per read syscall.
-pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
+/// Size of each read-buffer allocation: many frames arrive per read syscall. A logical
+/// stream's events keep their frames — slices of these allocations — until the application
+/// drops them, so the size bounds what a slow application pins: 64 KiB keeps the consumer's
+/// peak memory near upstream's, where 256 KiB added ~1.3 MB on Baseline; a base backup,
+/// whose chunks are dropped before the next read, reuses one allocation either way
+/// (docs/BENCHMARKS.md, "Per-event instructions and read buffers").
+pub(crate) const READ_BUFFER_SIZE: usize = 64 * 1024;
 /// When less than this much room is left, a fresh allocation is reserved before reading.
-const MIN_READ_SPACE: usize = 32 * 1024;
+const MIN_READ_SPACE: usize = 16 * 1024;
 /// Largest message accepted before authentication completes: libpq's `MAX_ERRLEN` for an
 /// ErrorResponse in the startup phase. Nothing a server legitimately sends before
 /// AuthenticationOk (authentication requests, notices, errors) comes near it, and an
