@@ -529,7 +529,7 @@ impl LogicalConfigBuilder {
     /// the server pauses, whatever the number of events. Default [`DEFAULT_CHANNEL_BYTES`].
     ///
     /// The trade-off: events are zero-copy, so a waiting event keeps alive the read buffer it
-    /// was parsed from (the native backend reads in chunks of up to 256 KiB). This budget
+    /// was parsed from (the native backend reads into 64 KiB allocations). This budget
     /// counts message bytes, not those buffers: while events of many different reads wait,
     /// the memory held can exceed it by up to one buffer per waiting event. Lower
     /// [`channel_capacity`](Self::channel_capacity) too when that matters, or copy what you
