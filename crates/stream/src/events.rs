@@ -135,26 +135,10 @@ enum Shape {
     Redecode,
     /// A new tuple only (Insert, Update without an old one).
     New,
-    /// An old key or old row, and a new tuple (Update).
-    OldAndNew(OldKind),
+    /// An old key or old row (which one: the `OldTuple` variant), and a new tuple (Update).
+    OldAndNew(OldTuple<()>),
     /// An old key or old row only (Delete).
-    Old(OldKind),
-}
-
-/// `K` or `O`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OldKind {
-    Key,
-    Full,
-}
-
-impl OldKind {
-    fn wrap<T>(self, tuple: T) -> OldTuple<T> {
-        match self {
-            OldKind::Key => OldTuple::Key(tuple),
-            OldKind::Full => OldTuple::Full(tuple),
-        }
-    }
+    Old(OldTuple<()>),
 }
 
 impl ChangeLayout {
@@ -172,11 +156,8 @@ impl ChangeLayout {
     }
 
     fn try_of(message: &Message<'_>, data: &[u8]) -> Option<ChangeLayout> {
-        let old = |old: &OldTuple<TupleData<'_>>| -> Option<(OldKind, TupleLayout)> {
-            Some(match old {
-                OldTuple::Key(t) => (OldKind::Key, t.layout_in(data)?),
-                OldTuple::Full(t) => (OldKind::Full, t.layout_in(data)?),
-            })
+        let old = |old: &OldTuple<TupleData<'_>>| -> Option<(OldTuple<()>, TupleLayout)> {
+            Some((old.map(|_| ()), old.tuple().layout_in(data)?))
         };
         let (new, old, shape) = match message {
             Message::Insert(i) => (i.new.layout_in(data)?, TupleLayout::EMPTY, Shape::New),
@@ -202,7 +183,7 @@ impl ChangeLayout {
     }
 
     /// The old tuple's kind and layout, if it has one.
-    fn old_layout(&self) -> Option<(OldKind, TupleLayout)> {
+    fn old_layout(&self) -> Option<(OldTuple<()>, TupleLayout)> {
         match self.shape {
             Shape::OldAndNew(kind) | Shape::Old(kind) => Some((kind, self.old)),
             Shape::Redecode | Shape::New => None,
@@ -369,8 +350,6 @@ impl EventKind {
     }
 }
 
-/// The old tuple of `layout`, read from `data`.
-#[inline]
 fn redecode(data: &[u8], version: ProtocolVersion, in_stream: bool) -> Message<'_> {
     // The same bytes decoded with the same version and stream state decoded successfully when
     // the frame arrived (see `core`); decoding is deterministic.
@@ -446,18 +425,15 @@ impl Change {
             return self.tuples().1;
         }
         let (kind, layout) = self.layout.old_layout()?;
-        Some(kind.wrap(layout.tuple_in(&self.data)?))
+        let tuple = layout.tuple_in(&self.data)?;
+        Some(kind.map(|()| tuple))
     }
 
     /// Old and new rows in owned form; values share the received buffer (no copy).
     pub fn to_owned_tuples(&self) -> OwnedTuples {
         let own = |t: &TupleData<'_>| t.to_owned_in(&self.data);
-        let own_old = |o: OldTuple<TupleData<'_>>| match o {
-            OldTuple::Key(t) => OldTuple::Key(own(&t)),
-            OldTuple::Full(t) => OldTuple::Full(own(&t)),
-        };
         OwnedTuples {
-            old: self.old_tuple().map(own_old),
+            old: self.old_tuple().map(|old| old.map(|t| own(&t))),
             new: self.new_tuple().as_ref().map(own),
         }
     }
@@ -530,7 +506,7 @@ mod tests {
         let data = Bytes::from(wire);
         let message = decode_message(&data, ProtocolVersion::V1, false).unwrap();
         let layout = ChangeLayout::of(&message, &data);
-        assert_eq!(layout.shape, Shape::OldAndNew(OldKind::Full));
+        assert_eq!(layout.shape, Shape::OldAndNew(OldTuple::Full(())));
         assert!(decode_message(&data, ProtocolVersion::V1, true).is_err());
         let kept = Change::new(
             None,

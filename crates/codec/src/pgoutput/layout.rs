@@ -26,12 +26,6 @@ pub(crate) struct ColumnIndex {
     anchors: [u16; INDEX_ANCHORS],
 }
 
-impl Default for ColumnIndex {
-    fn default() -> Self {
-        ColumnIndex::unindexed()
-    }
-}
-
 impl ColumnIndex {
     /// An index that keeps only the first column's offset: columns are found by walking.
     pub(crate) const fn unindexed() -> Self {
@@ -56,8 +50,7 @@ impl ColumnIndex {
         }
         let mask = (1usize << index.shift) - 1;
         let mut rest = raw;
-        let mut column = 0;
-        while column < count {
+        for column in 0..count {
             if column & mask == 0 {
                 let Ok(offset) = u16::try_from(raw.len() - rest.len()) else {
                     // Past 64 KiB: no more offsets fit; validate the remaining columns only.
@@ -72,7 +65,6 @@ impl ColumnIndex {
                 }
             }
             rest = skip_column(rest)?;
-            column += 1;
         }
         Some((raw.len() - rest.len(), index))
     }

@@ -165,6 +165,20 @@ impl<T> OldTuple<T> {
         }
     }
 
+    /// The same kind of old tuple, holding `f` of this one's tuple.
+    ///
+    /// ```
+    /// use pg_walstream_codec::pgoutput::OldTuple;
+    /// assert_eq!(OldTuple::Key(2).map(|n| n * 10), OldTuple::Key(20));
+    /// assert_eq!(OldTuple::Full("x").map(str::len), OldTuple::Full(1));
+    /// ```
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> OldTuple<U> {
+        match self {
+            OldTuple::Key(t) => OldTuple::Key(f(t)),
+            OldTuple::Full(t) => OldTuple::Full(f(t)),
+        }
+    }
+
     /// The wire marker, `K` or `O`.
     pub fn marker(&self) -> u8 {
         match self {

@@ -14,10 +14,7 @@ use super::tuple::{OwnedTupleData, TupleData};
 use super::{Message, OwnedMessage};
 
 fn old_owned(old: &OldTuple<TupleData<'_>>, source: &Bytes) -> OldTuple<OwnedTupleData> {
-    match old {
-        OldTuple::Key(t) => OldTuple::Key(t.to_owned_in(source)),
-        OldTuple::Full(t) => OldTuple::Full(t.to_owned_in(source)),
-    }
+    old.map(|t| t.to_owned_in(source))
 }
 
 fn prepare_owned(p: &Prepare<&str>) -> Prepare<String> {
