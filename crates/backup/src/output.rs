@@ -152,11 +152,17 @@ impl Output {
     }
 }
 
-/// Creates a file that must not exist yet.
+/// The mode of the files a backup writes besides the server's own: owner read and write.
+pub(crate) const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Creates a file that must not exist yet, readable by its owner only (mode 0600, as
+/// pg_basebackup creates the files of a backup: they hold the whole database).
 pub(crate) fn create_new(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     File::options()
         .write(true)
         .create_new(true)
+        .mode(PRIVATE_FILE_MODE)
         .open(path)
         .map_err(BackupError::io("creating", path))
 }

@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::error::{BackupError, Result};
+use crate::output::PRIVATE_FILE_MODE;
 
 /// A `postgresql.conf` string literal.
 fn conf_quote(value: &str) -> String {
@@ -33,12 +34,20 @@ pub fn write_standby_config(
     primary_conninfo: &str,
     slot: Option<&str>,
 ) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let signal = data_dir.join("standby.signal");
-    std::fs::write(&signal, b"").map_err(BackupError::io("writing", &signal))?;
+    std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(&signal)
+        .map_err(BackupError::io("writing", &signal))?;
     let auto_conf = data_dir.join("postgresql.auto.conf");
     let mut file = std::fs::File::options()
         .create(true)
         .append(true)
+        .mode(PRIVATE_FILE_MODE)
         .open(&auto_conf)
         .map_err(BackupError::io("opening", &auto_conf))?;
     file.write_all(recovery_conf_lines(primary_conninfo, slot).as_bytes())
@@ -56,6 +65,8 @@ pub fn conninfo_value(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     #[test]
@@ -64,7 +75,9 @@ mod tests {
         std::fs::write(dir.path().join("postgresql.auto.conf"), "# existing\n").unwrap();
         let conninfo = format!("user=repl password={} host=/tmp", conninfo_value("it's"));
         write_standby_config(dir.path(), &conninfo, Some("slot1")).unwrap();
-        assert!(dir.path().join("standby.signal").is_file());
+        let signal = std::fs::metadata(dir.path().join("standby.signal")).unwrap();
+        assert!(signal.is_file());
+        assert_eq!(signal.permissions().mode() & 0o777, 0o600);
         assert_eq!(
             std::fs::read_to_string(dir.path().join("postgresql.auto.conf")).unwrap(),
             "# existing\nprimary_conninfo = 'user=repl password=''it\\\\''s'' host=/tmp'\n\

@@ -115,7 +115,8 @@ pub(crate) fn file_worker(
 }
 
 /// Writes each archive to a file in a directory, named as the server names it (`base.tar`,
-/// `16385.tar`, `base.tar.gz` …), and the manifest as `backup_manifest` beside them.
+/// `16385.tar`, `base.tar.gz` …), and the manifest as `backup_manifest` beside them, each
+/// created readable by its owner only (mode 0600, as pg_basebackup creates them).
 ///
 /// Server-compressed archives are stored as sent, or decompressed to `.tar`
 /// ([`decompress`](Self::decompress)); uncompressed ones can be compressed here

@@ -380,6 +380,16 @@ fn check_dir(dir: &Path) -> Result<bool, CliError> {
     }
 }
 
+/// Creates `dir` and any missing parents readable by their owner only (mode 0700, as
+/// pg_basebackup creates them: the archives inside hold the whole database).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// `primary_conninfo` for `-R`: how this backup connected, without the replication mode.
 fn primary_conninfo(config: &Config) -> String {
     let mut parts = vec![format!("user={}", conninfo_value(&config.user))];
@@ -487,7 +497,7 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
             created.tablespaces = sink.tablespace_dirs().to_vec();
             outcome
         }
-        (Some(dir), FormatArg::Tar) => match std::fs::create_dir_all(dir) {
+        (Some(dir), FormatArg::Tar) => match create_private_dir(dir) {
             Ok(()) => {
                 let mut sink = TarSink::new(dir).sync(!args.no_sync);
                 if let Some(compression) = plan.client_compression {

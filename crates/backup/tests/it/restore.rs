@@ -1,6 +1,7 @@
 //! The restore test: a backup taken while a writer commits rows, started as a new server,
 //! compared table by table with the source.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -213,6 +214,14 @@ async fn backup_and_restore(
         ];
         expected.sort();
         assert_eq!(files, expected, "{context}");
+        // Like pg_basebackup's: readable by their owner only (they hold the whole database).
+        for file in &files {
+            let mode = std::fs::metadata(tar_dir.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{context}: {file}");
+        }
         // The archives as stored match the manifest, member by member.
         let manifest = Manifest::read_from_dir(&tar_dir).unwrap();
         let report = verify_tar_dir(&tar_dir, &manifest).unwrap();

@@ -1,5 +1,6 @@
 //! `pg-walstream basebackup` and `verifybackup` against the run's servers.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -151,6 +152,12 @@ async fn tar_backup_with_client_gzip() {
             .collect();
         names.sort();
         assert_eq!(names, ["backup_manifest", "base.tar.gz"], "PostgreSQL {v}");
+        // Owner-only, as pg_basebackup creates them: the archive holds the whole database.
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "PostgreSQL {v}");
+        for name in &names {
+            assert_eq!(mode(&dir.join(name)), 0o600, "PostgreSQL {v}: {name}");
+        }
         let file = std::fs::File::open(dir.join("base.tar.gz")).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
         let entries: Vec<String> = archive
