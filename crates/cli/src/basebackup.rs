@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 use pg_walstream_backup::{
     ArchiveSink, BackupError, BackupOptions, BaseBackup, Checkpoint, ChecksumAlgorithm,
     Compression, CompressionMethod, DiscardSink, ManifestOption, PlainSink, TablespaceMapping,
-    TarSink, Target, conninfo_value, recovery_conf_lines, write_standby_config, write_wal_archive,
+    TarSink, Target, conninfo_value, prepare_empty_dir, recovery_conf_lines, write_standby_config,
+    write_wal_archive,
 };
 use pg_walstream_transport::conninfo::{Config, Replication, Target as HostTarget};
 use pg_walstream_transport::{Connection, Transport};
@@ -380,16 +381,6 @@ fn check_dir(dir: &Path) -> Result<bool, CliError> {
     }
 }
 
-/// Creates `dir` and any missing parents readable by their owner only (mode 0700, as
-/// pg_basebackup creates them: the archives inside hold the whole database).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 /// `primary_conninfo` for `-R`: how this backup connected, without the replication mode.
 fn primary_conninfo(config: &Config) -> String {
     let mut parts = vec![format!("user={}", conninfo_value(&config.user))];
@@ -497,7 +488,7 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
             created.tablespaces = sink.tablespace_dirs().to_vec();
             outcome
         }
-        (Some(dir), FormatArg::Tar) => match create_private_dir(dir) {
+        (Some(dir), FormatArg::Tar) => match prepare_empty_dir(dir) {
             Ok(()) => {
                 let mut sink = TarSink::new(dir).sync(!args.no_sync);
                 if let Some(compression) = plan.client_compression {
@@ -511,11 +502,7 @@ pub(crate) async fn run(args: BaseBackupArgs) -> Result<(), CliError> {
                 }
                 take(&mut backup, &mut sink, &mut printer).await
             }
-            Err(e) => Err(BackupError::Io {
-                action: "creating",
-                path: dir.clone(),
-                source: e,
-            }),
+            Err(e) => Err(e),
         },
     };
     if let Some(printer) = printer.as_mut()
