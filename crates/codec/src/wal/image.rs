@@ -116,3 +116,43 @@ fn zstd(src: &[u8], dst: &mut [u8]) -> Result<(), ImageError> {
 fn zstd(_: &[u8], _: &mut [u8]) -> Result<(), ImageError> {
     Err(ImageError::Unsupported("zstd"))
 }
+
+#[cfg(all(test, feature = "lz4"))]
+mod tests {
+    use super::*;
+
+    /// An LZ4 block of an 8 KiB page: one literal repeated by a long match, then the five
+    /// literals the format requires at the end.
+    fn lz4_page_block() -> alloc::vec::Vec<u8> {
+        let mut block = alloc::vec![0x1F, b'x', 0x01, 0x00];
+        // Match length 8186 = 4 + 15 + 32 × 255 + 7.
+        block.extend([0xFF; 32]);
+        block.push(7);
+        block.push(0x50);
+        block.extend(*b"yyyyy");
+        block
+    }
+
+    #[test]
+    fn lz4_image_decodes_and_damaged_ones_are_errors() {
+        let block = lz4_page_block();
+        let mut page = [0u8; 8192];
+        lz4(&block, &mut page).unwrap();
+        assert!(page[..8187].iter().all(|&b| b == b'x'));
+        assert_eq!(&page[8187..], b"yyyyy");
+        for len in 0..block.len() {
+            assert!(
+                lz4(&block[..len], &mut page).is_err(),
+                "truncated to {len} bytes"
+            );
+        }
+        // Any flipped bit decodes or fails, and none panics.
+        for at in 0..block.len() {
+            for bit in 0..8 {
+                let mut damaged = block.clone();
+                damaged[at] ^= 1 << bit;
+                let _ = lz4(&damaged, &mut page);
+            }
+        }
+    }
+}
