@@ -229,36 +229,79 @@ pub fn parse(buf: &mut BytesMut, max_len: usize) -> Result<Option<BackendMessage
     decode(tag, frame).map(Some)
 }
 
-/// Splits the next message off the front of `buf` if it is a whole CopyData, returning its
-/// body — what [`parse`] would return as [`BackendMessage::CopyData`], without building a
-/// message (the hot path of a replication stream). `Ok(None)` when `buf` starts with
-/// anything else or holds too little; nothing is reserved then.
+/// Whole CopyData messages split off the front of a read buffer in one piece — one split
+/// and one reference count for all of them, the hot path of a replication stream — and
+/// handed out one body at a time: iterating yields what [`parse`] would return as
+/// [`BackendMessage::CopyData`], in order.
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use pg_walstream_transport::message::backend::{take_copy_data, DEFAULT_MAX_FRAME_LEN};
-/// let mut buf = BytesMut::from(&b"d\0\0\0\x06hiZ\0\0\0\x05I"[..]);
-/// let data = take_copy_data(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap().unwrap();
-/// assert_eq!(&data[..], b"hi");
+/// use pg_walstream_transport::message::backend::{CopyDataRun, DEFAULT_MAX_FRAME_LEN};
+/// let mut buf = BytesMut::from(&b"d\0\0\0\x06hid\0\0\0\x04Z\0\0\0\x05I"[..]);
+/// let mut run = CopyDataRun::split_from(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap();
+/// assert_eq!(run.next().as_deref(), Some(&b"hi"[..]));
+/// assert_eq!(run.next().as_deref(), Some(&b""[..]));
+/// assert_eq!(run.next(), None);
 /// // ReadyForQuery is not CopyData: left in the buffer.
-/// assert_eq!(take_copy_data(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap(), None);
 /// assert_eq!(buf.len(), 6);
 /// ```
-///
-/// # Errors
-/// [`MessageError`] for a CopyData whose length is below 4 or above `max_len`, as [`parse`]
-/// reports it; the buffer is left untouched.
-pub fn take_copy_data(buf: &mut BytesMut, max_len: usize) -> Result<Option<Bytes>, MessageError> {
-    if buf.first() != Some(&b'd') {
-        return Ok(None);
-    }
-    match header(buf, max_len)? {
-        Some((_, len)) if buf.len() > len => {
-            let mut body = buf.split_to(len + 1).freeze();
-            body.advance(5);
-            Ok(Some(body))
+#[derive(Debug, Clone, Default)]
+pub struct CopyDataRun {
+    /// Whole frames (tag, length, body), each length checked when the run was split.
+    frames: Bytes,
+}
+
+impl CopyDataRun {
+    /// Splits off the front of `buf` every whole CopyData message that lies there, up to the
+    /// first incomplete one or other message; an empty run when `buf` starts with neither a
+    /// whole CopyData nor a bad one. Nothing is reserved.
+    ///
+    /// # Errors
+    /// [`MessageError`] when the first message is a CopyData whose length is below 4 or above
+    /// `max_len`, as [`parse`] reports it; the buffer is left untouched. Such a message
+    /// further on ends the run before it, and is reported once it is at the front.
+    pub fn split_from(buf: &mut BytesMut, max_len: usize) -> Result<Self, MessageError> {
+        let mut end = 0;
+        while buf.get(end) == Some(&b'd') {
+            match header(&buf[end..], max_len) {
+                Ok(Some((_, len))) if buf.len() - end > len => end += len + 1,
+                Err(error) if end == 0 => return Err(error),
+                _ => break,
+            }
         }
-        _ => Ok(None),
+        if end == 0 {
+            // No split: that would share the buffer for nothing.
+            return Ok(CopyDataRun::default());
+        }
+        Ok(CopyDataRun {
+            frames: buf.split_to(end).freeze(),
+        })
+    }
+
+    /// Whether every body has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Bytes of the frames not taken yet, headers included.
+    pub fn remaining_bytes(&self) -> usize {
+        self.frames.len()
+    }
+}
+
+impl Iterator for CopyDataRun {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let &[_, a, b, c, d] = self.frames.first_chunk::<5>()?;
+        let total = u32::from_be_bytes([a, b, c, d]) as usize + 1;
+        // Checked by `split_from`: every frame is whole.
+        if total > self.frames.len() {
+            return None;
+        }
+        let mut body = self.frames.split_to(total);
+        body.advance(5);
+        Some(body)
     }
 }
 

@@ -6,7 +6,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::stream::Stream;
 use crate::error::{Result, TransportError};
 use crate::message::BackendMessage;
-use crate::message::backend::{parse, take_copy_data};
+use crate::message::backend::{CopyDataRun, parse};
 
 /// Size of each read-buffer allocation: many frames arrive per read syscall. A logical
 /// stream's events keep their frames — slices of these allocations — until the application
@@ -26,6 +26,9 @@ pub(crate) const PRE_AUTH_MAX_FRAME_LEN: usize = 30_000;
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
     read_buf: BytesMut,
+    /// Whole CopyData messages split off the front of `read_buf`, not handed out yet: they
+    /// come before anything still in `read_buf`.
+    ready: CopyDataRun,
     pub(crate) write_buf: BytesMut,
     max_frame: usize,
 }
@@ -35,7 +38,10 @@ impl core::fmt::Debug for Framed {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Framed")
             .field("tls", &self.stream.is_tls())
-            .field("buffered_in", &self.read_buf.len())
+            .field(
+                "buffered_in",
+                &(self.ready.remaining_bytes() + self.read_buf.len()),
+            )
             .field("buffered_out", &self.write_buf.len())
             .finish_non_exhaustive()
     }
@@ -46,6 +52,7 @@ impl Framed {
         Framed {
             stream,
             read_buf: BytesMut::with_capacity(READ_BUFFER_SIZE),
+            ready: CopyDataRun::default(),
             write_buf: BytesMut::with_capacity(8 * 1024),
             max_frame,
         }
@@ -53,6 +60,9 @@ impl Framed {
 
     /// The next message. Cancel-safe: no received byte is lost if the future is dropped.
     pub(crate) async fn read_message(&mut self) -> Result<BackendMessage> {
+        if let Some(body) = self.ready.next() {
+            return Ok(BackendMessage::CopyData(body));
+        }
         loop {
             if let Some(message) = parse(&mut self.read_buf, self.max_frame)? {
                 return Ok(message);
@@ -63,8 +73,14 @@ impl Framed {
 
     /// The next message if it is a CopyData already complete in the read buffer, without
     /// reading from the socket; `None` when the buffer holds anything else (or too little).
+    /// The whole CopyData messages of a read are split off together, then handed out one by
+    /// one.
     pub(crate) fn try_copy_data(&mut self) -> Result<Option<Bytes>> {
-        Ok(take_copy_data(&mut self.read_buf, self.max_frame)?)
+        if let Some(body) = self.ready.next() {
+            return Ok(Some(body));
+        }
+        self.ready = CopyDataRun::split_from(&mut self.read_buf, self.max_frame)?;
+        Ok(self.ready.next())
     }
 
     /// Reads at least one more byte into the read buffer.

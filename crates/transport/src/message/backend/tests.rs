@@ -354,11 +354,11 @@ fn arbitrary_input_never_panics() {
     }
 }
 
-/// The CopyData fast path returns what `parse` does, byte for byte, frame by frame; waits for
-/// a partial frame; leaves other messages in place; and refuses a bad length as `parse` does,
-/// without consuming anything.
+/// The CopyData fast path returns what `parse` does, byte for byte, frame by frame; leaves a
+/// partial frame and other messages in place; and refuses a bad length as `parse` does,
+/// without consuming anything — at the front, or once the good frames before it are taken.
 #[test]
-fn take_copy_data_agrees_with_parse() {
+fn copy_data_runs_agree_with_parse() {
     let mut wire = Vec::new();
     for body in [&b""[..], b"w1", &[7u8; 300][..]] {
         wire.extend(frame(b'd', body));
@@ -366,38 +366,42 @@ fn take_copy_data_agrees_with_parse() {
     wire.extend(frame(b'c', b""));
     let mut fast = BytesMut::from(&wire[..]);
     let mut slow = BytesMut::from(&wire[..]);
+    let mut run = CopyDataRun::split_from(&mut fast, DEFAULT_MAX_FRAME_LEN).unwrap();
+    assert_eq!(run.remaining_bytes(), wire.len() - 5);
     for _ in 0..3 {
         let Some(BackendMessage::CopyData(expected)) =
             parse(&mut slow, DEFAULT_MAX_FRAME_LEN).unwrap()
         else {
             panic!("CopyData")
         };
-        let got = take_copy_data(&mut fast, DEFAULT_MAX_FRAME_LEN).unwrap();
-        assert_eq!(got, Some(expected));
+        assert_eq!(run.next(), Some(expected));
     }
-    assert_eq!(
-        take_copy_data(&mut fast, DEFAULT_MAX_FRAME_LEN).unwrap(),
-        None
-    );
+    assert_eq!(run.next(), None);
+    assert!(run.is_empty());
+    assert_eq!(fast, slow);
+    let again = CopyDataRun::split_from(&mut fast, DEFAULT_MAX_FRAME_LEN).unwrap();
+    assert!(again.is_empty());
     assert_eq!(fast, slow);
 
     let whole = frame(b'd', b"abc");
-    let mut partial = BytesMut::from(&whole[..whole.len() - 1]);
-    assert_eq!(
-        take_copy_data(&mut partial, DEFAULT_MAX_FRAME_LEN).unwrap(),
-        None
-    );
+    let mut partial = BytesMut::from(&[&whole[..], &whole[..whole.len() - 1]].concat()[..]);
+    let mut run = CopyDataRun::split_from(&mut partial, DEFAULT_MAX_FRAME_LEN).unwrap();
+    assert_eq!(run.next().as_deref(), Some(&b"abc"[..]));
+    assert_eq!(run.next(), None);
     assert_eq!(partial.len(), whole.len() - 1);
 
     let mut short = BytesMut::from(&b"d\0\0\0\x03"[..]);
     assert_eq!(
-        take_copy_data(&mut short, DEFAULT_MAX_FRAME_LEN),
-        Err(MessageError::BadLength { tag: b'd', len: 3 })
+        CopyDataRun::split_from(&mut short, DEFAULT_MAX_FRAME_LEN).unwrap_err(),
+        MessageError::BadLength { tag: b'd', len: 3 }
     );
-    let mut large = BytesMut::from(&frame(b'd', &[0; 64])[..]);
+    let mut large = BytesMut::from(&[&whole[..], &frame(b'd', &[0; 64])[..]].concat()[..]);
+    let mut run = CopyDataRun::split_from(&mut large, 16).unwrap();
+    assert_eq!(run.next().as_deref(), Some(&b"abc"[..]));
+    assert_eq!(run.next(), None);
     assert_eq!(
-        take_copy_data(&mut large, 16),
-        Err(MessageError::TooLarge { tag: b'd', len: 68 })
+        CopyDataRun::split_from(&mut large, 16).unwrap_err(),
+        MessageError::TooLarge { tag: b'd', len: 68 }
     );
     assert_eq!(large.len(), 69);
 }
