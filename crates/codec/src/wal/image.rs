@@ -119,11 +119,13 @@ fn zstd(_: &[u8], _: &mut [u8]) -> Result<(), ImageError> {
 
 #[cfg(all(test, feature = "lz4"))]
 mod tests {
+    use alloc::vec::Vec;
+
     use super::*;
 
     /// An LZ4 block of an 8 KiB page: one literal repeated by a long match, then the five
     /// literals the format requires at the end.
-    fn lz4_page_block() -> alloc::vec::Vec<u8> {
+    fn lz4_page_block() -> Vec<u8> {
         let mut block = alloc::vec![0x1F, b'x', 0x01, 0x00];
         // Match length 8186 = 4 + 15 + 32 × 255 + 7.
         block.extend([0xFF; 32]);
