@@ -76,7 +76,10 @@ pub fn pgoutput_stream(data: &[u8]) {
         let source = Bytes::copy_from_slice(msg);
         let before = decoder.in_stream();
         let txn_before = decoder.in_transaction();
-        let Ok(decoded) = decoder.decode(&source) else {
+        let located = decoder.decode_change(&source);
+        let decoded = decoder.decode(&source);
+        check_located(&source, located, &decoded);
+        let Ok(decoded) = decoded else {
             assert_eq!(
                 (before, txn_before),
                 (decoder.in_stream(), decoder.in_transaction()),
@@ -100,6 +103,43 @@ pub fn pgoutput_stream(data: &[u8]) {
         }
         check_message(&source, decoded);
     }
+}
+
+/// `decode_change` accepted and rejected what `decode` did, and located the same change.
+fn check_located(
+    source: &[u8],
+    located: Result<Option<pgoutput::LocatedChange>, crate::DecodeError>,
+    decoded: &Result<Message<'_>, crate::DecodeError>,
+) {
+    let is_change = |m: &Message<'_>| {
+        matches!(
+            m,
+            Message::Insert(_) | Message::Update(_) | Message::Delete(_)
+        )
+    };
+    let change = match (located, decoded) {
+        (Ok(None), Ok(message)) => return assert!(!is_change(message)),
+        (Ok(None), Err(_)) => return assert!(!matches!(source.first(), Some(b'I' | b'U' | b'D'))),
+        (Err(e), Err(expected)) => return assert_eq!(&e, expected),
+        (Err(e), Ok(message)) => panic!("decode_change refused {message:?}: {e}"),
+        (Ok(Some(_)), Err(e)) => panic!("decode_change accepted what decode refused: {e}"),
+        (Ok(Some(change)), Ok(message)) => (change, message),
+    };
+    let (located, message) = change;
+    let tuple = |layout: pgoutput::TupleLayout| layout.tuple_in(source).expect("located inside");
+    use pgoutput::ChangeKind::{Delete, Insert, Update};
+    let (kind, xid, relation, old, new) = match message {
+        Message::Insert(i) => (Insert, i.xid, i.relation, None, Some(&i.new)),
+        Message::Update(u) => (Update, u.xid, u.relation, u.old.as_ref(), Some(&u.new)),
+        Message::Delete(d) => (Delete, d.xid, d.relation, Some(&d.old), None),
+        other => panic!("decode_change located {other:?}"),
+    };
+    assert_eq!(
+        (located.kind(), located.xid(), located.relation()),
+        (kind, xid, relation)
+    );
+    assert_eq!(located.old().map(|o| o.map(tuple)), old.copied());
+    assert_eq!(located.new_tuple().map(tuple), new.copied());
 }
 
 fn check_message(source: &Bytes, decoded: Message<'_>) {

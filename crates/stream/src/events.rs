@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pg_walstream_codec::pgoutput::{
-    Begin, BeginPrepare, Commit, CommitPrepared, LogicalMessage, Message, OldTuple, Origin,
-    OwnedTupleData, Prepare, ProtocolVersion, RollbackPrepared, StreamAbort, StreamCommit,
+    Begin, BeginPrepare, Commit, CommitPrepared, LocatedChange, LogicalMessage, Message, OldTuple,
+    Origin, OwnedTupleData, Prepare, ProtocolVersion, RollbackPrepared, StreamAbort, StreamCommit,
     StreamStart, Truncate, TupleData, TupleLayout, decode_message,
 };
 use pg_walstream_codec::replication::XLogData;
@@ -175,6 +175,21 @@ impl ChangeLayout {
             _ => return None,
         };
         Some(ChangeLayout { new, old, shape })
+    }
+
+    /// The layout of a change the codec validated in place.
+    pub(crate) fn located(change: &LocatedChange) -> ChangeLayout {
+        let (new, old, shape) = match (change.old(), change.new_tuple()) {
+            (None, Some(new)) => (new, TupleLayout::EMPTY, Shape::New),
+            (Some(old), Some(new)) => (new, *old.tuple(), Shape::OldAndNew(old.map(|_| ()))),
+            (Some(old), None) => (
+                TupleLayout::EMPTY,
+                *old.tuple(),
+                Shape::Old(old.map(|_| ())),
+            ),
+            (None, None) => return Self::REDECODE,
+        };
+        ChangeLayout { new, old, shape }
     }
 
     /// The new tuple's layout, if it has one.

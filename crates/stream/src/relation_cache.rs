@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use pg_walstream_codec::pgoutput::{Relation, RelationColumns, TupleData, Type};
+use pg_walstream_codec::pgoutput::{Relation, RelationColumns, Type};
 use pg_walstream_codec::{Lsn, Oid};
 
 use crate::error::Error;
@@ -127,15 +127,11 @@ impl RelationCache {
 /// [`Error::ColumnCount`] for the first tuple whose count differs.
 pub(crate) fn check_column_counts(
     relation: &RelationInfo,
-    tuples: [Option<&TupleData<'_>>; 2],
+    counts: [Option<usize>; 2],
     lsn: Lsn,
 ) -> Result<(), Error> {
     let expected = relation.columns().len();
-    let wrong = tuples
-        .into_iter()
-        .flatten()
-        .map(TupleData::len)
-        .find(|&got| got != expected);
+    let wrong = counts.into_iter().flatten().find(|&got| got != expected);
     match wrong {
         Some(got) => Err(Error::ColumnCount {
             lsn,

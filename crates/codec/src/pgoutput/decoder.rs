@@ -6,13 +6,13 @@ use crate::lsn::Lsn;
 use crate::reader::Reader;
 use crate::time::PgTimestamp;
 
+use super::change::{LocatedChange, is_change_tag, read_change};
 use super::lists::{read_oids, read_relation_columns};
 use super::messages::{
-    AbortInfo, Begin, BeginPrepare, Commit, CommitPrepared, Delete, Insert, LogicalMessage,
-    OldTuple, Origin, Prepare, Relation, ReplicaIdentity, RollbackPrepared, StreamAbort,
-    StreamCommit, StreamStart, Truncate, Type, Update,
+    AbortInfo, Begin, BeginPrepare, Commit, CommitPrepared, LogicalMessage, Origin, Prepare,
+    Relation, ReplicaIdentity, RollbackPrepared, StreamAbort, StreamCommit, StreamStart, Truncate,
+    Type,
 };
-use super::tuple::{TupleData, read_tuple};
 use super::{Message, ProtocolVersion, tag};
 
 const ANY_TAG: &str = "pgoutput message tag";
@@ -74,6 +74,20 @@ pub fn decode_message(
     version: ProtocolVersion,
     in_stream: bool,
 ) -> Result<Message<'_>, DecodeError> {
+    let (mut r, t, xid) = open(data, version, in_stream)?;
+    let msg = decode_body(&mut r, t, xid, version)?;
+    r.finish()?;
+    Ok(msg)
+}
+
+/// Starts decoding `data`: its tag, checked against `version` and the `in_stream` state,
+/// and the streamed (sub)transaction xid where the message carries one.
+#[inline]
+fn open(
+    data: &[u8],
+    version: ProtocolVersion,
+    in_stream: bool,
+) -> Result<(Reader<'_>, u8, Option<Xid>), DecodeError> {
     let mut r = Reader::message(data, ANY_TAG)?;
     let t = r.tag();
     let Some((since, placement)) = rules(t) else {
@@ -112,9 +126,7 @@ pub fn decode_message(
     } else {
         None
     };
-    let msg = decode_body(&mut r, t, xid, version)?;
-    r.finish()?;
-    Ok(msg)
+    Ok((r, t, xid))
 }
 
 fn lsn(r: &mut Reader<'_>, expected: &'static str) -> Result<Lsn, DecodeError> {
@@ -123,18 +135,6 @@ fn lsn(r: &mut Reader<'_>, expected: &'static str) -> Result<Lsn, DecodeError> {
 
 fn time(r: &mut Reader<'_>, expected: &'static str) -> Result<PgTimestamp, DecodeError> {
     r.i64(expected).map(PgTimestamp)
-}
-
-fn old_or_new<'a>(
-    r: &mut Reader<'a>,
-    marker: u8,
-) -> Result<Option<OldTuple<TupleData<'a>>>, DecodeError> {
-    Ok(match marker {
-        b'K' => Some(OldTuple::Key(read_tuple(r)?)),
-        b'O' => Some(OldTuple::Full(read_tuple(r)?)),
-        b'N' => None,
-        other => return Err(r.unknown_tag(other, "tuple marker 'K', 'O' or 'N'")),
-    })
 }
 
 fn decode_body<'a>(
@@ -182,45 +182,7 @@ fn decode_body<'a>(
             namespace: r.cstr("Type namespace")?,
             name: r.cstr("Type name")?,
         }),
-        tag::INSERT => {
-            let relation = Oid(r.u32("Insert relation OID")?);
-            let marker = r.u8("Insert tuple marker 'N'")?;
-            if marker != b'N' {
-                return Err(r.unknown_tag(marker, "Insert tuple marker 'N'"));
-            }
-            Message::Insert(Insert {
-                xid,
-                relation,
-                new: read_tuple(r)?,
-            })
-        }
-        tag::UPDATE => {
-            let relation = Oid(r.u32("Update relation OID")?);
-            let marker = r.u8("Update tuple marker 'K', 'O' or 'N'")?;
-            let old = old_or_new(r, marker)?;
-            if old.is_some() {
-                let marker = r.u8("Update new tuple marker 'N'")?;
-                if marker != b'N' {
-                    return Err(r.unknown_tag(marker, "Update new tuple marker 'N'"));
-                }
-            }
-            Message::Update(Update {
-                xid,
-                relation,
-                old,
-                new: read_tuple(r)?,
-            })
-        }
-        tag::DELETE => {
-            let relation = Oid(r.u32("Delete relation OID")?);
-            let marker = r.u8("Delete tuple marker 'K' or 'O'")?;
-            let old = match marker {
-                b'K' => OldTuple::Key(read_tuple(r)?),
-                b'O' => OldTuple::Full(read_tuple(r)?),
-                other => return Err(r.unknown_tag(other, "Delete tuple marker 'K' or 'O'")),
-            };
-            Message::Delete(Delete { xid, relation, old })
-        }
+        tag::INSERT | tag::UPDATE | tag::DELETE => read_change(r, t)?.into_message(xid),
         tag::TRUNCATE => {
             let count = r.i32("Truncate relation count")?;
             let flags = r.u8("Truncate flags")?;
@@ -454,5 +416,47 @@ impl PgOutputDecoder {
             _ => {}
         }
         Ok(msg)
+    }
+
+    /// Decodes the next message if it is an Insert, Update or Delete — the hot path of a
+    /// consumer that keeps the message bytes — without building a [`Message`]: the change's
+    /// relation, xid and tuple positions ([`LocatedChange`]). It accepts and rejects exactly
+    /// the messages [`decode`](Self::decode) does, with the same errors, and a row change
+    /// leaves the decoder's state as it was, so either method may decode any message.
+    ///
+    /// `Ok(None)` for any other message, which is left undecoded (decode it with
+    /// [`decode`](Self::decode)), and for a change whose tuples lie beyond 32-bit offsets.
+    ///
+    /// ```
+    /// use pg_walstream_codec::pgoutput::{ChangeKind, Column, PgOutputDecoder, ProtocolVersion};
+    ///
+    /// let decoder = PgOutputDecoder::new(ProtocolVersion::V1);
+    /// // Insert into relation 16384: (NULL, 'hi')
+    /// let wire = b"I\0\0\x40\0N\0\x02nt\0\0\0\x02hi";
+    /// let change = decoder.decode_change(wire)?.expect("an Insert");
+    /// assert_eq!(change.kind(), ChangeKind::Insert);
+    /// assert_eq!(change.relation().0, 16384);
+    /// let tuple = change.new_tuple().and_then(|t| t.tuple_in(wire)).unwrap();
+    /// assert_eq!(tuple.column(1), Some(Column::Text(b"hi")));
+    /// // Not a row change: left to `decode`.
+    /// assert!(decoder.decode_change(b"E")?.is_none());
+    /// // A truncated change is the error `decode` reports.
+    /// assert!(decoder.decode_change(&wire[..12]).is_err());
+    /// # Ok::<(), pg_walstream_codec::DecodeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode), for a message tagged `I`, `U` or `D`.
+    #[inline]
+    pub fn decode_change(&self, data: &[u8]) -> Result<Option<LocatedChange>, DecodeError> {
+        if !data.first().is_some_and(|&t| is_change_tag(t)) {
+            return Ok(None);
+        }
+        // Row changes pass transaction framing wherever they appear (`next_transaction`)
+        // and do not move Stream Start/Stop state: nothing to update.
+        let (mut r, t, xid) = open(data, self.version, self.in_stream)?;
+        let change = read_change(&mut r, t)?;
+        r.finish()?;
+        Ok(LocatedChange::locate(change, xid, data))
     }
 }

@@ -25,6 +25,7 @@
 //! # Ok::<(), pg_walstream_codec::DecodeError>(())
 //! ```
 
+mod change;
 mod decoder;
 mod encode;
 mod layout;
@@ -38,6 +39,7 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
+pub use change::{ChangeKind, LocatedChange};
 pub use decoder::{PgOutputDecoder, decode_message};
 pub use encode::{EncodeError, OidSequence, RelationColumnList};
 pub use layout::{INDEX_ANCHORS, TupleLayout};

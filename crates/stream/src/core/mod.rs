@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use pg_walstream_codec::pgoutput::{
-    Message, OldTuple, OwnedMessage, PgOutputDecoder, ProtocolVersion,
+    ChangeKind, LocatedChange, Message, OldTuple, OwnedMessage, PgOutputDecoder, ProtocolVersion,
+    TupleData,
 };
 use pg_walstream_codec::replication::{
     BackendMessage, PrimaryKeepalive, StandbyStatusUpdate, XLogData,
@@ -461,6 +462,16 @@ impl LogicalCore {
         }
         let version = self.decoder.version();
         let in_stream = self.decoder.in_stream();
+        match self.decoder.decode_change(&xlog.data) {
+            Ok(Some(change)) => return self.on_row_change(xlog, change, version, in_stream),
+            Ok(None) => {}
+            Err(source) => {
+                return self.fail(Error::Decode {
+                    after: self.tracker.received(),
+                    source,
+                });
+            }
+        }
         let message = match self.decoder.decode(&xlog.data) {
             Ok(m) => m,
             Err(source) => {
@@ -496,6 +507,48 @@ impl LogicalCore {
         }
     }
 
+    /// An Insert, Update or Delete, validated in place by the codec (no [`Message`] built):
+    /// what [`on_xlog_data`](Self::on_xlog_data) does with a decoded change, without the
+    /// stop rules (a change neither starts nor ends a unit) or an acknowledgement point.
+    fn on_row_change(
+        &mut self,
+        xlog: XLogData,
+        located: LocatedChange,
+        version: ProtocolVersion,
+        in_stream: bool,
+    ) {
+        self.tracker.on_row_change(xlog.wal_end);
+        let lsn = xlog.wal_start;
+        let oid = located.relation();
+        let Some(relation) = self.relations.resolve(oid) else {
+            return self.fail(Error::UnknownRelation { oid, lsn });
+        };
+        let counts = [
+            located.old().map(|old| old.tuple().len()),
+            located.new_tuple().map(|new| new.len()),
+        ];
+        if let Err(error) = check_column_counts(&relation, counts, lsn) {
+            return self.fail(error);
+        }
+        let layout = ChangeLayout::located(&located);
+        let change = Change::new(
+            located.xid(),
+            relation,
+            xlog.data.clone(),
+            version,
+            in_stream,
+            layout,
+        );
+        let kind = match located.kind() {
+            ChangeKind::Insert => EventKind::Insert(change),
+            ChangeKind::Update => EventKind::Update(change),
+            ChangeKind::Delete => EventKind::Delete(change),
+        };
+        let stream_id = self.feedback.stream_id();
+        self.events
+            .push_back(Ok(Event::new(xlog, kind, version, in_stream, stream_id)));
+    }
+
     fn relation(&self, oid: Oid, lsn: Lsn) -> Result<std::sync::Arc<RelationInfo>> {
         self.relations
             .get(oid)
@@ -522,7 +575,12 @@ impl LogicalCore {
                 .relations
                 .resolve(oid)
                 .ok_or(Error::UnknownRelation { oid, lsn })?;
-            check_column_counts(&relation, tuples, lsn)?;
+            let [old, new]: [Option<&TupleData<'_>>; 2] = tuples;
+            check_column_counts(
+                &relation,
+                [old.map(TupleData::len), new.map(TupleData::len)],
+                lsn,
+            )?;
             Ok(Change::new(
                 xid,
                 relation,

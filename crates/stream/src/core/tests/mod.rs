@@ -9,6 +9,7 @@ use pg_walstream_codec::pgoutput::{
     StreamStart,
 };
 
+mod changes;
 mod coalesce;
 mod handoff;
 mod review;
