@@ -28,6 +28,8 @@ struct Args {
     latency: bool,
     until_dml: Option<u64>,
     read_budget: Option<Duration>,
+    recv_buffer: Option<usize>,
+    max_read: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,6 +37,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut conninfo, mut slot, mut publication, mut stop_at) = (None, None, None, None);
     let (mut proto, mut binary, mut backend, mut latency) = (None, false, Backend::Native, false);
     let (mut until_dml, mut read_budget) = (None, None);
+    let (mut recv_buffer, mut max_read) = (None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -66,6 +69,18 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--read-budget-us: {e}"))?;
                 read_budget = Some(Duration::from_micros(us));
             }
+            "--recv-buffer-kib" => {
+                let kib: usize = value()?
+                    .parse()
+                    .map_err(|e| format!("--recv-buffer-kib: {e}"))?;
+                recv_buffer = Some(kib * 1024);
+            }
+            "--max-read-kib" => {
+                let kib: usize = value()?
+                    .parse()
+                    .map_err(|e| format!("--max-read-kib: {e}"))?;
+                max_read = Some(kib * 1024);
+            }
             "--backend" => {
                 backend = value()?.parse().map_err(|e| format!("--backend: {e:?}"))?;
             }
@@ -83,6 +98,8 @@ fn parse_args() -> Result<Args, String> {
         latency,
         until_dml,
         read_budget,
+        recv_buffer,
+        max_read,
     })
 }
 
@@ -151,6 +168,12 @@ async fn run(args: Args) -> Result<Counts, String> {
     }
     if let Some(budget) = args.read_budget {
         builder = builder.read_coalescing(budget);
+    }
+    if let Some(bytes) = args.recv_buffer {
+        builder = builder.recv_buffer_size(bytes);
+    }
+    if let Some(bytes) = args.max_read {
+        builder = builder.max_read_size(bytes);
     }
     if let Some(proto) = args.proto {
         let version =

@@ -212,6 +212,7 @@ pub struct LogicalConfigBuilder {
     channel_bytes: usize,
     read_coalescing: Option<ReadCoalescing>,
     recv_buffer_size: Option<usize>,
+    max_read_size: Option<usize>,
     retry: RetryPolicy,
 }
 
@@ -241,6 +242,7 @@ impl LogicalConfig {
             channel_bytes: DEFAULT_CHANNEL_BYTES,
             read_coalescing: None,
             recv_buffer_size: None,
+            max_read_size: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -392,6 +394,12 @@ impl LogicalConfig {
 
 /// The default byte budget of the event channel (8 MiB of pgoutput messages).
 pub const DEFAULT_CHANNEL_BYTES: usize = 8 << 20;
+
+/// The default most bytes a stream's native connection reads from its socket at a time:
+/// 16 KiB, what libpq reads. Larger reads drain the socket as fast as the walsender fills
+/// it, which on Linux loopback measured up to twice the walsender's CPU per event
+/// (docs/BENCHMARKS.md, "Read size and the walsender's CPU").
+pub const DEFAULT_MAX_READ_SIZE: usize = 16 * 1024;
 
 /// The highest pgoutput protocol version `server` supports.
 pub fn max_protocol(server: ServerVersion) -> ProtocolVersion {
@@ -564,6 +572,14 @@ impl LogicalConfigBuilder {
         self
     }
 
+    /// The most bytes the native backend reads from the socket at a time (see
+    /// [`Config::max_read_size`]); default [`DEFAULT_MAX_READ_SIZE`], also for a connection
+    /// configuration that does not set one. libpq reads into its own buffer and ignores it.
+    pub fn max_read_size(mut self, bytes: usize) -> Self {
+        self.max_read_size = Some(bytes);
+        self
+    }
+
     /// Validates what can be checked without a server.
     ///
     /// # Errors
@@ -583,6 +599,10 @@ impl LogicalConfigBuilder {
                 if self.recv_buffer_size.is_some() {
                     config.recv_buffer_size = self.recv_buffer_size;
                 }
+                config.max_read_size = self
+                    .max_read_size
+                    .or(config.max_read_size)
+                    .or(Some(DEFAULT_MAX_READ_SIZE));
                 Some((config, self.backend))
             }
         };
@@ -612,6 +632,7 @@ impl LogicalConfigBuilder {
         checks::at_least_one("channel capacity", self.channel_capacity)?;
         checks::at_least_one("channel bytes", self.channel_bytes)?;
         checks::at_least_one("receive buffer size", self.recv_buffer_size.unwrap_or(1))?;
+        checks::at_least_one("read size", self.max_read_size.unwrap_or(1))?;
         if self
             .read_coalescing
             .is_some_and(|coalescing| coalescing.budget > ReadCoalescing::MAX_BUDGET)

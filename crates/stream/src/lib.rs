@@ -140,8 +140,8 @@ pub mod wal_writer;
 
 pub use batch::EventBatch;
 pub use config::{
-    ConfigError, CreateSlotOptions, DEFAULT_CHANNEL_BYTES, LogicalConfig, LogicalConfigBuilder,
-    MAX_INTERVAL, OriginFilter, Streaming, max_protocol,
+    ConfigError, CreateSlotOptions, DEFAULT_CHANNEL_BYTES, DEFAULT_MAX_READ_SIZE, LogicalConfig,
+    LogicalConfigBuilder, MAX_INTERVAL, OriginFilter, Streaming, max_protocol,
 };
 pub use core::{CoreOptions, LogicalCore, ReadCoalescing, ReadTimeout};
 pub use error::{Error, Result};

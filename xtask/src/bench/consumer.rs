@@ -93,6 +93,10 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) until_dml: Option<u64>,
     /// Our consumers' read-coalescing budget, µs (`None`: the library's default).
     pub(crate) read_budget_us: Option<u64>,
+    /// Our consumers' socket receive buffer, KiB (`None`: the operating system's).
+    pub(crate) recv_buffer_kib: Option<u64>,
+    /// Our native consumer's most KiB per socket read (`None`: the library's default).
+    pub(crate) max_read_kib: Option<u64>,
     /// A profiler command the consumer runs under (`perf record … --`, `strace -c …`); its
     /// cost then counts as the consumer's.
     pub(crate) wrap: Vec<String>,
@@ -174,6 +178,12 @@ pub(crate) fn command(
             ]);
             if let Some(us) = spec.read_budget_us {
                 command.args(["--read-budget-us", &us.to_string()]);
+            }
+            if let Some(kib) = spec.recv_buffer_kib {
+                command.args(["--recv-buffer-kib", &kib.to_string()]);
+            }
+            if let Some(kib) = spec.max_read_kib {
+                command.args(["--max-read-kib", &kib.to_string()]);
             }
         }
         Consumer::Upstream => {

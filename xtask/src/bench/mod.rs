@@ -93,6 +93,15 @@ pub(crate) struct BenchArgs {
     /// 0 turns coalescing off); default: the library's (1 ms).
     #[arg(long)]
     read_budget_us: Option<u64>,
+    /// Our consumers' socket receive buffer in KiB (`LogicalConfigBuilder::recv_buffer_size`,
+    /// `SO_RCVBUF`; a fixed size turns Linux's receive-buffer autotuning off); default: the
+    /// operating system's.
+    #[arg(long)]
+    recv_buffer_kib: Option<u64>,
+    /// The most KiB our native consumer reads from its socket at a time
+    /// (`LogicalConfigBuilder::max_read_size`); default: the library's (16 KiB).
+    #[arg(long)]
+    max_read_kib: Option<u64>,
 }
 
 /// Runs the benchmark and writes `target/bench/{latest,<stamp>}.{md,json}`.
@@ -207,12 +216,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         "rows": args.rows,
         "runs": args.runs,
         "read_budget_us": args.read_budget_us,
+        "recv_buffer_kib": args.recv_buffer_kib,
+        "max_read_kib": args.max_read_kib,
         "load_average_before": load_before,
         "load_average_after": load_after,
         "elapsed_s": started.elapsed().as_secs_f64(),
     });
     let header = format!(
-        "Machine: {}; {}; PostgreSQL {}; pg_recvlogical {}; --rows {} --runs {}{}; \
+        "Machine: {}; {}; PostgreSQL {}; pg_recvlogical {}; --rows {} --runs {}{}{}{}; \
          1-min load average {load_before:.2} before, {load_after:.2} after; {:.0} s.\n\n",
         meta["machine"].as_str().unwrap_or(""),
         meta["rustc"].as_str().unwrap_or(""),
@@ -226,6 +237,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         args.runs,
         args.read_budget_us
             .map_or_else(String::new, |us| format!(" --read-budget-us {us}")),
+        args.recv_buffer_kib
+            .map_or_else(String::new, |kib| format!(" --recv-buffer-kib {kib}")),
+        args.max_read_kib
+            .map_or_else(String::new, |kib| format!(" --max-read-kib {kib}")),
         started.elapsed().as_secs_f64(),
     );
     let json = report::to_json(&cells, meta);
@@ -518,6 +533,8 @@ impl Context<'_> {
             stop_at: Some(&insert_lsn),
             until_dml: None,
             read_budget_us: self.args.read_budget_us,
+            recv_buffer_kib: self.args.recv_buffer_kib,
+            max_read_kib: self.args.max_read_kib,
             wrap: Vec::new(),
         };
         let warm = self.measure(Consumer::OursNative, &spec, &db.admin).await?;
@@ -570,6 +587,8 @@ impl Context<'_> {
                         stop_at: Some(&end),
                         until_dml: None,
                         read_budget_us: self.args.read_budget_us,
+                        recv_buffer_kib: self.args.recv_buffer_kib,
+                        max_read_kib: self.args.max_read_kib,
                         wrap: self.profiler(scenario.name, format, consumer, run),
                     };
                     let load = tools::load();
@@ -675,6 +694,8 @@ impl Context<'_> {
                     stop_at: None,
                     until_dml: Some(events),
                     read_budget_us: self.args.read_budget_us,
+                    recv_buffer_kib: self.args.recv_buffer_kib,
+                    max_read_kib: self.args.max_read_kib,
                     wrap: self.profiler(scenario.name, &format, consumer, run),
                 };
                 let mut process = Running::start(self.tools, consumer, &spec)?;

@@ -158,3 +158,15 @@ fn a_backend_this_build_lacks_is_rejected_by_build() {
     }
     assert!(base().backend(Backend::Native).build().is_ok());
 }
+
+#[test]
+fn native_reads_default_to_16_kib_and_can_be_changed() {
+    let read_size = |builder: LogicalConfigBuilder| {
+        let config = builder.conninfo("host=localhost user=u").build().unwrap();
+        config.connection.map(|(c, _)| c.max_read_size)
+    };
+    assert_eq!(read_size(base()), Some(Some(DEFAULT_MAX_READ_SIZE)));
+    assert_eq!(DEFAULT_MAX_READ_SIZE, 16 * 1024);
+    assert_eq!(read_size(base().max_read_size(4096)), Some(Some(4096)));
+    assert!(base().max_read_size(0).build().is_err());
+}

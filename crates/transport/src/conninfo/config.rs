@@ -101,6 +101,12 @@ pub struct Config {
     /// scale fits it; libpq's once connected). The kernel may round or cap it
     /// (`net.core.rmem_max`).
     pub recv_buffer_size: Option<usize>,
+    /// The most bytes the native backend asks the socket for per read; `None` (the default)
+    /// takes whatever its read buffer (64 KiB allocations) has room for. Not a libpq setting: libpq reads
+    /// into its own buffer, 8–16 KiB at a time. A logical replication stream sets 16 KiB by
+    /// default (`LogicalConfigBuilder::max_read_size` in `pg-walstream-stream`; see
+    /// docs/BENCHMARKS.md on the walsender's cost). Values below 1 KiB count as 1 KiB.
+    pub max_read_size: Option<usize>,
     /// Problems that were tolerated, e.g. an ignored password file.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -383,6 +389,7 @@ fn build<E: Environment + ?Sized>(
         session_settings: libpq_env::session_settings(env),
         max_scram_iterations: DEFAULT_MAX_SCRAM_ITERATIONS,
         recv_buffer_size: None,
+        max_read_size: None,
         warnings,
         user,
     })

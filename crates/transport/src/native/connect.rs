@@ -76,6 +76,8 @@ pub(crate) struct NativeOptions {
     pub(crate) max_frame: usize,
     /// `SO_RCVBUF` for the socket (see [`Config::recv_buffer_size`](crate::conninfo::Config::recv_buffer_size)).
     pub(crate) recv_buffer_size: Option<usize>,
+    /// The most bytes asked for per socket read (see [`Config::max_read_size`](crate::conninfo::Config::max_read_size)).
+    pub(crate) max_read_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,6 +355,9 @@ async fn startup(
 ) -> Result<NativeConnection> {
     auth::authenticate(&mut io, auth).await?;
     io.set_max_frame(options.max_frame);
+    if let Some(bytes) = options.max_read_size {
+        io.set_max_read(bytes);
+    }
     let mut parameters = HashMap::new();
     let mut cancel = None;
     loop {

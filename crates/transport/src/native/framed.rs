@@ -1,6 +1,6 @@
 //! One large read buffer parsed frame by frame, and one write buffer flushed at once.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::stream::Stream;
@@ -17,6 +17,8 @@ use crate::message::backend::{CopyDataRun, parse};
 pub(crate) const READ_BUFFER_SIZE: usize = 64 * 1024;
 /// When less than this much room is left, a fresh allocation is reserved before reading.
 const MIN_READ_SPACE: usize = 16 * 1024;
+/// The smallest per-read limit [`Framed::set_max_read`] accepts.
+const MIN_MAX_READ: usize = 1024;
 /// Largest message accepted before authentication completes: libpq's `MAX_ERRLEN` for an
 /// ErrorResponse in the startup phase. Nothing a server legitimately sends before
 /// AuthenticationOk (authentication requests, notices, errors) comes near it, and an
@@ -31,6 +33,8 @@ pub(crate) struct Framed {
     ready: CopyDataRun,
     pub(crate) write_buf: BytesMut,
     max_frame: usize,
+    /// The most bytes asked for per socket read (unlimited: what the buffer has room for).
+    max_read: usize,
 }
 
 /// Shows buffer sizes only: buffered bytes may include credentials or row data.
@@ -55,6 +59,7 @@ impl Framed {
             ready: CopyDataRun::default(),
             write_buf: BytesMut::with_capacity(8 * 1024),
             max_frame,
+            max_read: usize::MAX,
         }
     }
 
@@ -90,7 +95,7 @@ impl Framed {
         }
         let n = self
             .stream
-            .read_buf(&mut self.read_buf)
+            .read_buf(&mut (&mut self.read_buf).limit(self.max_read))
             .await
             .map_err(TransportError::io)?;
         if n == 0 {
@@ -119,6 +124,11 @@ impl Framed {
         self.stream.park().map_err(TransportError::io)
     }
 
+    /// Asks the socket for at most `bytes` per read (at least [`MIN_MAX_READ`]).
+    pub(crate) fn set_max_read(&mut self, bytes: usize) {
+        self.max_read = bytes.max(MIN_MAX_READ);
+    }
+
     /// Changes the largest accepted message (see [`PRE_AUTH_MAX_FRAME_LEN`]).
     pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame;
@@ -126,5 +136,52 @@ impl Framed {
 
     pub(crate) fn into_stream(self) -> Stream {
         self.stream
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::UnixStream;
+
+    use super::*;
+    use crate::native::stream::Socket;
+
+    /// `count` CopyData messages of `len` bytes each, the i-th filled with byte i.
+    fn copy_data(count: usize, len: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for i in 0..count {
+            wire.push(b'd');
+            wire.extend_from_slice(&(len as u32 + 4).to_be_bytes());
+            wire.extend(std::iter::repeat_n(i as u8, len));
+        }
+        wire
+    }
+
+    #[tokio::test]
+    async fn reads_take_at_most_the_limit_and_lose_nothing() {
+        let (ours, mut server) = UnixStream::pair().unwrap();
+        let mut framed = Framed::new(Stream::Plain(Socket::Unix(ours)), 1 << 20);
+        framed.set_max_read(10);
+        assert_eq!(framed.max_read, MIN_MAX_READ, "raised to the minimum");
+        framed.set_max_read(4096);
+        let wire = copy_data(100, 300);
+        server.write_all(&wire).await.unwrap();
+        let mut bodies = Vec::new();
+        while bodies.len() < 100 {
+            let BackendMessage::CopyData(body) = framed.read_message().await.unwrap() else {
+                panic!("not CopyData");
+            };
+            // One read asks for 4 KiB at most, whatever is waiting (30 KiB here).
+            assert!(framed.ready.remaining_bytes() + framed.read_buf.len() < 4096);
+            bodies.push(body);
+            while let Some(body) = framed.try_copy_data().unwrap() {
+                bodies.push(body);
+            }
+        }
+        for (i, body) in bodies.iter().enumerate() {
+            assert_eq!(body.len(), 300);
+            assert!(body.iter().all(|&b| b == i as u8), "message {i}");
+        }
     }
 }

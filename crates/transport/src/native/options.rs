@@ -85,6 +85,7 @@ impl NativeOptions {
             },
             max_frame: DEFAULT_MAX_FRAME_LEN,
             recv_buffer_size: config.recv_buffer_size,
+            max_read_size: config.max_read_size,
         })
     }
 }
