@@ -156,10 +156,7 @@ pub(crate) fn read_change<'a>(r: &mut Reader<'a>, t: u8) -> Result<ChangeBody<'a
     Ok(match t {
         tag::INSERT => {
             let relation = Oid(r.u32("Insert relation OID")?);
-            let marker = r.u8("Insert tuple marker 'N'")?;
-            if marker != b'N' {
-                return Err(r.unknown_tag(marker, "Insert tuple marker 'N'"));
-            }
+            expect_new(r, "Insert tuple marker 'N'")?;
             ChangeBody::Insert {
                 relation,
                 new: read_tuple(r)?,
@@ -168,18 +165,15 @@ pub(crate) fn read_change<'a>(r: &mut Reader<'a>, t: u8) -> Result<ChangeBody<'a
         tag::UPDATE => {
             let relation = Oid(r.u32("Update relation OID")?);
             let marker = r.u8("Update tuple marker 'K', 'O' or 'N'")?;
-            let old = match marker {
-                b'K' => Some(OldTuple::Key(read_tuple(r)?)),
-                b'O' => Some(OldTuple::Full(read_tuple(r)?)),
-                b'N' => None,
-                other => return Err(r.unknown_tag(other, "tuple marker 'K', 'O' or 'N'")),
+            let old = if marker == b'N' {
+                None
+            } else {
+                let old = read_old(r, marker).unwrap_or_else(|| {
+                    Err(r.unknown_tag(marker, "tuple marker 'K', 'O' or 'N'"))
+                })?;
+                expect_new(r, "Update new tuple marker 'N'")?;
+                Some(old)
             };
-            if old.is_some() {
-                let marker = r.u8("Update new tuple marker 'N'")?;
-                if marker != b'N' {
-                    return Err(r.unknown_tag(marker, "Update new tuple marker 'N'"));
-                }
-            }
             ChangeBody::Update {
                 relation,
                 old,
@@ -189,15 +183,32 @@ pub(crate) fn read_change<'a>(r: &mut Reader<'a>, t: u8) -> Result<ChangeBody<'a
         tag::DELETE => {
             let relation = Oid(r.u32("Delete relation OID")?);
             let marker = r.u8("Delete tuple marker 'K' or 'O'")?;
-            let old = match marker {
-                b'K' => OldTuple::Key(read_tuple(r)?),
-                b'O' => OldTuple::Full(read_tuple(r)?),
-                other => return Err(r.unknown_tag(other, "Delete tuple marker 'K' or 'O'")),
-            };
+            let old = read_old(r, marker)
+                .unwrap_or_else(|| Err(r.unknown_tag(marker, "Delete tuple marker 'K' or 'O'")))?;
             ChangeBody::Delete { relation, old }
         }
         other => return Err(r.unknown_tag(other, "row change tag 'I', 'U' or 'D'")),
     })
+}
+
+/// Reads the `N` marker that announces a new tuple (`expected` names it in the error).
+fn expect_new(r: &mut Reader<'_>, expected: &'static str) -> Result<(), DecodeError> {
+    match r.u8(expected)? {
+        b'N' => Ok(()),
+        marker => Err(r.unknown_tag(marker, expected)),
+    }
+}
+
+/// The old tuple a `K` (key) or `O` (whole row) marker announces; `None` for another marker.
+fn read_old<'a>(
+    r: &mut Reader<'a>,
+    marker: u8,
+) -> Option<Result<OldTuple<TupleData<'a>>, DecodeError>> {
+    match marker {
+        b'K' => Some(read_tuple(r).map(OldTuple::Key)),
+        b'O' => Some(read_tuple(r).map(OldTuple::Full)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
