@@ -396,8 +396,8 @@ impl LogicalConfig {
 pub const DEFAULT_CHANNEL_BYTES: usize = 8 << 20;
 
 /// The default most bytes a stream's native connection reads from its socket at a time:
-/// 16 KiB, what libpq reads. Larger reads drain the socket as fast as the walsender fills
-/// it, which on Linux loopback measured up to twice the walsender's CPU per event
+/// 16 KiB, what libpq reads. With reads of up to 64 KiB the walsender spent up to twice the
+/// CPU per event in every binary run measured on Linux loopback; with 16 KiB, in a few
 /// (docs/BENCHMARKS.md, "Read size and the walsender's CPU").
 pub const DEFAULT_MAX_READ_SIZE: usize = 16 * 1024;
 

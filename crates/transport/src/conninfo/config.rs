@@ -102,8 +102,8 @@ pub struct Config {
     /// (`net.core.rmem_max`).
     pub recv_buffer_size: Option<usize>,
     /// The most bytes the native backend asks the socket for per read; `None` (the default)
-    /// takes whatever its read buffer (64 KiB allocations) has room for. Not a libpq setting: libpq reads
-    /// into its own buffer, 8–16 KiB at a time. A logical replication stream sets 16 KiB by
+    /// takes whatever its read buffer (64 KiB allocations) has room for. Not a libpq
+    /// setting: libpq reads into its own buffer, 8–16 KiB at a time. A logical replication stream sets 16 KiB by
     /// default (`LogicalConfigBuilder::max_read_size` in `pg-walstream-stream`; see
     /// docs/BENCHMARKS.md on the walsender's cost). Values below 1 KiB count as 1 KiB.
     pub max_read_size: Option<usize>,
