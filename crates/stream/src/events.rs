@@ -150,11 +150,14 @@ impl ChangeLayout {
     };
 
     /// The layout of an Insert, Update or Delete decoded from `data`; a layout that decodes
-    /// again for other messages and for a tuple that does not lie inside `data`.
+    /// again for other messages and for a tuple that does not lie inside `data`. The core
+    /// builds layouts with [`located`](Self::located); the tests build them from messages.
+    #[cfg(test)]
     pub(crate) fn of(message: &Message<'_>, data: &[u8]) -> ChangeLayout {
         Self::try_of(message, data).unwrap_or(Self::REDECODE)
     }
 
+    #[cfg(test)]
     fn try_of(message: &Message<'_>, data: &[u8]) -> Option<ChangeLayout> {
         let old = |old: &OldTuple<TupleData<'_>>| -> Option<(OldTuple<()>, TupleLayout)> {
             Some((old.map(|_| ()), old.tuple().layout_in(data)?))

@@ -69,7 +69,7 @@ impl AckTracker {
     /// accepted it, and the decoder — created with this tracker, fed the same messages —
     /// rejects a Begin inside an open transaction and a Commit or Prepare without its Begin.
     pub(crate) fn on_message(&mut self, message: &Message<'_>, wal_end: Lsn) {
-        self.on_row_change(wal_end);
+        self.note_received(wal_end);
         match message {
             Message::Begin(_) | Message::BeginPrepare(_) => self.txn_open = true,
             Message::Commit(c) => self.close_txn(c.end_lsn),
@@ -94,9 +94,9 @@ impl AckTracker {
         }
     }
 
-    /// Notes a row change (Insert, Update, Delete) that arrived in a frame ending at
-    /// `wal_end`: it opens, closes and requires nothing.
-    pub(crate) fn on_row_change(&mut self, wal_end: Lsn) {
+    /// Notes a frame ending at `wal_end` — all that a row change (Insert, Update, Delete)
+    /// does to the tracker: it opens, closes and requires nothing.
+    pub(crate) fn note_received(&mut self, wal_end: Lsn) {
         self.received = self.received.max(wal_end);
     }
 

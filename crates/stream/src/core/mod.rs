@@ -517,7 +517,7 @@ impl LogicalCore {
         version: ProtocolVersion,
         in_stream: bool,
     ) {
-        self.tracker.on_row_change(xlog.wal_end);
+        self.tracker.note_received(xlog.wal_end);
         let lsn = xlog.wal_start;
         let oid = located.relation();
         let Some(relation) = self.relations.resolve(oid) else {
@@ -566,8 +566,9 @@ impl LogicalCore {
         in_stream: bool,
     ) -> std::result::Result<EventKind, Box<Error>> {
         let lsn = xlog.wal_start;
-        // Keep where the tuples' columns are, so reading them does not decode them again.
-        let layout = ChangeLayout::of(&message, &xlog.data);
+        // Row changes come here only when `decode_change` could not locate their tuples
+        // (beyond 32-bit offsets): such a change decodes its bytes again when read.
+        let layout = ChangeLayout::REDECODE;
         // One relation lookup per change: it resolves the relation and checks the tuples'
         // column counts against it.
         let change = |core: &mut Self, xid, oid, tuples| -> std::result::Result<_, Box<Error>> {
