@@ -47,10 +47,14 @@ fn main() -> ExitCode {
     let wall = started.elapsed().as_secs_f64();
     let usage = children_usage();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let consumer = match stdout.trim() {
-        "" => "null",
-        text => text,
-    };
+    // The consumer's JSON is its last line that opens an object: a profiler in front of it
+    // (heaptrack) prints its own lines around it.
+    let consumer = stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| line.starts_with('{'))
+        .unwrap_or("null");
     println!(
         "{{\"wall_s\":{wall:.6},\"user_s\":{:.6},\"sys_s\":{:.6},\"maxrss_kb\":{},\
          \"nvcsw\":{},\"nivcsw\":{},\"exit_code\":{},\"consumer\":{consumer}}}",

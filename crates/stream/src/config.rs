@@ -392,8 +392,11 @@ impl LogicalConfig {
     }
 }
 
-/// The default byte budget of the event channel (8 MiB of pgoutput messages).
-pub const DEFAULT_CHANNEL_BYTES: usize = 8 << 20;
+/// The default byte budget of the event channel: 1 MiB of pgoutput messages. Rows over
+/// 1 KiB reach it before the default 1024-event bound; 1024 rows of 2 KiB would keep 2 MiB
+/// waiting, and the read buffers under them. At 1 MiB the consumer's peak RSS stayed below
+/// upstream's on such rows with no change in throughput (docs/BENCHMARKS.md).
+pub const DEFAULT_CHANNEL_BYTES: usize = 1 << 20;
 
 /// The default most bytes a stream's native connection reads from its socket at a time:
 /// 16 KiB, what libpq reads. With reads of up to 64 KiB the walsender spent up to twice the

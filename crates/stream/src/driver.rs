@@ -79,7 +79,9 @@ fn deliver(
             Delivery::OverBudget
         };
     };
-    let mut items: Items = budget.spare();
+    // The buffer becomes the core's queue when the whole queue moves: sized for what it holds
+    // now, about what the next read brings.
+    let mut items: Items = budget.spare(core.pending_events().min(events_left));
     let mut bytes = 0;
     let mut errors = 0;
     let mut outcome = Delivery::Drained;
@@ -121,7 +123,9 @@ fn deliver(
 
 /// Feeds `first` and the frames buffered behind it to the core, all received at `now`; reads
 /// no more frames than the channel has room for (so the core holds about one batch beyond
-/// the budget). Returns the bytes read.
+/// the budget). Returns the bytes read if the batch took every complete frame the
+/// transport had buffered — only then does its size say how much the server had sent — and
+/// `None` if it stopped early (the channel's room, a stop, an error).
 fn read_batch<T: Transport>(
     transport: &mut T,
     core: &mut LogicalCore,
@@ -129,10 +133,11 @@ fn read_batch<T: Transport>(
     metrics: &mut StreamMetrics,
     now: std::time::Instant,
     first: Bytes,
-) -> usize {
+) -> Option<usize> {
     let (max_frames, max_bytes) = budget.room().unwrap_or((1, 1));
     let mut frames = 1;
     let mut bytes = first.len();
+    let mut drained = false;
     core.handle_copy_data(now, first);
     while frames < max_frames && bytes < max_bytes && !core.is_stopping() {
         match transport.try_read_copy_data() {
@@ -141,7 +146,10 @@ fn read_batch<T: Transport>(
                 bytes += frame.len();
                 core.handle_copy_data(now, frame);
             }
-            Ok(None) => break,
+            Ok(None) => {
+                drained = true;
+                break;
+            }
             Err(error) => {
                 core.handle_error(Error::Transport(error));
                 break;
@@ -149,7 +157,7 @@ fn read_batch<T: Transport>(
         }
     }
     metrics.on_frames(frames, bytes);
-    bytes
+    drained.then_some(bytes)
 }
 
 /// Writes due status updates and, when the core asks for it, CopyDone.
@@ -226,7 +234,7 @@ impl Outlet {
     /// when the channel can no longer carry it (the task then returns it).
     pub(crate) fn deliver_error(&mut self, error: Error) -> Option<Error> {
         self.metrics.on_error(&error);
-        let mut items = self.budget.spare();
+        let mut items = self.budget.spare(1);
         items.push_back(Err(error));
         let handoff = Handoff { items, bytes: 0 };
         let Some(tx) = &self.tx else {
@@ -272,6 +280,8 @@ pub(crate) async fn drive<T: Transport>(
     let mut armed: Option<std::time::Instant> = None;
     // Until when reading waits for data to accumulate (read coalescing).
     let mut pause: Option<std::time::Instant> = None;
+    // Whether the last batch left complete frames in the transport's buffer.
+    let mut carried_over = false;
     let feedback = core.feedback().clone();
     let mut now = Instant::now().into_std();
     let end = loop {
@@ -362,7 +372,14 @@ pub(crate) async fn drive<T: Transport>(
                     Ok(Some(frame)) => {
                         let m = &mut outlet.metrics;
                         let read = read_batch(transport, core, &outlet.budget, m, now, frame);
-                        pause = core.read_pause(now, read);
+                        // A batch's size says how much the server had sent only if it began
+                        // with a socket read: not after a batch the channel's room cut short
+                        // (this one began with the frames left behind) and not when it was
+                        // cut short itself (the frames behind it are already here).
+                        pause = read
+                            .filter(|_| !carried_over)
+                            .and_then(|bytes| core.read_pause(now, bytes));
+                        carried_over = read.is_none();
                         if pause.is_some()
                             && let Err(error) = transport.park_reads()
                         {

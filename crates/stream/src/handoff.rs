@@ -18,8 +18,12 @@ pub(crate) type Items = VecDeque<Result<Event>>;
 
 /// How many empty batch buffers the pool keeps.
 const SPARE_BUFFERS: usize = 4;
-/// The capacity a fresh batch buffer starts with.
-const INITIAL_BATCH: usize = 256;
+/// The least capacity of a fresh batch buffer. Small, because a lagging application can have
+/// a batch per read waiting — a hundred and more of a few events each with large rows — and
+/// each keeps its whole capacity (about 200 bytes an event). A fresh buffer is sized for the
+/// batch it replaces, and buffers come back through the pool, so a steady stream allocates
+/// none.
+const INITIAL_BATCH: usize = 16;
 
 /// One batch in the channel: the events of one read and the bytes of their messages.
 #[derive(Debug)]
@@ -97,14 +101,18 @@ impl Budget {
         self.shared.released.notified().await;
     }
 
-    /// An empty batch buffer: a recycled one if the pool has one.
-    pub(crate) fn spare(&self) -> Items {
+    /// An empty batch buffer for about `expected` items: a recycled one if the pool has one,
+    /// else a fresh one with room for twice that many (at least [`INITIAL_BATCH`]), so it
+    /// seldom grows while it fills.
+    pub(crate) fn spare(&self, expected: usize) -> Items {
         self.shared
             .spare
             .lock()
             .ok()
             .and_then(|mut pool| pool.pop())
-            .unwrap_or_else(|| VecDeque::with_capacity(INITIAL_BATCH))
+            .unwrap_or_else(|| {
+                VecDeque::with_capacity(expected.saturating_mul(2).max(INITIAL_BATCH))
+            })
     }
 
     /// Returns a batch buffer to the pool (emptied; dropped when the pool is full).
@@ -156,13 +164,22 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_batch_buffer_is_small() {
+        // 1024 events of 2 KiB rows arrive about 7 to a 16 KiB read: 146 batches wait when
+        // the application lags. With 256 slots each they held 7.5 MB of empty capacity.
+        let budget = Budget::new(10, 10);
+        let bytes = budget.spare(0).capacity() * size_of::<crate::Result<crate::Event>>();
+        assert!(bytes <= 4096, "a fresh batch buffer takes {bytes} bytes");
+    }
+
+    #[test]
     fn buffers_are_recycled() {
         let budget = Budget::new(10, 10);
-        let mut items = budget.spare();
+        let mut items = budget.spare(0);
         items.push_back(Err(crate::Error::ServerEnded));
         let capacity = items.capacity();
         budget.recycle(items);
-        let again = budget.spare();
+        let again = budget.spare(0);
         assert!(again.is_empty());
         assert_eq!(again.capacity(), capacity, "the pooled buffer comes back");
     }

@@ -72,8 +72,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 20)]
     live_pause_ms: u64,
     /// Run the consumers under a profiler: `perf` (perf record -g), `strace` (strace -c) or
-    /// `callgrind` (valgrind: user-space instruction counts that do not depend on the load);
-    /// output in target/bench/profile/. Figures of profiled runs include the profiler.
+    /// `callgrind` (valgrind: user-space instruction counts that do not depend on the load) or
+    /// `heaptrack` (every allocation, with the peak's call stacks); output in target/bench/profile/. Figures of profiled runs include the profiler.
     #[arg(long)]
     profile: Option<String>,
     /// Before starting, wait up to this many seconds for the 1-minute load average to drop
@@ -130,9 +130,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         && profiler != "perf"
         && profiler != "strace"
         && profiler != "callgrind"
+        && profiler != "heaptrack"
     {
         return Err(format!(
-            "unknown profiler {profiler:?}: perf, strace or callgrind"
+            "unknown profiler {profiler:?}: perf, strace, callgrind or heaptrack"
         ));
     }
     if args.runs == 0 || args.rows == 0 {
@@ -354,6 +355,7 @@ impl Context<'_> {
                 "--quiet".into(),
                 format!("--callgrind-out-file={}", path("callgrind.out")),
             ],
+            "heaptrack" => vec!["heaptrack".into(), "-o".into(), path("heaptrack")],
             _ => vec![
                 "strace".into(),
                 "-f".into(),

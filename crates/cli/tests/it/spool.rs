@@ -129,7 +129,7 @@ async fn a_large_streamed_transaction_in_jsonl_tx_keeps_memory_flat() {
         line_bytes > 200 << 20,
         "PostgreSQL {v}: the transaction is {line_bytes} bytes"
     );
-    // Memory holds bounded buffers only: the stream's channel (8 MiB of messages) and the
+    // Memory holds bounded buffers only: the stream's channel (1 MiB of messages) and the
     // read buffers its events pin, the runtime, the mapped binary. Their high-water mark
     // depends on how far this reader lets recv fall behind (31 MB for 23 MB of JSON, 47-48 MB
     // for 234 and 468 MB on a quiet machine, up to 65 MB on a busy one), never on the

@@ -169,6 +169,11 @@ impl LogicalCore {
         !self.events.is_empty()
     }
 
+    /// How many items are pending.
+    pub(crate) fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// Whether the driver should send CopyDone now: a stop was requested or the stop LSN was
     /// reached, and the final status update has been taken with
     /// [`poll_transmit`](Self::poll_transmit).

@@ -640,3 +640,63 @@ async fn next_event_and_next_batch_mix_without_losing_or_repeating() {
     assert!(matches!(kinds[0], EventKind::Relation(_)));
     stream.stop().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn coalescing_waits_after_a_small_read_but_not_after_batches_the_channel_cut_short() {
+    let budget = Duration::from_millis(50);
+    let mut options = CoreOptions::new(ProtocolVersion::V4);
+    options.status_interval = Duration::from_secs(10);
+    options.read_timeout = ReadTimeout::Disabled;
+    options.coalesce = crate::ReadCoalescing::new(budget);
+    let limits = ChannelLimits {
+        events: 10,
+        bytes: crate::config::DEFAULT_CHANNEL_BYTES,
+        slot: "mock".into(),
+    };
+    let (mut stream, server, _observed) = start_with(limits, options);
+    let (mut script, _) = big_transaction(95);
+    let rest = script.split_off(5);
+    // A small read (a few dozen bytes, all the transport had): the driver waits out the
+    // budget before reading again.
+    for s in script {
+        server.send(s).unwrap();
+    }
+    let first = stream.next_batch().await.unwrap();
+    assert_eq!(first.len(), 5);
+    let small_read_at = tokio::time::Instant::now();
+    drop(first);
+    // 93 frames wait; the channel's room of 10 cuts every batch short although each is only a
+    // few hundred bytes. None of those is a small read, so no batch waits for the next.
+    for s in rest {
+        server.send(s).unwrap();
+    }
+    let mut seen = 0;
+    while seen < 93 {
+        seen += stream.next_batch().await.unwrap().len();
+    }
+    let waited = small_read_at.elapsed();
+    assert!(
+        waited >= budget,
+        "read again after {waited:?}, within the budget"
+    );
+    assert!(
+        waited < 2 * budget,
+        "{waited:?}: a batch cut short by the channel's room was taken for a small read"
+    );
+    // The last of those batches took only frames left behind, so its size says nothing of
+    // what the server sent since: the driver reads again at once.
+    let drained_at = tokio::time::Instant::now();
+    for s in inserts(3, 8) {
+        server.send(s).unwrap();
+    }
+    let mut seen = 0;
+    while seen < 5 {
+        seen += stream.next_batch().await.unwrap().len();
+    }
+    let waited = drained_at.elapsed();
+    assert!(
+        waited < budget,
+        "{waited:?}: the frames left behind by a cut-short batch were taken for a small read"
+    );
+    stream.stop().await.unwrap();
+}

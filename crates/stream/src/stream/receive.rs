@@ -181,7 +181,7 @@ impl LogicalStream {
                     Poll::Ready(None) => return self.task.poll_end(cx, |late| late).map(single),
                 }
             } else {
-                std::mem::replace(&mut self.current, self.budget.spare())
+                std::mem::take(&mut self.current)
             };
             let (replay, feedback) = (&mut self.replay, &self.feedback);
             items.retain(|item| Self::admits(replay, feedback, item));
