@@ -553,8 +553,9 @@ impl LogicalConfigBuilder {
 
     /// How long the stream may wait after a small read from the server before reading again,
     /// so that the next read carries many messages (fewer wake-ups and syscalls here and in
-    /// the walsender): default [`ReadCoalescing::DEFAULT_BUDGET`] (1 ms) over TCP and off over
-    /// a Unix-domain socket ([`ReadCoalescing::default_for`] says why); at most
+    /// the walsender): default [`ReadCoalescing::DEFAULT_BUDGET`] (1 ms) over TCP and
+    /// [`ReadCoalescing::DEFAULT_UNIX_BUDGET`] (400 µs) over a Unix-domain socket
+    /// ([`ReadCoalescing::default_for`] says why); at most
     /// [`ReadCoalescing::MAX_BUDGET`]; zero turns it off (every read follows the previous one
     /// at once). A budget set here applies to either kind of socket. It adds at most `budget`
     /// to a message's delivery latency, and never delays a status update, a liveness ping or

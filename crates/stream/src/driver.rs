@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::core::LogicalCore;
 use crate::error::{Error, Result};
+use crate::fine_timer::ShortWait;
 use crate::handoff::{Budget, Handoff, Items, item_bytes};
 use crate::metrics::StreamMetrics;
 
@@ -280,6 +281,8 @@ pub(crate) async fn drive<T: Transport>(
     let mut armed: Option<std::time::Instant> = None;
     // Until when reading waits for data to accumulate (read coalescing).
     let mut pause: Option<std::time::Instant> = None;
+    // A pause shorter than the runtime's timer tick waits on its own timer.
+    let mut short_wait = ShortWait::default();
     // Whether the last batch left complete frames in the transport's buffer.
     let mut carried_over = false;
     let feedback = core.feedback().clone();
@@ -334,7 +337,9 @@ pub(crate) async fn drive<T: Transport>(
         outlet.metrics.on_wait(backpressured, core.received_lsn());
         // Finished cores (waiting only to hand over their error) have no timer.
         let mut at = core.poll_timeout().unwrap_or(now + IDLE_WAIT);
-        if let Some(until) = pause {
+        if let Some(until) = pause
+            && !short_wait.armed
+        {
             at = at.min(until);
         }
         // A later deadline keeps the armed sleep: it fires early, finds nothing due and is
@@ -357,8 +362,13 @@ pub(crate) async fn drive<T: Transport>(
                 now = Instant::now().into_std();
                 if pause.is_some_and(|until| now >= until) {
                     pause = None;
+                    short_wait.armed = false;
                 }
                 core.handle_timeout(now);
+            }
+            () = short_wait.over(), if short_wait.armed => {
+                now = Instant::now().into_std();
+                pause = None;
             }
             // The status update itself goes out at the top of the loop.
             () = feedback.status_requested() => now = Instant::now().into_std(),
@@ -380,6 +390,9 @@ pub(crate) async fn drive<T: Transport>(
                             .filter(|_| !carried_over)
                             .and_then(|bytes| core.read_pause(now, bytes));
                         carried_over = read.is_none();
+                        if let Some(until) = pause {
+                            short_wait.arm(until.saturating_duration_since(now));
+                        }
                         if pause.is_some()
                             && let Err(error) = transport.park_reads()
                         {

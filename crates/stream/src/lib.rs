@@ -118,6 +118,7 @@ mod driver;
 mod error;
 mod events;
 mod feedback;
+mod fine_timer;
 mod handoff;
 mod key;
 mod metrics;

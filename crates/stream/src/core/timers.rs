@@ -63,6 +63,10 @@ pub struct ReadCoalescing {
 impl ReadCoalescing {
     /// The default budget: 1 ms.
     pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1);
+    /// The default budget over a Unix-domain socket: 400 µs ([`default_for`](Self::default_for)
+    /// says why it is shorter). Waits under a millisecond use a timer of their own (a
+    /// `timerfd` on Linux), since the runtime's timers tick in whole milliseconds.
+    pub const DEFAULT_UNIX_BUDGET: Duration = Duration::from_micros(400);
     /// The default threshold: 4 KiB. libpq reads into at least 8 KiB of free buffer at a
     /// time and the native backend into at least 32 KiB, so a read that found more waiting
     /// than it could take — its complete frames at least 8 KiB less one partial frame — is
@@ -84,26 +88,31 @@ impl ReadCoalescing {
         Self::new(Duration::ZERO)
     }
 
-    /// The default for a connection: [`DEFAULT_BUDGET`](Self::DEFAULT_BUDGET) over TCP, off
-    /// over a Unix-domain socket (`unix_socket`).
+    /// The default for a connection: [`DEFAULT_BUDGET`](Self::DEFAULT_BUDGET) over TCP,
+    /// [`DEFAULT_UNIX_BUDGET`](Self::DEFAULT_UNIX_BUDGET) over a Unix-domain socket
+    /// (`unix_socket`).
     ///
     /// A Unix-domain stream socket queues only as much as the *sender's* `SO_SNDBUF` allows
     /// (Linux: 208 KiB of buffer memory by default, counted with each message's overhead),
     /// and the walsender sends each small message by itself: about a millisecond of them at
-    /// full speed. The runtime's timers tick in whole milliseconds, so any wait lasts at
-    /// least that long — the walsender would fill the queue and block in every wait. Over
-    /// TCP the receive window (tuned up to megabytes) holds many milliseconds.
+    /// full speed. A wait of a millisecond or more lets the walsender fill the queue and
+    /// block; 400 µs halved the consumer's CPU without slowing the walsender
+    /// (docs/BENCHMARKS.md). Over TCP the receive window (tuned up to megabytes) holds many
+    /// milliseconds.
     ///
     /// ```
     /// use pg_walstream_stream::ReadCoalescing;
     ///
     /// assert_eq!(ReadCoalescing::default_for(false), ReadCoalescing::default());
-    /// assert!(ReadCoalescing::default_for(true).budget.is_zero());
+    /// assert_eq!(
+    ///     ReadCoalescing::default_for(true).budget,
+    ///     ReadCoalescing::DEFAULT_UNIX_BUDGET
+    /// );
     /// ```
     #[must_use]
     pub const fn default_for(unix_socket: bool) -> Self {
         if unix_socket {
-            Self::off()
+            Self::new(Self::DEFAULT_UNIX_BUDGET)
         } else {
             Self::new(Self::DEFAULT_BUDGET)
         }

@@ -284,7 +284,7 @@ async fn a_long_coalescing_budget_never_delays_a_reply_past_the_senders_timeout(
 }
 
 #[tokio::test]
-async fn coalescing_is_on_over_tcp_and_off_over_a_unix_socket_unless_configured() {
+async fn coalescing_waits_1_ms_over_tcp_and_400_us_over_a_unix_socket_unless_configured() {
     for server in servers() {
         let version = server.version();
         let fx = Fixture::new(
@@ -298,7 +298,12 @@ async fn coalescing_is_on_over_tcp_and_off_over_a_unix_socket_unless_configured(
         let configured = Duration::from_millis(3);
         for (session, (conninfo, set, expected, what)) in [
             (&fx.conninfo, None, ReadCoalescing::DEFAULT_BUDGET, "TCP"),
-            (&unix, None, Duration::ZERO, "Unix socket"),
+            (
+                &unix,
+                None,
+                ReadCoalescing::DEFAULT_UNIX_BUDGET,
+                "Unix socket",
+            ),
             (
                 &unix,
                 Some(configured),
