@@ -20,9 +20,9 @@ pub(crate) type Items = VecDeque<Result<Event>>;
 const SPARE_BUFFERS: usize = 4;
 /// The least capacity of a fresh batch buffer. Small, because a lagging application can have
 /// a batch per read waiting — a hundred and more of a few events each with large rows — and
-/// each keeps its whole capacity (about 200 bytes an event). A fresh buffer is sized for the
-/// batch it replaces, and buffers come back through the pool, so a steady stream allocates
-/// none.
+/// each keeps its whole capacity (about 200 bytes an event). A fresh buffer has room for
+/// twice the batch it replaces, and buffers come back through the pool, so a steady stream
+/// allocates none.
 const INITIAL_BATCH: usize = 16;
 
 /// One batch in the channel: the events of one read and the bytes of their messages.
