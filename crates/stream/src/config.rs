@@ -484,6 +484,9 @@ impl LogicalConfigBuilder {
     /// (see [`Config::recv_buffer_size`]); default: the operating system's, which Linux
     /// tunes automatically (setting it turns that off). Applies to connections the stream
     /// makes ([`LogicalStream::connect`](crate::LogicalStream::connect)) and its reconnects.
+    /// A small buffer can stall a TCP stream: over loopback, 16 KiB made a stream of 2 KB
+    /// rows take 212 s instead of 0.5 s (docs/BENCHMARKS.md); it also caps throughput at the
+    /// buffer over the round-trip time.
     pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
         self.recv_buffer_size = Some(bytes);
         self
