@@ -392,11 +392,9 @@ pub(crate) async fn drive<T: Transport>(
                         carried_over = read.is_none();
                         if let Some(until) = pause {
                             short_wait.arm(until.saturating_duration_since(now));
-                        }
-                        if pause.is_some()
-                            && let Err(error) = transport.park_reads()
-                        {
-                            core.handle_error(Error::Transport(error));
+                            if let Err(error) = transport.park_reads() {
+                                core.handle_error(Error::Transport(error));
+                            }
                         }
                     }
                     Ok(None) => core.handle_server_end(),

@@ -68,9 +68,9 @@ impl ReadCoalescing {
     /// `timerfd` on Linux), since the runtime's timers tick in whole milliseconds.
     pub const DEFAULT_UNIX_BUDGET: Duration = Duration::from_micros(400);
     /// The default threshold: 4 KiB. libpq reads into at least 8 KiB of free buffer at a
-    /// time and the native backend into at least 32 KiB, so a read that found more waiting
-    /// than it could take — its complete frames at least 8 KiB less one partial frame — is
-    /// never followed by a wait.
+    /// time and the native backend up to its `max_read_size` (16 KiB by default), so a read
+    /// that found more waiting than it could take — its complete frames at least 8 KiB less
+    /// one partial frame — is never followed by a wait.
     pub const DEFAULT_BELOW: usize = 4 * 1024;
     /// The largest budget a configuration accepts.
     pub const MAX_BUDGET: Duration = Duration::from_secs(1);

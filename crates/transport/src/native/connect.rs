@@ -9,11 +9,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
@@ -25,7 +23,7 @@ use super::framed::{Framed, PRE_AUTH_MAX_FRAME_LEN};
 use super::session::{NativeConnection, message_name};
 use super::socket::{self, Keepalive};
 use super::stream::{Socket, Stream};
-use super::tls::ALPN_POSTGRESQL;
+use super::tls::{ALPN_POSTGRESQL, TlsSettings};
 use crate::cancel::{CancelAddress, CancelToken};
 use crate::conninfo::SslMode;
 use crate::error::{Result, TransportError};
@@ -65,8 +63,9 @@ pub(crate) struct NativeOptions {
     pub(crate) hosts: Vec<Host>,
     pub(crate) ssl_mode: SslMode,
     pub(crate) direct_tls: bool,
-    /// Built once per connect; `None` when `sslmode=disable`.
-    pub(crate) tls: Option<Arc<ClientConfig>>,
+    /// Checked once per connect, built when a server first accepts TLS; `None` when
+    /// `sslmode=disable` or every host is a Unix-domain socket.
+    pub(crate) tls: Option<TlsSettings>,
     /// StartupMessage parameters (user, database, replication, application_name, options).
     pub(crate) startup: Vec<(String, String)>,
     /// Everything but the password, which may differ per host (password file).
@@ -284,8 +283,8 @@ async fn negotiate_tls(
     let Address::Tcp { host, .. } = address else {
         return Ok(Negotiated::Refused(socket));
     };
-    let config = options.tls.clone().ok_or(TransportError::Config(
-        "TLS requested but no TLS configuration was built".into(),
+    let settings = options.tls.as_ref().ok_or(TransportError::Config(
+        "TLS requested but no TLS settings were resolved".into(),
     ))?;
     if !options.direct_tls {
         let mut request = BytesMut::with_capacity(8);
@@ -308,6 +307,7 @@ async fn negotiate_tls(
             }
         }
     }
+    let config = settings.client_config()?;
     let server_name = ServerName::try_from(host.clone()).map_err(|_| {
         TransportError::Config(format!("host name \"{host}\" is not valid for TLS"))
     })?;

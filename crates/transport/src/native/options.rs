@@ -6,7 +6,7 @@ use pg_walstream_auth::AuthConfig;
 
 use super::connect::{Host, NativeOptions};
 use super::socket::Keepalive;
-use super::tls::{Roots, Verify, client_config};
+use super::tls::{Roots, TlsSettings, Verify};
 use crate::conninfo::{Config, SslMode, SslNegotiation, SslRootCert, Target};
 use crate::error::{Result, TransportError};
 use crate::message::backend::DEFAULT_MAX_FRAME_LEN;
@@ -16,8 +16,8 @@ const NO_ROOT_HINT: &str = "either provide the file, use the system's trusted ro
                             or change sslmode to disable server certificate verification";
 
 impl NativeOptions {
-    /// Resolves the configuration: hosts and per-host passwords, the TLS client
-    /// configuration (built once, with libpq's rules for root and client certificate files),
+    /// Resolves the configuration: hosts and per-host passwords, the TLS settings (checked
+    /// now with libpq's rules for root and client certificate files, built on first use),
     /// startup parameters and socket options.
     pub(crate) fn from_config(config: &Config) -> Result<Self> {
         let hosts = config
@@ -70,7 +70,7 @@ impl NativeOptions {
             hosts,
             ssl_mode: config.ssl_mode,
             direct_tls: config.ssl_negotiation == SslNegotiation::Direct,
-            tls: tls_config(config)?,
+            tls: tls_settings(config)?,
             startup,
             auth: AuthConfig::new(config.user.clone())
                 .max_scram_iterations(config.max_scram_iterations)
@@ -93,7 +93,7 @@ impl NativeOptions {
 /// libpq (`initialize_SSL`): an existing root certificate file always turns on chain
 /// verification; `verify-ca`/`verify-full` without one is an error; `verify-full` also checks
 /// the host name. A client certificate is sent when its file exists.
-fn tls_config(config: &Config) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+fn tls_settings(config: &Config) -> Result<Option<TlsSettings>> {
     if config.ssl_mode == SslMode::Disable
         || config
             .hosts
@@ -123,7 +123,7 @@ fn tls_config(config: &Config) -> Result<Option<std::sync::Arc<rustls::ClientCon
     let client = match (&config.ssl_cert, &config.ssl_key) {
         (Some(cert), Some(key)) if cert.exists() => {
             super::key_file::check(key)?;
-            Some((cert.as_path(), key.as_path()))
+            Some((cert.clone(), key.clone()))
         }
         (Some(cert), None) if cert.exists() => {
             return Err(TransportError::Config(format!(
@@ -133,12 +133,12 @@ fn tls_config(config: &Config) -> Result<Option<std::sync::Arc<rustls::ClientCon
         }
         _ => None,
     };
-    client_config(verify, roots, client).map(Some)
+    Ok(Some(TlsSettings::new(verify, roots, client)))
 }
 
-fn root_file(path: &Path, verifying: bool) -> Result<Option<Roots<'_>>> {
+fn root_file(path: &Path, verifying: bool) -> Result<Option<Roots>> {
     if path.exists() {
-        Ok(Some(Roots::File(path)))
+        Ok(Some(Roots::File(path.to_path_buf())))
     } else if verifying {
         Err(TransportError::Config(format!(
             "root certificate file \"{}\" does not exist; {NO_ROOT_HINT}",

@@ -1,7 +1,7 @@
 //! rustls client configuration with libpq's certificate verification levels.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -30,12 +30,66 @@ pub(crate) enum Verify {
 }
 
 /// Where trusted roots come from.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Roots<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Roots {
     /// A PEM file with one or more CA certificates.
-    File(&'a Path),
+    File(PathBuf),
     /// The Mozilla root program (`sslrootcert=system`), via webpki-roots.
     System,
+}
+
+/// What a connection's TLS client configuration is made of, checked when the connection
+/// options are resolved; the configuration itself is built when a server first accepts TLS.
+///
+/// Like libpq, which reads certificate and key files only once the server has answered `S`,
+/// a connection that never uses TLS (`sslmode=prefer` against a server without SSL, or
+/// `allow` when plain works) never builds one: no files read, no crypto provider set up, and
+/// none of rustls' code paged in. That was half a megabyte of a small consumer's resident
+/// memory (docs/BENCHMARKS.md). Errors reading or parsing the files come from that first use.
+#[derive(Debug)]
+pub(crate) struct TlsSettings {
+    verify: Verify,
+    roots: Option<Roots>,
+    /// Client certificate and private key files.
+    client_cert: Option<(PathBuf, PathBuf)>,
+    built: OnceLock<Arc<ClientConfig>>,
+}
+
+impl TlsSettings {
+    pub(crate) fn new(
+        verify: Verify,
+        roots: Option<Roots>,
+        client_cert: Option<(PathBuf, PathBuf)>,
+    ) -> Self {
+        TlsSettings {
+            verify,
+            roots,
+            client_cert,
+            built: OnceLock::new(),
+        }
+    }
+
+    /// The client configuration, built on the first call and shared by later ones.
+    ///
+    /// # Errors
+    /// As [`build`]; a failed build is tried again on the next call.
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        if let Some(config) = self.built.get() {
+            return Ok(Arc::clone(config));
+        }
+        let client = self
+            .client_cert
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()));
+        let config = build(self.verify, self.roots.as_ref(), client)?;
+        Ok(Arc::clone(self.built.get_or_init(|| config)))
+    }
+
+    /// Whether the configuration has been built (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_built(&self) -> bool {
+        self.built.get().is_some()
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -54,7 +108,7 @@ fn file_error(
     }
 }
 
-fn load_roots(roots: Roots<'_>) -> Result<RootCertStore> {
+fn load_roots(roots: &Roots) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     match roots {
         Roots::System => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -79,9 +133,9 @@ fn load_roots(roots: Roots<'_>) -> Result<RootCertStore> {
 /// # Errors
 /// [`TransportError::TlsFile`] when a certificate or key file cannot be read or parsed,
 /// [`TransportError::TlsConfig`] when rustls rejects the combination.
-pub(crate) fn client_config(
+fn build(
     verify: Verify,
-    roots: Option<Roots<'_>>,
+    roots: Option<&Roots>,
     client_cert: Option<(&Path, &Path)>,
 ) -> Result<Arc<ClientConfig>> {
     let provider = provider();
@@ -228,5 +282,40 @@ impl ServerCertVerifier for ChainOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_build_once_on_first_use() {
+        let settings = TlsSettings::new(Verify::None, None, None);
+        assert!(!settings.is_built());
+        let first = settings.client_config().expect("no files to read");
+        assert!(settings.is_built());
+        let second = settings.client_config().expect("built");
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(first.alpn_protocols, vec![ALPN_POSTGRESQL.to_vec()]);
+    }
+
+    #[test]
+    fn an_unreadable_root_file_fails_every_build_and_nothing_is_kept() {
+        let path = std::env::temp_dir().join(format!("pgws-roots-{}.crt", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").expect("write");
+        let settings = TlsSettings::new(Verify::Chain, Some(Roots::File(path.clone())), None);
+        for _ in 0..2 {
+            let err = settings
+                .client_config()
+                .expect_err("no certificate in the file");
+            assert!(
+                matches!(&err, TransportError::TlsFile { what: "root certificate file", path: p, .. }
+                    if *p == path.display().to_string()),
+                "{err:?}"
+            );
+            assert!(!settings.is_built());
+        }
+        std::fs::remove_file(&path).expect("remove");
     }
 }

@@ -1,9 +1,9 @@
-//! SSL negotiation corner cases: a server that refuses SSLRequest, unix sockets, several
-//! hosts, `sslrootcert=system`.
+//! SSL negotiation corner cases: a server that refuses SSLRequest, certificate files read
+//! only when TLS is used, unix sockets, several hosts, `sslrootcert=system`.
 
 use std::net::SocketAddr;
 
-use pg_walstream_testkit::{AuthUser, servers};
+use pg_walstream_testkit::{AuthUser, servers, unique_name};
 use pg_walstream_transport::{Backend, Transport, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -80,6 +80,54 @@ async fn server_without_ssl_follows_sslmode() {
             }
         }
     }
+}
+
+// Native backend only: the typed file error is the native backend's.
+#[tokio::test]
+async fn certificate_files_are_read_only_once_a_server_accepts_tls() {
+    let dir = std::env::temp_dir().join(unique_name("pgws_roots"));
+    std::fs::create_dir_all(&dir).expect("create directory");
+    let garbage = dir.join("root.crt");
+    std::fs::write(&garbage, "not a certificate\n").expect("write root file");
+    for server in servers() {
+        let v = server.version();
+        let db = server.create_database("lazytls").await;
+        let relay = no_ssl_relay(
+            format!("{}:{}", server.host(), server.port())
+                .parse()
+                .expect("addr"),
+        )
+        .await;
+        let password = AuthUser::Scram.password().expect("password");
+        let conninfo = |port: u16, mode: &str| {
+            format!(
+                "host=127.0.0.1 port={port} user={} password={password} dbname={db} sslmode={mode} sslrootcert='{}'",
+                AuthUser::Scram.name(),
+                garbage.display()
+            )
+        };
+        // A server that refuses SSL: the unreadable root file is never opened (as libpq).
+        for mode in ["allow", "prefer"] {
+            let cell = format!("PG {v}: SSL refused, sslmode={mode}");
+            let mut conn = connect_native(&conninfo(relay.port(), mode))
+                .await
+                .unwrap_or_else(|e| panic!("{cell}: {}", chain(&e)));
+            assert!(!conn.is_tls(), "{cell}");
+            conn.simple_query("SELECT 1").await.expect("query");
+            conn.close().await.expect("close");
+        }
+        // A server that accepts it: the file is read then, and its error names it.
+        let cell = format!("PG {v}: SSL accepted, sslmode=prefer");
+        let err = connect_native(&conninfo(server.port(), "prefer"))
+            .await
+            .expect_err("an unreadable root file must not be skipped");
+        assert!(
+            matches!(&err, TransportError::TlsFile { what: "root certificate file", path, .. }
+                if *path == garbage.display().to_string()),
+            "{cell}: {err:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).expect("remove directory");
 }
 
 #[tokio::test]
