@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use pg_walstream_testkit::{AuthUser, servers, unique_name};
+use pg_walstream_testkit::{AuthUser, TestServer, servers, unique_name};
 use pg_walstream_transport::{Backend, Transport, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -41,18 +41,19 @@ async fn no_ssl_relay(target: SocketAddr) -> SocketAddr {
     addr
 }
 
+/// [`no_ssl_relay`] in front of `server`'s TCP port.
+async fn no_ssl_relay_for(server: &TestServer) -> SocketAddr {
+    let target = format!("{}:{}", server.host(), server.port());
+    no_ssl_relay(target.parse().expect("addr")).await
+}
+
 // Native backend only: it checks typed TLS/auth errors or settings libpq 15 lacks.
 #[tokio::test]
 async fn server_without_ssl_follows_sslmode() {
     for server in servers() {
         let v = server.version();
         let db = server.create_database("nossl").await;
-        let relay = no_ssl_relay(
-            format!("{}:{}", server.host(), server.port())
-                .parse()
-                .expect("addr"),
-        )
-        .await;
+        let relay = no_ssl_relay_for(server).await;
         let password = AuthUser::Scram.password().expect("password");
         for (mode, connects) in [
             ("disable", true),
@@ -92,12 +93,7 @@ async fn certificate_files_are_read_only_once_a_server_accepts_tls() {
     for server in servers() {
         let v = server.version();
         let db = server.create_database("lazytls").await;
-        let relay = no_ssl_relay(
-            format!("{}:{}", server.host(), server.port())
-                .parse()
-                .expect("addr"),
-        )
-        .await;
+        let relay = no_ssl_relay_for(server).await;
         let password = AuthUser::Scram.password().expect("password");
         let conninfo = |port: u16, mode: &str| {
             format!(
