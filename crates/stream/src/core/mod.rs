@@ -32,6 +32,10 @@ pub use timers::{ReadCoalescing, ReadTimeout};
 use ack::AckTracker;
 use timers::Timers;
 
+/// Queue lengths up to which [`LogicalCore::take_all_events`] hands over a queue with room
+/// for four times as many (a batch buffer's smallest size is 16 events).
+const SMALL_QUEUE: usize = 16;
+
 /// Settings of a [`LogicalCore`].
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -319,7 +323,9 @@ impl LogicalCore {
     /// Moves every pending item into `into` (empty) at once, without moving the events one
     /// by one, if they fit in `events` events and `bytes` bytes (the last one may cross the
     /// byte bound) and none is a transient error while `reconnect` holds; returns whether it
-    /// did.
+    /// did. `into` becomes the queue: a queue with room for more than four times what it
+    /// holds (and for more than [`SMALL_QUEUE`]) stays, since a few events are cheaper to
+    /// move one by one than `into` is to grow to the size of the next read.
     pub(crate) fn take_all_events(
         &mut self,
         into: &mut VecDeque<Result<Event>>,
@@ -328,6 +334,9 @@ impl LogicalCore {
         reconnect: bool,
     ) -> Option<usize> {
         if self.events.len() > events || !into.is_empty() {
+            return None;
+        }
+        if self.events.capacity() > 4 * self.events.len().max(SMALL_QUEUE) {
             return None;
         }
         // An error is always the last item (the stream ends with it).

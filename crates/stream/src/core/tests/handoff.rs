@@ -53,3 +53,20 @@ fn a_transient_error_last_stays_for_the_reconnect() {
     );
     assert!(matches!(into.back(), Some(Err(Error::ServerEnded))));
 }
+
+#[test]
+fn a_roomy_queue_stays_with_the_core_when_only_a_few_events_wait() {
+    let mut h = Harness::v(ProtocolVersion::V1);
+    h.core.events.reserve(1024);
+    let capacity = h.core.events.capacity();
+    let n = queued(&mut h);
+    assert!(n < super::super::SMALL_QUEUE, "{n} events queued");
+    let mut into = VecDeque::new();
+    assert_eq!(
+        h.core.take_all_events(&mut into, n, usize::MAX, false),
+        None,
+        "a few events in a roomy queue move one by one"
+    );
+    assert!(into.is_empty() && h.core.pending_events() == n);
+    assert_eq!(h.core.events.capacity(), capacity);
+}
