@@ -19,6 +19,7 @@
 
 mod bench;
 mod ci;
+mod client_tools_17;
 mod codegen;
 mod demo;
 mod deps;

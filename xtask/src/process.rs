@@ -3,9 +3,12 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Runs `command` in the workspace root, inheriting stdio; a non-zero exit is an error.
+/// Runs `command` in the workspace root (unless it names a directory), inheriting stdio; a
+/// non-zero exit is an error.
 pub(crate) fn run(mut command: Command) -> Result<(), String> {
-    command.current_dir(pg_walstream_testkit::workspace_root());
+    if command.get_current_dir().is_none() {
+        command.current_dir(pg_walstream_testkit::workspace_root());
+    }
     let line = describe(&command);
     eprintln!("xtask: running {line}");
     let status = command

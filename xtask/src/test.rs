@@ -46,11 +46,15 @@ pub(crate) fn run_versions(versions: &[u32]) -> Result<(), String> {
 
 fn run_with(versions: &[u32], packages: &[String], runner_args: &[String]) -> Result<(), String> {
     crate::deps::ensure_libpq_build_deps()?;
-    // The incremental backup tests combine backups of 17+ with pg_combinebackup 18.
-    if versions.iter().any(|&v| v >= 17)
-        && (packages.is_empty() || packages.iter().any(|p| p == "pg-walstream-backup"))
-    {
-        crate::deps::ensure_client_tools_18()?;
+    // The incremental backup tests combine backups of 17 and 18 with pg_combinebackup of the
+    // same version.
+    if packages.is_empty() || packages.iter().any(|p| p == "pg-walstream-backup") {
+        if versions.contains(&17) {
+            crate::client_tools_17::ensure_client_tools_17()?;
+        }
+        if versions.iter().any(|&v| v >= 18) {
+            crate::deps::ensure_client_tools_18()?;
+        }
     }
     let mut scope: Vec<String> = packages
         .iter()

