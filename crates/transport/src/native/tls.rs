@@ -30,7 +30,7 @@ pub(crate) enum Verify {
 }
 
 /// Where trusted roots come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Roots {
     /// A PEM file with one or more CA certificates.
     File(PathBuf),
