@@ -51,8 +51,8 @@ pub(crate) fn fuzz(target: Option<&str>, seconds: u64) -> Result<(), String> {
         std::fs::create_dir_all(&scratch)
             .map_err(|error| format!("creating {}: {error}", scratch.display()))?;
         let mut command = cargo();
+        // In the workspace root (where `run` starts it), cargo-fuzz finds fuzz/.
         command
-            .current_dir(&fuzz_dir)
             .args(["fuzz", "run", "-s", "none", &target])
             .arg(&scratch)
             .arg(&corpus)
