@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pg_walstream_testkit::reports_major_version;
+
 use crate::process::run;
 
 /// Debian 13's packages: the client tools, and the glibc they were built against.
@@ -30,7 +32,10 @@ const TOOLS: [&str; 1] = ["pg_combinebackup"];
 /// start.
 pub(crate) fn ensure_client_tools_17() -> Result<PathBuf, String> {
     let bin = pg_walstream_testkit::client_tools_17_bindir();
-    if TOOLS.iter().all(|tool| reports_version_17(&bin.join(tool))) {
+    if TOOLS
+        .iter()
+        .all(|tool| reports_major_version(&bin.join(tool), 17))
+    {
         return Ok(bin);
     }
     let root = bin
@@ -60,7 +65,7 @@ pub(crate) fn ensure_client_tools_17() -> Result<PathBuf, String> {
     std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
     for tool in TOOLS {
         write_wrapper(&bin.join(tool), &client, &glibc, tool)?;
-        if !reports_version_17(&bin.join(tool)) {
+        if !reports_major_version(&bin.join(tool), 17) {
             return Err(format!(
                 "{}: does not report version 17 (run it to see why)",
                 bin.join(tool).display()
@@ -156,15 +161,4 @@ fn write_wrapper(path: &Path, client: &Path, glibc: &Path, tool: &str) -> Result
     std::fs::write(path, script).map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Whether `tool --version` runs and names major version 17.
-fn reports_version_17(tool: &Path) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| {
-            out.status.success()
-                && String::from_utf8_lossy(&out.stdout).contains("(PostgreSQL) 17.")
-        })
 }

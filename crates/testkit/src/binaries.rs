@@ -134,14 +134,17 @@ pub fn client_tool_of_version(name: &str, version: u32) -> Option<PathBuf> {
     ]
     .into_iter()
     .flatten()
-    .find(|tool| {
-        Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|out| {
-                parse_major_version(&String::from_utf8_lossy(&out.stdout)) == Some(version)
-            })
-    })
+    .find(|tool| reports_major_version(tool, version))
+}
+
+/// Whether `tool --version` runs and names major version `version`.
+pub fn reports_major_version(tool: &Path, version: u32) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            parse_major_version(&String::from_utf8_lossy(&out.stdout)) == Some(version)
+        })
 }
 
 /// Whether `dir` holds initdb, pg_ctl and a postgres of major version `version`.

@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use binaries::{
     NPM_PACKAGES, cache_dir, client_tool, client_tool_of_version, client_tools_17_bindir,
-    find_bindir, server_major_version, wheel_bindir, workspace_root,
+    find_bindir, reports_major_version, server_major_version, wheel_bindir, workspace_root,
 };
 pub use certs::CertPaths;
 pub use error::TestkitError;
